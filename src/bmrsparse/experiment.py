@@ -1,0 +1,267 @@
+"""Experiment stages as the workflow runs them: train a method for a schedule of epochs, evaluate after each epoch.
+
+The paper's schedule (section 2.7): a Flat-FF warm-up of ``W`` SVI steps (epoch 0), then five epochs of ``E``
+steps. Flat-FF continues from the warm-up; BMR-S&S starts from the warm-up and prunes before each of its epochs;
+Flat-MAP and Tiered-FF train from scratch for the same total ``W + 5E`` steps.
+
+:func:`run_stage` is the one entry point the workflow scripts call. It checkpoints its whole state every
+``checkpoint_every`` steps and resumes from the checkpoint when rerun, so a killed run continues where it was and
+ends with the same numbers as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+
+import jax
+import numpy as np
+import pandas as pd
+
+from . import data as bdata
+from .io import atomic_write_text
+from .methods import METHODS, get_method
+from .nets import ARCHS
+from .train import NonFiniteLossError, State, StateMismatchError, Trainer
+
+__all__ = [
+    "METHODS",
+    "DEFAULT_SETTINGS",
+    "METRIC_COLUMNS",
+    "resolve_settings",
+    "run_stage",
+    "posterior_summary",
+    "NonFiniteLossError",
+    "StateMismatchError",
+]
+
+#: Settings of a training stage; every key can be overridden from the workflow's ``training:`` config section.
+DEFAULT_SETTINGS: dict = {
+    # Optax AdaBelief step size per method; the authors' code (the paper's text says 1e-3 for all)
+    "learning_rate": {m: METHODS[m].learning_rate for m in METHODS},
+    "batch_size": 128,  # minibatch N_B
+    "chunk_size": 500,  # SVI steps per compiled chunk (progress bar and checkpoints between chunks)
+    "checkpoint_every": 5000,  # steps between checkpoints (rounded up to whole chunks)
+    "num_eval_samples": 100,  # posterior-predictive samples (Flat-MAP always uses its point estimate)
+    "eval_batch_size": 1000,  # test images per forward pass
+    "test_subset": None,  # evaluate on the first n test images (None: the whole test set)
+    "gamma0": 0.1,  # gamma_0 of eq. (15): prior scale of hidden-layer weights
+    "tau0": 1e-2,  # tau_0 of eq. (17): global horseshoe scale
+    "alpha0": 1.0,  # alpha_0 of the Beta prior over a layer's inclusion rate (eq. 22)
+    "beta0": 1.0,  # beta_0
+    "bmr_iters": 4,  # k_max fixed-point iterations (eq. 22)
+    "dropout": 0.2,  # Flat-MAP dropout rate on dense layers (not in the Mixer)
+    "net": {},  # per-architecture overrides of bmrsparse.nets.make_net, e.g. {"mlp": {"width": 32}}
+}
+
+METRIC_COLUMNS = [
+    "dataset",
+    "arch",
+    "method",
+    "seed",
+    "epoch",
+    "step",
+    "acc",
+    "ece",
+    "ece_width15",
+    "nll",
+    "pruned_fraction",
+    "seconds",
+    "steps_per_s",
+]
+
+
+def resolve_settings(settings: dict | None) -> dict:
+    """``DEFAULT_SETTINGS`` updated with ``settings``; unknown keys and bad values raise ``ValueError`` naming them."""
+    out = copy.deepcopy(DEFAULT_SETTINGS)
+    for key, value in (settings or {}).items():
+        if key not in out:
+            raise ValueError(f"unknown training setting {key!r}; known: {sorted(out)}")
+        if key == "learning_rate":
+            for m, lr in (value or {}).items():
+                if m not in METHODS:
+                    raise ValueError(f"training.learning_rate: unknown method {m!r}; choose from {sorted(METHODS)}")
+                if not (isinstance(lr, (int, float)) and lr > 0):
+                    raise ValueError(f"training.learning_rate.{m} must be a positive number, got {lr!r}")
+                out[key][m] = float(lr)
+        elif key == "net":
+            for a in value or {}:
+                if a not in ARCHS:
+                    raise ValueError(f"training.net: unknown architecture {a!r}; choose from {list(ARCHS)}")
+            out[key] = copy.deepcopy(value or {})
+        else:
+            out[key] = value
+    for key in ("batch_size", "chunk_size", "checkpoint_every", "num_eval_samples", "eval_batch_size", "bmr_iters"):
+        if not (isinstance(out[key], int) and out[key] >= 1):
+            raise ValueError(f"training.{key} must be an integer >= 1, got {out[key]!r}")
+    if out["test_subset"] is not None and not (isinstance(out["test_subset"], int) and out["test_subset"] >= 1):
+        raise ValueError(f"training.test_subset must be null or an integer >= 1, got {out['test_subset']!r}")
+    return out
+
+
+def _fingerprint(**kw) -> str:
+    return json.dumps(kw, sort_keys=True, default=str)
+
+
+def run_stage(
+    *,
+    data_path,
+    dataset: str,
+    arch: str,
+    method: str,
+    seed: int,
+    schedule: list[int],
+    first_epoch: int,
+    init_state=None,
+    out_state,
+    out_metrics,
+    settings: dict | None = None,
+    checkpoint_path=None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train ``method`` for the epochs in ``schedule`` and evaluate after each (see the module docstring).
+
+    Args:
+      data_path: a prepared data set (``.npz`` from :func:`bmrsparse.data.prepare_dataset`).
+      dataset, arch, method: names; ``seed``: integer seed.
+      schedule: SVI steps of each epoch; epochs are numbered ``first_epoch, first_epoch + 1, ...``.
+      init_state: state file of a previous stage to continue from (same data set, architecture and prior), or None.
+      out_state, out_metrics: the state file and the tidy metrics CSV to write (atomically, at the end).
+      settings: overrides of :data:`DEFAULT_SETTINGS`.
+      checkpoint_path: where to checkpoint every ``checkpoint_every`` steps (default ``out_state + ".ckpt.npz"``);
+        an existing checkpoint of the same stage is resumed; it is removed once the outputs are written.
+
+    Returns:
+      The metrics as a DataFrame with :data:`METRIC_COLUMNS`.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
+    if arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {list(ARCHS)}")
+    schedule = [int(s) for s in schedule]
+    if not schedule or any(s < 1 for s in schedule):
+        raise ValueError(f"schedule must be a non-empty list of positive step counts, got {schedule}")
+    s = resolve_settings(settings)
+    ds = bdata.load_prepared(data_path)
+    if ds.name != dataset:
+        raise ValueError(f"{data_path} holds data set {ds.name!r}, not {dataset!r}")
+    trainer = Trainer(arch=arch, method=method, dataset=ds, seed=seed, settings=s)
+    meth = get_method(method)
+    ckpt = str(checkpoint_path or f"{out_state}.ckpt.npz")
+    fingerprint = _fingerprint(
+        dataset=dataset, arch=arch, method=method, seed=int(seed), schedule=schedule, first_epoch=int(first_epoch),
+        init_state=os.path.basename(str(init_state)) if init_state else None, settings=s,
+    )
+
+    rows: list[dict] = []
+    epoch_idx, done_in_epoch, seconds_in_epoch = 0, 0, 0.0
+    state: State | None = None
+    if os.path.exists(ckpt):
+        state, head = trainer.load(ckpt, require_method=True)
+        extra = head["extra"]
+        if extra.get("fingerprint") != fingerprint:
+            raise StateMismatchError(
+                f"checkpoint {ckpt} belongs to a run with other settings or schedule; delete it to start afresh"
+            )
+        rows = extra["rows"]
+        epoch_idx, done_in_epoch = extra["epoch_idx"], extra["done_in_epoch"]
+        seconds_in_epoch = extra["seconds_in_epoch"]
+        print(f"resuming from {ckpt} at step {state.step} (epoch {first_epoch + epoch_idx})", flush=True)
+    elif init_state:
+        state, _ = trainer.load(init_state)
+    else:
+        state = trainer.init()
+
+    every = int(s["checkpoint_every"])
+
+    def save_checkpoint(st: State, e_idx: int, done: int, secs: float, rows_now: list) -> None:
+        trainer.save(
+            st, ckpt,
+            extra={"fingerprint": fingerprint, "rows": rows_now, "epoch_idx": e_idx, "done_in_epoch": done,
+                   "seconds_in_epoch": secs},
+        )
+
+    base_key = jax.random.PRNGKey(int(seed))
+    while epoch_idx < len(schedule):
+        epoch = int(first_epoch) + epoch_idx
+        steps = schedule[epoch_idx]
+        if meth.prunes and done_in_epoch == 0:
+            t0 = time.perf_counter()
+            state = trainer.prune(state)
+            jax.block_until_ready(state.masks)
+            print(f"epoch {epoch}: BMR prune took {time.perf_counter() - t0:.3f} s; "
+                  f"pruned fraction {trainer.pruned_fraction(state):.4f}", flush=True)
+        last_ckpt_step = state.step
+        t_start = time.perf_counter()
+
+        def on_chunk(st: State, done: int) -> None:
+            nonlocal last_ckpt_step
+            if st.step - last_ckpt_step >= every and done_in_epoch + done < steps:
+                elapsed = seconds_in_epoch + time.perf_counter() - t_start  # wall time; only used after a resume
+                save_checkpoint(st, epoch_idx, done_in_epoch + done, elapsed, rows)
+                last_ckpt_step = st.step
+
+        chunk = min(int(s["chunk_size"]), every)
+        state, secs = trainer.train(
+            state, steps - done_in_epoch, chunk_size=chunk, on_chunk=on_chunk, progress=progress,
+            desc=f"{dataset}/{arch}/{method} epoch {epoch}",
+        )
+        if trainer.compile_seconds and epoch_idx == 0:
+            print(f"compiled the training chunk in {trainer.compile_seconds:.2f} s", flush=True)
+        seconds = seconds_in_epoch + secs
+        eval_key = jax.random.fold_in(base_key, 1_000_003 + epoch)
+        t0 = time.perf_counter()
+        m = trainer.evaluate(state, eval_key, int(s["num_eval_samples"]))
+        print(f"epoch {epoch}: step {state.step} acc {m['acc']:.4f} ece {m['ece']:.4f} nll {m['nll']:.4f} "
+              f"pruned {m['pruned_fraction']:.4f} ({time.perf_counter() - t0:.1f} s to evaluate)", flush=True)
+        rows.append(
+            dict(dataset=dataset, arch=arch, method=method, seed=int(seed), epoch=epoch, step=int(state.step),
+                 **m, seconds=seconds, steps_per_s=steps / seconds if seconds > 0 else float("nan"))
+        )
+        epoch_idx, done_in_epoch, seconds_in_epoch = epoch_idx + 1, 0, 0.0
+        if epoch_idx < len(schedule):
+            save_checkpoint(state, epoch_idx, 0, 0.0, rows)
+
+    df = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    trainer.save(state, out_state, extra={"metrics": rows, "settings": s, "seed": int(seed)})
+    atomic_write_text(out_metrics, df.to_csv(index=False))
+    if os.path.exists(ckpt):
+        os.remove(ckpt)
+    return df
+
+
+def _trainer_for_state(path, data_path, settings=None) -> tuple[Trainer, State, dict]:
+    with np.load(path, allow_pickle=False) as z:
+        head = json.loads(str(z["header"]))
+    s = resolve_settings((head.get("extra") or {}).get("settings") or settings)
+    ds = bdata.load_prepared(data_path)
+    trainer = Trainer(arch=head["arch"], method=head["method"], dataset=ds, seed=0, settings=s)
+    state, head = trainer.load(path)
+    return trainer, state, head
+
+
+def posterior_summary(state_path, data_path) -> list[dict]:
+    """Per-layer posterior means of a trained network, in forward order.
+
+    Returns a list of ``{name, kind, mean, pruned}``: ``kind`` is ``"dense"``, ``"conv"``, ``"norm"`` or
+    ``"other"``; ``mean`` is :math:`E_q[w]` of the layer's kernel (``scale`` for norms) in its natural shape
+    (e.g. ``[784, 400]`` for the MLP's first layer, ``[5, 5, 1, 6]`` for LeNet-5's first conv); ``pruned`` is a bool
+    array of the same shape (``True`` = removed by BMR) or ``None`` for methods that do not prune.
+    """
+    trainer, state, head = _trainer_for_state(state_path, data_path)
+    w = trainer.posterior_mean_weights(state)
+    masks = jax.device_get(state.masks)
+    out = []
+    for layer in trainer.layers:
+        node = w
+        for k in layer.path:
+            node = node[k]
+        leaf = "kernel" if "kernel" in layer.leaves else ("scale" if "scale" in layer.leaves else layer.leaves[0])
+        value = node[leaf] if isinstance(node, dict) else node
+        pruned = None
+        if trainer.method.prunes:
+            pruned = ~np.asarray(masks[layer.name][leaf])
+        out.append({"name": layer.name, "kind": layer.kind, "mean": np.asarray(value), "pruned": pruned})
+    return out

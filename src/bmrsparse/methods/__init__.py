@@ -1,0 +1,121 @@
+r"""The four inference methods compared in the paper (section 3.1).
+
+=============  ==========================  ===========================  ==============================
+name           prior                        posterior                    notes
+=============  ==========================  ===========================  ==============================
+``flat_map``   flat, eq. (15)               point estimate (MAP)         dropout 0.2 on dense layers
+``flat_ff``    flat, eq. (15)               fully factorised, eq. (16)
+``tiered_ff``  regularised horseshoe (17)   fully factorised, eq. (18)
+``bmr_ss``     flat + spike-and-slab (13)   fully factorised, eq. (16)   BMR prune before each epoch
+=============  ==========================  ===========================  ==============================
+
+A :class:`Method` says which prior and guide to use; :func:`build` turns it, a Flax network and the data size into
+a NumPyro ``(model, guide, sites)`` triple. The model is a plain function of a minibatch; ``y=None`` makes it a
+predictive. The whole evidence bound is scaled by :math:`1/N` (per-datum ELBO).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+from numpyro import handlers
+
+from . import flat, guides, tiered
+from ._layers import HEAD, Layer, find_layers
+
+__all__ = ["Method", "METHODS", "get_method", "build", "find_layers", "HEAD", "Layer"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """An inference method: its prior, whether its posterior is a point estimate, whether it prunes."""
+
+    name: str
+    label: str  # as in the paper's figures
+    prior: str  # "flat" or "tiered"
+    point_estimate: bool = False
+    prunes: bool = False
+    dropout: bool = False
+    learning_rate: float = 1e-3  # the authors' code's default for this method
+
+
+METHODS = {
+    "flat_map": Method("flat_map", "Flat-MAP", "flat", point_estimate=True, dropout=True, learning_rate=1e-3),
+    "flat_ff": Method("flat_ff", "Flat-FF", "flat", learning_rate=5e-3),
+    "tiered_ff": Method("tiered_ff", "Tiered-FF", "tiered", learning_rate=5e-3),
+    "bmr_ss": Method("bmr_ss", "BMR-S&S", "flat", prunes=True, learning_rate=1e-2),
+}
+
+_PRIORS = {"flat": flat, "tiered": tiered}
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; choose one of {sorted(METHODS)}") from None
+
+
+@dataclass(frozen=True)
+class Built:
+    """A method bound to a network: NumPyro model and guide, latent sites, and a weight sampler."""
+
+    method: Method
+    layers: list
+    sites: list
+    model: Callable
+    guide: Callable
+    weights: Callable  # weights(masks) -> Flax params; sample sites to be substituted
+
+
+def build(method: Method, net, layers: list[Layer], *, n_data: int, preprocess: Callable, gamma0=0.1, tau0=1e-2):
+    """NumPyro model and guide of ``method`` for Flax ``net`` with parameter ``layers``.
+
+    ``preprocess`` maps a raw minibatch (e.g. uint8 images) to the network's float input. The model signature is
+    ``model(x, y=None, masks=None, train=False)``; with ``train=True`` and a method that uses dropout the network
+    draws its dropout mask from ``numpyro.prng_key()``.
+    """
+    prior = _PRIORS[method.prior]
+    sites = prior.sites(layers)
+    kw = {"gamma0": gamma0} if method.prior == "flat" else {"tau0": tau0}
+
+    def weights(masks=None):
+        return prior.weights(layers, masks, **kw)
+
+    def model(x, y=None, masks=None, train=False):
+        w = weights(masks)
+        use_dropout = train and method.dropout
+        rngs = {"dropout": numpyro.prng_key()} if use_dropout else None
+        logits = net.apply({"params": w}, preprocess(x), train=use_dropout, rngs=rngs)
+        with numpyro.plate("data", n_data, subsample_size=x.shape[0]):
+            numpyro.sample("y", dist.Categorical(logits=logits), obs=y)
+        return logits
+
+    guide = guides.point(sites) if method.point_estimate else guides.mean_field(sites)
+    scale = 1.0 / n_data
+    return Built(method, layers, sites, handlers.scale(model, scale), handlers.scale(guide, scale), weights)
+
+
+def weights_from_latents(built: Built, latents: dict, masks=None):
+    """The network's Flax params for given latent values (a posterior draw or the posterior mean)."""
+    return handlers.substitute(built.weights, data=latents)(masks)
+
+
+def layer_posteriors(built: Built, params: dict) -> dict:
+    """``{layer: {leaf: (mu, sigma)}}`` of :math:`q(\\hat w)` from constrained guide params (for BMR)."""
+    out = {}
+    for layer in built.layers:
+        out[layer.name] = {
+            leaf: (params[f"w_hat/{layer.name}/{leaf}.loc"], params[f"w_hat/{layer.name}/{leaf}.scale"])
+            for leaf, _ in layer.shapes
+        }
+    return out
+
+
+def all_kept(layers: list[Layer]) -> dict:
+    """Masks keeping every weight."""
+    return {l.name: {leaf: jnp.ones(shape, bool) for leaf, shape in l.shapes} for l in layers}

@@ -1,0 +1,363 @@
+r"""Training loop: NumPyro SVI with Optax AdaBelief, compiled chunks of steps, BMR pruning, evaluation, state files.
+
+A :class:`Trainer` binds a network, a method and a data set. Its state (:class:`State`) is everything a run needs to
+continue bit-for-bit: the SVI state (guide parameters, optimiser state, the SVI PRNG key), the minibatch PRNG key,
+the BMR keep-masks and the step counter. States are saved as ``.npz`` files of named arrays plus a JSON header, never
+pickles.
+
+Performance: the training data stay on the device as ``uint8``; a whole chunk of SVI steps runs as one compiled
+``lax.fori_loop`` with a dynamic trip count (compiled once per shape, ahead of time so compile time is measured);
+the host only syncs between chunks (progress bar, checkpoints, non-finite loss check).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from numpyro.infer import SVI, TraceMeanField_ELBO
+
+from . import bmr, data as bdata, methods, metrics, nets
+from .io import atomic_path
+
+FORMAT_VERSION = 1
+
+
+class NonFiniteLossError(RuntimeError):
+    """The ELBO became NaN or infinite during training."""
+
+
+class StateMismatchError(ValueError):
+    """A state or checkpoint file does not belong to this (dataset, architecture, method) or network shape."""
+
+
+class State(NamedTuple):
+    """Everything needed to continue a run: SVI state, minibatch key, BMR masks, step counter."""
+
+    svi_state: object
+    data_key: jax.Array
+    masks: dict
+    step: int
+
+
+def _key_to_str(path) -> str:
+    return jax.tree_util.keystr(path)
+
+
+class Trainer:
+    """Trains one (dataset, architecture, method) with NumPyro SVI.
+
+    Args:
+      arch: architecture name (see :data:`bmrsparse.nets.ARCHS`).
+      method: method name (see :data:`bmrsparse.methods.METHODS`).
+      dataset: a :class:`bmrsparse.data.Dataset`.
+      seed: integer seed; the same seed gives the same numbers on CPU.
+      settings: resolved settings (see :data:`bmrsparse.experiment.DEFAULT_SETTINGS`).
+    """
+
+    def __init__(self, *, arch: str, method: str, dataset, seed: int, settings: dict):
+        self.arch = arch
+        self.method = methods.get_method(method)
+        self.dataset_name = dataset.name
+        self.seed = int(seed)
+        self.settings = settings
+        self.batch_size = int(settings["batch_size"])
+        overrides = dict((settings.get("net") or {}).get(arch) or {})
+        rate = float(settings["dropout"]) if self.method.dropout else 0.0
+        self.net = nets.make_net(arch, dataset.name, dropout_rate=rate, **overrides)
+        h, w, c = nets.input_shape(arch, dataset.name)
+        self.input_shape = (h, w, c)
+
+        mean, std = bdata.channel_stats(dataset.x_train)
+        mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
+        raw_h = dataset.x_train.shape[1]
+        pad = (h - raw_h) // 2
+        if pad < 0 or h - raw_h - 2 * pad != 0:
+            raise ValueError(f"cannot fit {dataset.x_train.shape[1:]} images to the network's input {(h, w, c)}")
+
+        def preprocess(x):
+            x = (x.astype(jnp.float32) - mean) / std
+            if pad:
+                x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+            return x
+
+        self.preprocess = preprocess
+        abstract = jax.eval_shape(
+            lambda: self.net.init(jax.random.PRNGKey(0), jnp.zeros((1, h, w, c), jnp.float32))
+        )
+        self.layers = methods.find_layers(abstract["params"])
+        self.head = next(l.name for l in self.layers if l.is_head)
+        self.n_data = int(dataset.x_train.shape[0])
+        self.built = methods.build(
+            self.method,
+            self.net,
+            self.layers,
+            n_data=self.n_data,
+            preprocess=preprocess,
+            gamma0=float(settings["gamma0"]),
+            tau0=float(settings["tau0"]),
+        )
+        lr = float((settings.get("learning_rate") or {}).get(method, self.method.learning_rate))
+        self.learning_rate = lr
+        self.svi = SVI(self.built.model, self.built.guide, optax.adabelief(lr), loss=TraceMeanField_ELBO())
+
+        self.x_train = jnp.asarray(dataset.x_train)
+        self.y_train = jnp.asarray(dataset.y_train, jnp.int32)
+        n_test = settings.get("test_subset") or dataset.x_test.shape[0]
+        n_test = min(int(n_test), dataset.x_test.shape[0])
+        self.x_test = np.asarray(dataset.x_test[:n_test])
+        self.y_test = np.asarray(dataset.y_test[:n_test])
+        self._run = None
+        self.compile_seconds = 0.0
+        self._predict = None
+        self._prune = None
+
+    # ------------------------------------------------------------------ state
+    def init(self) -> State:
+        """A fresh state: guide parameters initialised as the authors do, all weights kept."""
+        key = jax.random.PRNGKey(self.seed)
+        svi_key, data_key = jax.random.split(key)
+        masks = methods.all_kept(self.layers)
+        x0, y0 = self.x_train[: self.batch_size], self.y_train[: self.batch_size]
+        svi_state = self.svi.init(svi_key, x0, y0, masks=masks, train=False)
+        return State(svi_state, data_key, masks, 0)
+
+    def params(self, state: State) -> dict:
+        """Constrained guide parameters (``<site>.loc``, ``<site>.scale``)."""
+        return self.svi.get_params(state.svi_state)
+
+    # ------------------------------------------------------------------ training
+    def _compile(self, state: State):
+        svi, b, n = self.svi, self.batch_size, self.n_data
+
+        def run(svi_state, data_key, masks, x, y, num_steps):
+            def body(i, carry):
+                s, dk, total, bad = carry
+                dk, sub = jax.random.split(dk)
+                idx = jax.random.randint(sub, (b,), 0, n)
+                s, loss = svi.update(s, jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0), masks=masks, train=True)
+                bad = jnp.where((bad < 0) & ~jnp.isfinite(loss), i, bad)
+                return s, dk, total + loss, bad
+
+            init = (svi_state, data_key, jnp.zeros((), jnp.float32), jnp.asarray(-1, jnp.int32))
+            return jax.lax.fori_loop(0, num_steps, body, init)
+
+        t0 = time.perf_counter()
+        self._run = (
+            jax.jit(run)
+            .lower(state.svi_state, state.data_key, state.masks, self.x_train, self.y_train, jnp.int32(1))
+            .compile()
+        )
+        self.compile_seconds = time.perf_counter() - t0
+
+    def train(self, state: State, num_steps: int, *, chunk_size: int, on_chunk=None, progress=True, desc=""):
+        """Run ``num_steps`` SVI steps in compiled chunks of at most ``chunk_size``.
+
+        ``on_chunk(state, steps_done)`` is called after every chunk (used for checkpoints). Raises
+        :class:`NonFiniteLossError` naming the first step whose loss was not finite; the state passed to the last
+        ``on_chunk`` call is then the last finite one. Returns ``(state, seconds)`` with the wall time spent in
+        compiled training chunks (compile time excluded).
+        """
+        if self._run is None:
+            self._compile(state)
+        done, seconds = 0, 0.0
+        bar = _progress(num_steps, desc, progress)
+        try:
+            while done < num_steps:
+                n = min(int(chunk_size), num_steps - done)
+                t0 = time.perf_counter()
+                svi_state, data_key, total, bad = self._run(
+                    state.svi_state, state.data_key, state.masks, self.x_train, self.y_train, jnp.int32(n)
+                )
+                bad = int(bad)  # host sync once per chunk
+                dt = time.perf_counter() - t0
+                if bad >= 0:
+                    raise NonFiniteLossError(
+                        f"the loss became non-finite at step {state.step + bad + 1} "
+                        f"({self.dataset_name}/{self.arch}/{self.method.name}); the last finite checkpoint is kept. "
+                        f"Lower the learning rate (training.learning_rate.{self.method.name}) or check the inputs."
+                    )
+                seconds += dt
+                done += n
+                state = State(svi_state, data_key, state.masks, state.step + n)
+                bar.update(n)
+                bar.set_postfix(step=state.step, loss=f"{float(total) / n:.4f}", steps_per_s=f"{n / dt:.1f}")
+                if on_chunk is not None:
+                    on_chunk(state, done)
+        finally:
+            bar.close()
+        return state, seconds
+
+    # ------------------------------------------------------------------ BMR
+    def prune(self, state: State) -> State:
+        """One BMR-S&S step (eqs. 19-23) over every layer but the output layer; masks accumulate."""
+        if self._prune is None:
+            built, head = self.built, self.head
+            s = self.settings
+
+            def prune_fn(params, masks):
+                post = methods.layer_posteriors(built, params)
+                new, _ = bmr.spike_and_slab_layers(
+                    post, masks, alpha0=s["alpha0"], beta0=s["beta0"], iters=int(s["bmr_iters"]), frozen=(head,)
+                )
+                return new
+
+            self._prune = jax.jit(prune_fn)
+        masks = self._prune(self.params(state), state.masks)
+        return State(state.svi_state, state.data_key, masks, state.step)
+
+    def pruned_fraction(self, state: State) -> float:
+        """Fraction of weights pruned (see :func:`bmrsparse.metrics.pruned_fraction` for the counting rule)."""
+        masks = jax.device_get(state.masks)
+        return metrics.pruned_fraction(masks, [l.name for l in self.layers], self.head)
+
+    # ------------------------------------------------------------------ evaluation
+    def predictive_probs(self, state: State, key, num_samples: int) -> np.ndarray:
+        r"""Posterior-predictive mean :math:`\frac1S\sum_s p(y \mid x, w_s)` on the test subset, ``[N, K]``."""
+        built, net, pre = self.built, self.net, self.preprocess
+        point = self.method.point_estimate
+        s = 1 if point else int(num_samples)
+        bs = int(self.settings["eval_batch_size"])
+        n = len(self.y_test)
+        n_pad = math.ceil(n / bs) * bs
+        x = np.zeros((n_pad,) + self.x_test.shape[1:], self.x_test.dtype)
+        x[:n] = self.x_test
+        x = jnp.asarray(x.reshape((n_pad // bs, bs) + self.x_test.shape[1:]))
+        if self._predict is None:
+
+            def predict(params, masks, key, xb_all):
+                def one_sample(acc, k):
+                    lat = methods.guides.sample_latents(built.sites, params, k, point_estimate=point)
+                    w = methods.weights_from_latents(built, lat, masks)
+                    probs = jax.lax.map(lambda xb: jax.nn.softmax(net.apply({"params": w}, pre(xb))), xb_all)
+                    return acc + probs, None
+
+                k0 = jnp.zeros(xb_all.shape[:2] + (self._num_classes(),), jnp.float32)
+                acc, _ = jax.lax.scan(one_sample, k0, jax.random.split(key, s))
+                return acc / s
+
+            self._predict = jax.jit(predict)
+        probs = self._predict(self.params(state), state.masks, key, x)
+        return np.asarray(probs).reshape(n_pad, -1)[:n]
+
+    def _num_classes(self) -> int:
+        return int(nets.NUM_CLASSES[self.dataset_name])
+
+    def evaluate(self, state: State, key, num_samples: int) -> dict:
+        """``acc``, ``ece``, ``ece_width15``, ``nll`` on the test subset and the ``pruned_fraction``."""
+        probs = self.predictive_probs(state, key, num_samples)
+        out = metrics.evaluate_probs(probs, self.y_test)
+        out["pruned_fraction"] = self.pruned_fraction(state)
+        return out
+
+    def posterior_mean_weights(self, state: State, key=None, num_draws: int = 256) -> dict:
+        r"""Posterior mean :math:`E_q[w]` of every weight as a Flax params dict.
+
+        Under the mean-field posterior :math:`w = \gamma \hat w` with :math:`\gamma` independent of
+        :math:`\hat w`, so :math:`E[w] = E[\gamma] \mu`; :math:`E[\gamma]` is estimated from ``num_draws`` draws of
+        the scale variables (exact for point estimates).
+        """
+        params = self.params(state)
+        built, point = self.built, self.method.point_estimate
+        key = jax.random.PRNGKey(0) if key is None else key
+        draws = 1 if point else num_draws
+
+        @jax.jit
+        def mean_w(params, masks, key):
+            def one(k):
+                lat = methods.guides.sample_latents(built.sites, params, k, point_estimate=point)
+                lat = {n: (params[f"{n}.loc"] if n.startswith("w_hat/") else v) for n, v in lat.items()}
+                return methods.weights_from_latents(built, lat, masks)
+
+            ws = jax.lax.map(one, jax.random.split(key, draws))
+            return jax.tree.map(lambda a: jnp.mean(a, axis=0), ws)
+
+        return jax.device_get(mean_w(params, state.masks, key))
+
+    # ------------------------------------------------------------------ files
+    def header(self) -> dict:
+        return {
+            "format": FORMAT_VERSION,
+            "dataset": self.dataset_name,
+            "arch": self.arch,
+            "prior": self.method.prior,
+            "point_estimate": self.method.point_estimate,
+            "layers": [[l.name, [list(s) for _, s in l.shapes]] for l in self.layers],
+        }
+
+    def save(self, state: State, path, extra: dict | None = None) -> None:
+        """Write ``state`` (and JSON-able ``extra``) to ``path`` atomically as ``.npz``."""
+        arrays = {}
+        for p, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(state.svi_state))[0]:
+            arrays["svi" + _key_to_str(p)] = np.asarray(leaf)
+        for layer, leaves in jax.device_get(state.masks).items():
+            for leaf, m in leaves.items():
+                arrays[f"mask/{layer}/{leaf}"] = np.asarray(m)
+        arrays["data_key"] = np.asarray(state.data_key)
+        head = dict(self.header(), method=self.method.name, step=int(state.step), extra=extra or {})
+        arrays["header"] = np.asarray(json.dumps(head))
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+
+    def load(self, path, *, require_method: bool = False) -> tuple[State, dict]:
+        """Read a state written by :meth:`save` (a compatible method's, e.g. the Flat-FF warm-up for BMR-S&S).
+
+        Raises :class:`StateMismatchError` naming the difference when the file is for another data set,
+        architecture, network shape or prior. Returns ``(state, header)``.
+        """
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        head = json.loads(str(arrays.pop("header")))
+        mine = self.header()
+        for k in ("format", "dataset", "arch", "prior", "point_estimate", "layers"):
+            if head.get(k) != mine.get(k):
+                raise StateMismatchError(
+                    f"{path} was written for {k}={head.get(k)!r}, but this run has {k}={mine.get(k)!r} "
+                    f"(dataset={self.dataset_name}, arch={self.arch}, method={self.method.name}). "
+                    "Delete the file or point the run at a state of the same data set, architecture and prior."
+                )
+        if require_method and head.get("method") != self.method.name:
+            raise StateMismatchError(
+                f"{path} is a checkpoint of method {head.get('method')!r}, not {self.method.name!r}; delete it."
+            )
+        template = jax.eval_shape(self.init)
+        flat, treedef = jax.tree_util.tree_flatten_with_path(template.svi_state)
+        leaves = []
+        for p, t in flat:
+            name = "svi" + _key_to_str(p)
+            if name not in arrays or arrays[name].shape != t.shape:
+                raise StateMismatchError(f"{path}: parameter {name} missing or of another shape; delete the file")
+            leaves.append(jnp.asarray(arrays[name], t.dtype))
+        svi_state = jax.tree_util.tree_unflatten(treedef, leaves)
+        masks = {
+            l.name: {leaf: jnp.asarray(arrays[f"mask/{l.name}/{leaf}"]) for leaf, _ in l.shapes} for l in self.layers
+        }
+        state = State(svi_state, jnp.asarray(arrays["data_key"]), masks, int(head["step"]))
+        return state, head
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def set_postfix(self, **kw):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total, desc, enabled):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, mininterval=1.0, dynamic_ncols=True)

@@ -1,0 +1,165 @@
+"""Tests of bmrsparse.nets: shapes, exact parameter counts (paper Appendix A), naming conventions, dropout."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bmrsparse.nets import ARCHS, DATASETS, NUM_CLASSES, count_params, input_shape, iter_layers, make_net
+
+# Shrunken sizes for forward passes (compile time on a 2-core machine).
+SMALL = {
+    "mlp": {"width": 8, "depth": 2},
+    "lenet": {"features": (2, 3, 4), "hidden": 5},
+    "mixer": {"hidden_dim": 8, "tokens_mlp_dim": 6, "channels_mlp_dim": 10, "num_blocks": 2},
+    "vit": {"embed_dim": 8, "num_heads": 2, "mlp_dim": 12, "num_blocks": 2},
+}
+
+
+def _dense(n_in, n_out):
+    return n_in * n_out + n_out
+
+
+def _conv(k, c_in, c_out):
+    return k * k * c_in * c_out + c_out
+
+
+def _norm(d):
+    return 2 * d
+
+
+def expected_count(arch, dataset):
+    """Parameter count of the full-size network, from the architecture formulas of Appendix A."""
+    h, w, c = input_shape(arch, dataset)
+    k = NUM_CLASSES[dataset]
+    if arch == "mlp":
+        return _dense(h * w * c, 400) + 4 * _dense(400, 400) + _dense(400, k)
+    if arch == "lenet":
+        f1, f2, f3, d1 = (6, 16, 120, 84) if dataset == "fashion_mnist" else (18, 48, 360, 256)
+        return _conv(5, c, f1) + _conv(5, f1, f2) + _conv(5, f2, f3) + _dense(f3 * 1 * 1, d1) + _dense(d1, k)
+    s, d = (h // 4) * (w // 4), 256
+    assert s == 64
+    if arch == "mixer":
+        block = _norm(d) + _dense(s, 512) + _dense(512, s) + _norm(d) + _dense(d, 512) + _dense(512, d)
+        return _conv(4, c, d) + 6 * block + _norm(d) + _dense(d, k)
+    block = _norm(d) + _dense(d, 3 * d) + _dense(d, d) + _norm(d) + _dense(d, 512) + _dense(512, d)
+    return _conv(4, c, d) + s * d + 6 * block + _norm(d) + _dense(d, k)
+
+
+def full_shapes(arch, dataset):
+    net = make_net(arch, dataset)
+    x = jax.ShapeDtypeStruct((1,) + input_shape(arch, dataset), jnp.float32)
+    return jax.eval_shape(net.init, jax.random.key(0), x)["params"]
+
+
+def small_init(arch, dataset, dropout_rate=0.0, batch=3):
+    net = make_net(arch, dataset, dropout_rate=dropout_rate, **SMALL[arch])
+    x = jax.random.normal(jax.random.key(1), (batch,) + input_shape(arch, dataset), jnp.float32)
+    return net, net.init(jax.random.key(0), x), x
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("arch", ARCHS)
+def test_full_size_param_count(arch, dataset):
+    params = full_shapes(arch, dataset)
+    assert count_params(params) == expected_count(arch, dataset)
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("arch", ARCHS)
+def test_layer_conventions_full_size(arch, dataset):
+    params = full_shapes(arch, dataset)
+    layers = list(iter_layers(params))
+    assert layers[-1][0] == "head" and layers[-1][1] == "dense"
+    assert params["head"]["kernel"].shape[-1] == NUM_CLASSES[dataset]
+    assert sum(count_params(leaf) for _, _, leaf in layers) == count_params(params)
+    for path, kind, leaf in layers:
+        if kind in ("dense", "conv"):
+            assert set(leaf) == {"kernel", "bias"}, path
+            assert leaf["bias"].shape == leaf["kernel"].shape[-1:], path
+            assert len(leaf["kernel"].shape) == (2 if kind == "dense" else 4), path
+        elif kind == "norm":
+            assert set(leaf) == {"scale", "bias"}, path
+        else:
+            assert arch == "vit" and path == "embed_pos" and leaf["embedding"].shape == (1, 64, 256)
+    first_kernel = layers[0][2]["kernel"].shape
+    if arch == "lenet":
+        assert first_kernel == (5, 5, input_shape(arch, dataset)[-1], 6 if dataset == "fashion_mnist" else 18)
+    if arch == "mlp":
+        assert first_kernel == (int(np.prod(input_shape(arch, dataset))), 400)
+
+
+def _insertion_paths(tree, prefix=()):
+    """Leaf-dict paths in dict insertion order (= creation order, i.e. forward order, of an un-jitted init)."""
+    out = []
+    for name, node in tree.items():
+        if any(isinstance(v, dict) for v in node.values()):
+            out += _insertion_paths(node, prefix + (name,))
+        else:
+            out.append("/".join(prefix + (name,)))
+    return out
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_forward_order_is_sorted_order(arch):
+    # Layers are created in forward order by the un-jitted init; jax.tree_util rebuilds dicts sorted, so both
+    # orders must agree for the forward order to survive tree_map / jit.
+    _, variables, _ = small_init(arch, "cifar10")
+    params = variables["params"]
+    forward = _insertion_paths(params)
+    assert forward == [p for p, _, _ in iter_layers(params)]
+    assert forward == _insertion_paths(jax.tree.map(lambda a: a, params))
+    expected_start = {"mlp": ["dense_0", "dense_1", "head"],
+                      "lenet": ["conv_0", "conv_1", "conv_2", "dense_0", "head"],
+                      "mixer": ["embed", "encoder_0/mlp_0_tokens/norm", "encoder_0/mlp_0_tokens/proj_in"],
+                      "vit": ["embed", "embed_pos", "encoder_0/attention/norm", "encoder_0/attention/proj_in"]}
+    assert forward[: len(expected_start[arch])] == expected_start[arch]
+    assert forward[-1] == "head"
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("arch", ARCHS)
+def test_output_shape(arch, dataset):
+    net, variables, x = small_init(arch, dataset)
+    y = net.apply(variables, x)
+    assert y.shape == (x.shape[0], NUM_CLASSES[dataset]) and y.dtype == jnp.float32
+    assert bool(jnp.all(jnp.isfinite(y)))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_dropout(arch):
+    net, variables, x = small_init(arch, "cifar10", dropout_rate=0.5)
+    run = jax.jit(lambda key, train: net.apply(variables, x, train=train, rngs={"dropout": key}),
+                  static_argnums=1)
+    k1, k2 = jax.random.key(2), jax.random.key(3)
+    eval_1, eval_2 = run(k1, False), run(k2, False)
+    np.testing.assert_array_equal(eval_1, eval_2)
+    train_1, train_2 = run(k1, True), run(k2, True)
+    if arch == "mixer":  # no dropout in the Mixer (paper, Appendix A)
+        np.testing.assert_array_equal(train_1, eval_1)
+        np.testing.assert_array_equal(train_2, eval_1)
+    else:
+        assert not np.allclose(train_1, train_2)
+        assert not np.allclose(train_1, eval_1)
+
+
+def test_no_dropout_rate_means_train_is_deterministic():
+    net, variables, x = small_init("vit", "fashion_mnist")
+    np.testing.assert_allclose(net.apply(variables, x, train=True), net.apply(variables, x), rtol=1e-6)
+
+
+def test_input_shape_and_errors():
+    assert input_shape("mlp", "fashion_mnist") == (28, 28, 1)
+    assert input_shape("lenet", "fashion_mnist") == (32, 32, 1)
+    assert input_shape("vit", "cifar100") == (32, 32, 3)
+    with pytest.raises(ValueError, match="unknown arch"):
+        make_net("resnet", "cifar10")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        input_shape("mlp", "mnist")
+    with pytest.raises(ValueError, match=r"unknown override\(s\) \['widht'\]"):
+        make_net("mlp", "cifar10", widht=3)
+    with pytest.raises(ValueError, match="dropout_rate"):
+        make_net("mlp", "cifar10", dropout_rate=1.0)
+    net = make_net("mixer", "cifar10", patch_size=5, **SMALL["mixer"])
+    with pytest.raises(ValueError, match="not divisible by the patch size 5"):
+        net.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
