@@ -52,8 +52,9 @@ def delta_f(mu, sigma, theta):
     mu, sigma, theta = jnp.asarray(mu), jnp.asarray(sigma), jnp.asarray(theta)
     s2 = jnp.square(sigma)
     t2 = jnp.square(theta)
-    rho2 = t2 + s2 - t2 * s2
-    return -0.5 * jnp.log(rho2) - 0.5 * jnp.square(mu) / s2 * (1.0 - t2 / rho2)
+    rho2 = t2 + s2 * (1.0 - t2)
+    # -1/2 mu^2/s2 (1 - t2/rho2) written without the cancelling difference (exactly 0 at theta = 1 in float32)
+    return -0.5 * jnp.log(rho2) - 0.5 * jnp.square(mu) * (1.0 - t2) / rho2
 
 
 def delta_f_zero(mu, sigma):
@@ -119,8 +120,10 @@ def spike_and_slab_layers(posterior, masks, *, alpha0=1.0, beta0=1.0, iters=4, f
 
     Returns:
       ``(new_masks, q)``: ``new_masks = masks & (q >= 1/2)`` per leaf (unchanged for frozen layers) and the
-      keep-probabilities ``q`` with the same structure. Already-pruned weights take part in :math:`\zeta` as
-      pruned (their :math:`q` is set to 0), so they count against the layer's inclusion rate.
+      keep-probabilities ``q`` with the same structure. Already-pruned weights take part in :math:`\zeta` with
+      their current posterior, as in the authors' code: once a weight is pinned at zero its :math:`q(\hat w)`
+      relaxes back towards the prior :math:`\mathcal{N}(0, 1)` (:math:`\Delta F \to 0`), so it neither pushes
+      :math:`\zeta` down (which would prune ever more in a ratchet) nor comes back (masks accumulate).
     """
     new_masks, qs = {}, {}
     for layer, leaves in posterior.items():
@@ -131,9 +134,6 @@ def spike_and_slab_layers(posterior, masks, *, alpha0=1.0, beta0=1.0, iters=4, f
         names = list(leaves)
         sizes = [jnp.size(leaves[k][0]) for k in names]
         df0 = jnp.concatenate([jnp.ravel(delta_f_zero(*leaves[k])) for k in names])
-        prior_mask = jnp.concatenate([jnp.ravel(masks[layer][k]) for k in names])
-        # a weight already pruned has no slab: it counts as λ = 0 (ΔF = +inf)
-        df0 = jnp.where(prior_mask, df0, jnp.inf)
         q, _, _ = _fixed_point(df0, float(alpha0), float(beta0), int(iters))
         offsets = [0]
         for n in sizes:

@@ -52,6 +52,8 @@ DEFAULT_SETTINGS: dict = {
     "alpha0": 1.0,  # alpha_0 of the Beta prior over a layer's inclusion rate (eq. 22)
     "beta0": 1.0,  # beta_0
     "bmr_iters": 4,  # k_max fixed-point iterations (eq. 22)
+    "init_radius": 2.0,  # guide locations start uniform in [-r, r] (the authors' r = 2)
+    "init_scale": 0.1,  # guide scales start at this value (the authors')
     "dropout": 0.2,  # Flat-MAP dropout rate on dense layers (not in the Mixer)
     "net": {},  # per-architecture overrides of bmrsparse.nets.make_net, e.g. {"mlp": {"width": 32}}
 }
@@ -232,17 +234,24 @@ def run_stage(
     return df
 
 
-def _trainer_for_state(path, data_path, settings=None) -> tuple[Trainer, State, dict]:
+def _trainer_for_state(path, data_path=None) -> tuple[Trainer, State, dict]:
+    """A trainer matching a state file; without ``data_path`` a placeholder data set of the right shape is used
+    (enough for everything but training and evaluation)."""
     with np.load(path, allow_pickle=False) as z:
         head = json.loads(str(z["header"]))
-    s = resolve_settings((head.get("extra") or {}).get("settings") or settings)
-    ds = bdata.load_prepared(data_path)
+    s = resolve_settings((head.get("extra") or {}).get("settings"))
+    if data_path is not None:
+        ds = bdata.load_prepared(data_path)
+    else:
+        x = np.zeros((s["batch_size"], *head["image_shape"]), np.uint8)
+        y = np.zeros(len(x), np.int64)
+        ds = bdata.Dataset(head["dataset"], x, y, x, y, bdata.NUM_CLASSES[head["dataset"]])
     trainer = Trainer(arch=head["arch"], method=head["method"], dataset=ds, seed=0, settings=s)
     state, head = trainer.load(path)
     return trainer, state, head
 
 
-def posterior_summary(state_path, data_path) -> list[dict]:
+def posterior_summary(state_path, data_path=None) -> list[dict]:
     """Per-layer posterior means of a trained network, in forward order.
 
     Returns a list of ``{name, kind, mean, pruned}``: ``kind`` is ``"dense"``, ``"conv"``, ``"norm"`` or

@@ -56,10 +56,8 @@ def ece_equal_mass(probs, y, num_bins: int = 20) -> float:
     probs, y = np.asarray(probs, np.float64), np.asarray(y)
     conf = probs.max(axis=-1)
     correct = (probs.argmax(axis=-1) == y).astype(np.float64)
-    order = np.argsort(conf, kind="stable")
-    bin_index = np.empty(len(conf), dtype=np.int64)
-    for b, idx in enumerate(np.array_split(order, num_bins)):
-        bin_index[idx] = b
+    # bin by rank, ties by value: tied confidences share the bin of their first rank (as TFP's quantile bins do)
+    bin_index = np.searchsorted(np.sort(conf), conf, side="left") * num_bins // max(len(conf), 1)
     return _ece_from_bins(conf, correct, bin_index, num_bins)
 
 
@@ -111,7 +109,7 @@ def pruned_fraction(masks, layer_order, head: str) -> float:
     idx = layer_order.index(head)
     if idx > 0:
         prev = masks[layer_order[idx - 1]]
-        head_kernel = np.asarray(masks[head].get("kernel"))
+        head_kernel = np.asarray(masks[head]["kernel"]) if "kernel" in masks[head] else None
         if "kernel" in prev and head_kernel is not None and head_kernel.ndim == 2:
             k = np.asarray(prev["kernel"])
             alive = np.any(k.reshape(-1, k.shape[-1]), axis=0)

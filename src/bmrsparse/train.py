@@ -74,6 +74,7 @@ class Trainer:
         self.net = nets.make_net(arch, dataset.name, dropout_rate=rate, **overrides)
         h, w, c = nets.input_shape(arch, dataset.name)
         self.input_shape = (h, w, c)
+        self.image_shape = tuple(int(d) for d in dataset.x_train.shape[1:])
 
         mean, std = bdata.channel_stats(dataset.x_train)
         mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
@@ -103,6 +104,8 @@ class Trainer:
             preprocess=preprocess,
             gamma0=float(settings["gamma0"]),
             tau0=float(settings["tau0"]),
+            init_radius=float(settings["init_radius"]),
+            init_scale=float(settings["init_scale"]),
         )
         lr = float((settings.get("learning_rate") or {}).get(method, self.method.learning_rate))
         self.learning_rate = lr
@@ -290,6 +293,7 @@ class Trainer:
             "prior": self.method.prior,
             "point_estimate": self.method.point_estimate,
             "layers": [[l.name, [list(s) for _, s in l.shapes]] for l in self.layers],
+            "image_shape": list(self.image_shape),
         }
 
     def save(self, state: State, path, extra: dict | None = None) -> None:
@@ -317,7 +321,7 @@ class Trainer:
             arrays = {k: z[k] for k in z.files}
         head = json.loads(str(arrays.pop("header")))
         mine = self.header()
-        for k in ("format", "dataset", "arch", "prior", "point_estimate", "layers"):
+        for k in ("format", "dataset", "arch", "prior", "point_estimate", "layers", "image_shape"):
             if head.get(k) != mine.get(k):
                 raise StateMismatchError(
                     f"{path} was written for {k}={head.get(k)!r}, but this run has {k}={mine.get(k)!r} "

@@ -72,7 +72,10 @@ class Built:
     weights: Callable  # weights(masks) -> Flax params; sample sites to be substituted
 
 
-def build(method: Method, net, layers: list[Layer], *, n_data: int, preprocess: Callable, gamma0=0.1, tau0=1e-2):
+def build(
+    method: Method, net, layers: list[Layer], *, n_data: int, preprocess: Callable, gamma0=0.1, tau0=1e-2,
+    init_radius=guides.INIT_RADIUS, init_scale=guides.INIT_SCALE,
+):
     """NumPyro model and guide of ``method`` for Flax ``net`` with parameter ``layers``.
 
     ``preprocess`` maps a raw minibatch (e.g. uint8 images) to the network's float input. The model signature is
@@ -95,7 +98,10 @@ def build(method: Method, net, layers: list[Layer], *, n_data: int, preprocess: 
             numpyro.sample("y", dist.Categorical(logits=logits), obs=y)
         return logits
 
-    guide = guides.point(sites) if method.point_estimate else guides.mean_field(sites)
+    if method.point_estimate:
+        guide = guides.point(sites, init_radius=init_radius)
+    else:
+        guide = guides.mean_field(sites, init_radius=init_radius, init_scale=init_scale)
     scale = 1.0 / n_data
     return Built(method, layers, sites, handlers.scale(model, scale), handlers.scale(guide, scale), weights)
 

@@ -28,18 +28,18 @@ class Site(NamedTuple):
     positive: bool = False
 
 
-def _init_loc(shape):
-    return lambda key: jax.random.uniform(key, shape, minval=-INIT_RADIUS, maxval=INIT_RADIUS)
+def _init_loc(shape, radius=INIT_RADIUS):
+    return lambda key: jax.random.uniform(key, shape, minval=-radius, maxval=radius)
 
 
-def mean_field(sites: list[Site]):
+def mean_field(sites: list[Site], *, init_radius: float = INIT_RADIUS, init_scale: float = INIT_SCALE):
     """The fully factorised guide of eqs. (16) and (18) over ``sites``."""
 
     def guide(*args, **kwargs):
         for s in sites:
-            loc = numpyro.param(f"{s.name}.loc", _init_loc(s.shape))
+            loc = numpyro.param(f"{s.name}.loc", _init_loc(s.shape, init_radius))
             scale = numpyro.param(
-                f"{s.name}.scale", jnp.full(s.shape, INIT_SCALE), constraint=constraints.softplus_positive
+                f"{s.name}.scale", jnp.full(s.shape, init_scale), constraint=constraints.softplus_positive
             )
             base = dist.LogNormal(loc, scale) if s.positive else dist.Normal(loc, scale)
             numpyro.sample(s.name, base.to_event(len(s.shape)))
@@ -47,12 +47,12 @@ def mean_field(sites: list[Site]):
     return guide
 
 
-def point(sites: list[Site]):
+def point(sites: list[Site], *, init_radius: float = INIT_RADIUS):
     """A point-mass guide (MAP): ``Delta`` at ``loc`` (``exp(loc)`` for positive sites)."""
 
     def guide(*args, **kwargs):
         for s in sites:
-            loc = numpyro.param(f"{s.name}.loc", _init_loc(s.shape))
+            loc = numpyro.param(f"{s.name}.loc", _init_loc(s.shape, init_radius))
             value = jnp.exp(loc) if s.positive else loc
             numpyro.sample(s.name, dist.Delta(value, event_dim=len(s.shape)))
 

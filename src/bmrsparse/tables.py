@@ -1,0 +1,282 @@
+"""Tidy metrics and the tables of the workflow: final metrics and the paper-claims table.
+
+The tidy metrics table has one row per (dataset, arch, method, seed, epoch) with the columns of
+:data:`METRIC_COLUMNS` (those written by :func:`bmrsparse.experiment.run_stage`). Flat-FF and BMR-S&S share
+the Flat-FF warm-up as their epoch 0, so :func:`read_metrics` can relabel the warm-up rows (``as_method``).
+
+:func:`paper_claims` judges four statements of the paper's Results section on the numbers:
+
+1. all methods reach comparable top-1 accuracy;
+2. BMR-S&S has the lowest ECE and NLL, Tiered-FF the second lowest;
+3. BMR-S&S prunes a large fraction of the weights everywhere except LeNet-5 on FashionMNIST;
+4. a BMR-S&S gradient step is faster than a Tiered-FF step (the paper: about 15 %).
+
+Example::
+
+    metrics = collect_metrics([read_metrics("warmup.csv", as_method="bmr_ss"), read_metrics("epoch1.csv")])
+    write_table(final_metrics(metrics), "final.csv", "final.md", title="Final metrics")
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .io import atomic_write_text
+
+__all__ = [
+    "METRIC_COLUMNS",
+    "METHOD_ORDER",
+    "ARCH_ORDER",
+    "DATASET_ORDER",
+    "read_metrics",
+    "collect_metrics",
+    "final_metrics",
+    "paper_claims",
+    "to_markdown",
+    "write_table",
+]
+
+#: Columns every metrics CSV must have (``ece_width15`` is optional and kept when present).
+METRIC_COLUMNS = (
+    "dataset",
+    "arch",
+    "method",
+    "seed",
+    "epoch",
+    "step",
+    "acc",
+    "ece",
+    "nll",
+    "pruned_fraction",
+    "seconds",
+    "steps_per_s",
+)
+_OPTIONAL = "ece_width15"  # kept when every part has it
+_KEY = ["dataset", "arch", "method", "seed", "epoch"]
+
+METHOD_ORDER = ("flat_map", "flat_ff", "tiered_ff", "bmr_ss")
+ARCH_ORDER = ("mlp", "lenet", "mixer", "vit")
+DATASET_ORDER = ("fashion_mnist", "cifar10", "cifar100")
+
+_CLAIMS = {
+    1: "Top-1 accuracies are comparable across methods",
+    2: "BMR-S&S has the lowest ECE and NLL, Tiered-FF the second lowest",
+    3: "BMR-S&S prunes a large fraction of the weights, except LeNet-5 on FashionMNIST",
+    4: "A BMR-S&S gradient step is faster than a Tiered-FF step (paper: about 15 %)",
+}
+HOLDS, FAILS, NA = "holds", "does not hold", "not applicable"
+
+
+def _order_key(values: pd.Series, order: Sequence[str]) -> pd.Series:
+    rank = {name: i for i, name in enumerate(order)}
+    return values.map(lambda v: rank.get(v, len(order)))
+
+
+def _sorted(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    orders = {"dataset": DATASET_ORDER, "arch": ARCH_ORDER, "method": METHOD_ORDER}
+
+    def key(col: pd.Series) -> pd.Series:
+        return _order_key(col, orders[col.name]) if col.name in orders else col
+
+    return frame.sort_values(list(by), key=key, kind="stable").reset_index(drop=True)
+
+
+def read_metrics(path: str | os.PathLike, *, as_method: str | None = None) -> pd.DataFrame:
+    """Read one metrics CSV written by ``run_stage``; ``as_method`` relabels its rows (the shared warm-up).
+
+    Raises:
+      ValueError: the file lacks a required column or has no rows (the message names the file).
+    """
+    frame = pd.read_csv(path)
+    missing = [c for c in METRIC_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"metrics file {path} lacks the column(s) {missing}; expected {list(METRIC_COLUMNS)}")
+    if frame.empty:
+        raise ValueError(f"metrics file {path} has no rows")
+    if as_method is not None:
+        frame["method"] = as_method
+    return frame
+
+
+def collect_metrics(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate per-stage metrics into one tidy table sorted by dataset, arch, method, seed and epoch.
+
+    Raises:
+      ValueError: no frames, or two rows for the same (dataset, arch, method, seed, epoch).
+    """
+    frames = list(frames)
+    if not frames:
+        raise ValueError("collect_metrics: no metrics given")
+    columns = list(METRIC_COLUMNS)
+    if all(_OPTIONAL in f.columns for f in frames):
+        columns.insert(columns.index("nll"), _OPTIONAL)
+    tidy = pd.concat([f[columns] for f in frames], ignore_index=True)
+    duplicated = tidy.duplicated(_KEY, keep=False)
+    if duplicated.any():
+        rows = tidy.loc[duplicated, _KEY].drop_duplicates().to_dict("records")
+        raise ValueError(f"collect_metrics: more than one row for {rows[:5]}")
+    tidy["seed"] = tidy["seed"].astype(int)
+    tidy["epoch"] = tidy["epoch"].astype(int)
+    return _sorted(tidy, _KEY)
+
+
+def _speed_rows(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Rows that time a method's own gradient steps (BMR-S&S's epoch 0 is the shared Flat-FF warm-up)."""
+    return metrics[~((metrics["method"] == "bmr_ss") & (metrics["epoch"] == 0))]
+
+
+def final_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Metrics after the last epoch per dataset x arch x method: mean (and SD when several seeds) over seeds.
+
+    Columns: dataset, arch, method, seeds, epoch, step, acc, acc_sd, ece, ece_sd, nll, nll_sd, pruned_fraction,
+    pruned_fraction_sd, steps_per_s (mean over the method's own training epochs).
+    """
+    last = metrics.loc[metrics.groupby(["dataset", "arch", "method", "seed"])["epoch"].idxmax()]
+    group = ["dataset", "arch", "method"]
+    agg = last.groupby(group, sort=False).agg(
+        seeds=("seed", "nunique"),
+        epoch=("epoch", "max"),
+        step=("step", "max"),
+        acc=("acc", "mean"),
+        acc_sd=("acc", "std"),
+        ece=("ece", "mean"),
+        ece_sd=("ece", "std"),
+        nll=("nll", "mean"),
+        nll_sd=("nll", "std"),
+        pruned_fraction=("pruned_fraction", "mean"),
+        pruned_fraction_sd=("pruned_fraction", "std"),
+    )
+    speed = _speed_rows(metrics).groupby(group, sort=False)["steps_per_s"].mean().rename("steps_per_s")
+    out = agg.join(speed).reset_index()
+    return _sorted(out, group)
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
+
+
+def _claim_accuracy(scope: pd.DataFrame, tolerance: float) -> tuple[str, str]:
+    if len(scope) < 2:
+        return NA, f"only {len(scope)} method(s) in the grid"
+    spread = scope["acc"].max() - scope["acc"].min()
+    accs = ", ".join(f"{m} {_fmt(a)}" for m, a in zip(scope["method"], scope["acc"]))
+    verdict = HOLDS if spread <= tolerance else FAILS
+    return verdict, f"max - min = {100 * spread:.2f} points (tolerance {100 * tolerance:g}); acc: {accs}"
+
+
+def _claim_calibration(scope: pd.DataFrame) -> tuple[str, str]:
+    methods = set(scope["method"])
+    if not {"bmr_ss", "tiered_ff"} <= methods:
+        return NA, f"needs bmr_ss and tiered_ff; the grid has {sorted(methods)}"
+    verdicts, parts = [], []
+    for column in ("ece", "nll"):
+        ranked = scope.sort_values(column, kind="stable")
+        order = list(ranked["method"])
+        verdicts.append(order[:2] == ["bmr_ss", "tiered_ff"])
+        parts.append(f"{column.upper()}: " + " < ".join(f"{m} {_fmt(v)}" for m, v in zip(order, ranked[column])))
+    return (HOLDS if all(verdicts) else FAILS), "; ".join(parts)
+
+
+def _claim_pruning(scope: pd.DataFrame, dataset: str, arch: str, threshold: float) -> tuple[str, str]:
+    row = scope[scope["method"] == "bmr_ss"]
+    if row.empty:
+        return NA, "no bmr_ss in the grid"
+    fraction = float(row["pruned_fraction"].iloc[0])
+    if dataset == "fashion_mnist" and arch == "lenet":
+        verdict = HOLDS if fraction < threshold else FAILS
+        return verdict, f"pruned {100 * fraction:.1f} % (the exception: expected below {100 * threshold:g} %)"
+    verdict = HOLDS if fraction >= threshold else FAILS
+    return verdict, f"pruned {100 * fraction:.1f} % (threshold {100 * threshold:g} %)"
+
+
+def _claim_speed(scope: pd.DataFrame) -> tuple[str, str, float]:
+    rates = dict(zip(scope["method"], scope["steps_per_s"]))
+    if "bmr_ss" not in rates or "tiered_ff" not in rates:
+        return NA, "needs bmr_ss and tiered_ff", float("nan")
+    bmr, tiered = rates["bmr_ss"], rates["tiered_ff"]
+    if not (np.isfinite(bmr) and np.isfinite(tiered) and tiered > 0):
+        return NA, f"steps/s not finite (bmr_ss {bmr}, tiered_ff {tiered})", float("nan")
+    gain = bmr / tiered - 1.0
+    verdict = HOLDS if gain > 0 else FAILS
+    return verdict, f"bmr_ss {bmr:.1f} vs tiered_ff {tiered:.1f} steps/s: {100 * gain:+.1f} %", gain
+
+
+def paper_claims(
+    metrics: pd.DataFrame, *, acc_tolerance: float = 0.05, pruned_threshold: float = 0.5
+) -> pd.DataFrame:
+    """Judge the paper's Results claims on the final metrics, per (dataset, arch) and over the whole grid.
+
+    Args:
+      metrics: the tidy metrics table (:func:`collect_metrics`).
+      acc_tolerance: claim 1 holds in a scope when max - min of the methods' final accuracies (mean over seeds)
+        is at most this (0.05 = 5 percentage points).
+      pruned_threshold: claim 3 holds when BMR-S&S's final pruned fraction is at least this, and for the
+        exception (LeNet-5 on FashionMNIST) when it is below.
+
+    Returns:
+      A DataFrame with columns claim_id, claim, scope, verdict ("holds", "does not hold" or "not applicable")
+      and evidence (the numbers behind the verdict). Each claim ends with a row of scope "all": it holds when it
+      holds in every scope where it applies.
+    """
+    final = final_metrics(metrics)
+    rows: list[dict] = []
+    for claim_id, claim in _CLAIMS.items():
+        verdicts, gains = [], []
+        for (dataset, arch), scope in final.groupby(["dataset", "arch"], sort=False):
+            if claim_id == 1:
+                verdict, evidence = _claim_accuracy(scope, acc_tolerance)
+            elif claim_id == 2:
+                verdict, evidence = _claim_calibration(scope)
+            elif claim_id == 3:
+                verdict, evidence = _claim_pruning(scope, dataset, arch, pruned_threshold)
+            else:
+                verdict, evidence, gain = _claim_speed(scope)
+                if verdict != NA:
+                    gains.append(gain)
+            verdicts.append(verdict)
+            rows.append(dict(claim_id=claim_id, claim=claim, scope=f"{dataset} / {arch}", verdict=verdict,
+                             evidence=evidence))
+        applicable = [v for v in verdicts if v != NA]
+        n_hold = sum(v == HOLDS for v in applicable)
+        if not applicable:
+            verdict, evidence = NA, "no (dataset, arch) pair has the data"
+        else:
+            verdict = HOLDS if n_hold == len(applicable) else FAILS
+            evidence = f"holds in {n_hold} of {len(applicable)} (dataset, arch) pairs"
+            if claim_id == 4:
+                evidence += f"; mean speed-up {100 * float(np.mean(gains)):+.1f} %"
+        rows.append(dict(claim_id=claim_id, claim=claim, scope="all", verdict=verdict, evidence=evidence))
+    return pd.DataFrame(rows, columns=["claim_id", "claim", "scope", "verdict", "evidence"])
+
+
+def to_markdown(frame: pd.DataFrame, *, title: str | None = None, digits: int = 4) -> str:
+    """A GitHub-flavoured Markdown table of ``frame`` (floats with ``digits`` significant digits, NaN empty)."""
+
+    def cell(value) -> str:
+        if isinstance(value, (float, np.floating)):
+            return "" if math.isnan(value) else f"{value:.{digits}g}"
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    lines = ([f"# {title}", ""] if title else []) + [header, rule, *body]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(
+    frame: pd.DataFrame,
+    csv_path: str | os.PathLike,
+    md_path: str | os.PathLike | None = None,
+    *,
+    title: str | None = None,
+) -> None:
+    """Write ``frame`` as CSV (and Markdown when ``md_path`` is given), each file atomically."""
+    atomic_write_text(csv_path, frame.to_csv(index=False))
+    if md_path is not None:
+        atomic_write_text(md_path, to_markdown(frame, title=title))

@@ -1,0 +1,65 @@
+"""Shared fixtures: a small real-FashionMNIST data set for fast training tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _fmnist_source():
+    """Where real FashionMNIST can be read offline, or None."""
+    for d in (os.environ.get("BMRSPARSE_DATA_DIR"), DEBIAN_FMNIST):
+        if d and Path(d).is_dir() and any(Path(d).rglob("train-images-idx3-ubyte*")):
+            return Path(d)
+    return None
+
+
+@pytest.fixture(scope="session")
+def fmnist_full(tmp_path_factory):
+    """The whole real FashionMNIST, prepared (skips when no offline copy exists)."""
+    from bmrsparse import data
+
+    src = _fmnist_source()
+    if src is None:
+        pytest.skip(
+            "real FashionMNIST not found offline: install Debian's dataset-fashion-mnist "
+            "(apt-get install dataset-fashion-mnist) or set BMRSPARSE_DATA_DIR"
+        )
+    out = tmp_path_factory.mktemp("data") / "fashion_mnist.npz"
+    data.prepare_dataset("fashion_mnist", out, source_dir=src, download=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def fmnist_small(fmnist_full, tmp_path_factory):
+    """A 6000/1000 subset of real FashionMNIST in the prepared format (first images of each split)."""
+    from bmrsparse import data
+    from bmrsparse.io import atomic_savez
+
+    ds = data.load_prepared(fmnist_full)
+    out = tmp_path_factory.mktemp("data") / "fashion_mnist_small.npz"
+    atomic_savez(
+        out,
+        x_train=ds.x_train[:6000],
+        y_train=ds.y_train[:6000],
+        x_test=ds.x_test[:1000],
+        y_test=ds.y_test[:1000],
+        name=np.array("fashion_mnist"),
+        num_classes=np.array(10, np.int64),
+    )
+    return out
+
+
+#: shrunken networks for fast tests
+TINY_NETS = {
+    "mlp": {"width": 64, "depth": 2},
+    "lenet": {"features": [4, 8, 16], "hidden": 16},
+    "mixer": {"hidden_dim": 16, "tokens_mlp_dim": 16, "channels_mlp_dim": 16, "num_blocks": 1, "patch_size": 8},
+    "vit": {"embed_dim": 16, "num_heads": 2, "mlp_dim": 16, "num_blocks": 1, "patch_size": 8},
+}

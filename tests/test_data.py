@@ -1,0 +1,573 @@
+"""bmrsparse.data: real FashionMNIST (Debian's copy), CIFAR readers on tiny archives in the real format,
+checksums, offline messages, the restricted unpickler and the preprocessing helpers."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import shutil
+import struct
+import subprocess
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bmrsparse import data
+from bmrsparse.data import _sources, cifar, fashion_mnist
+from bmrsparse.data._safe_pickle import safe_loads
+
+DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
+FMNIST_FILES = tuple(fashion_mnist.FILES.values())
+needs_fmnist = pytest.mark.skipif(
+    not all((DEBIAN_FMNIST / f).is_file() for f in FMNIST_FILES),
+    reason=f"real FashionMNIST not at {DEBIAN_FMNIST} (install it with `apt-get install dataset-fashion-mnist`)",
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_lookup(tmp_path_factory, monkeypatch):
+    """No test sees the user's BMRSPARSE_DATA_DIR or download cache."""
+    monkeypatch.delenv(_sources.DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg_cache")))
+
+
+def _md5(path):
+    return hashlib.md5(Path(path).read_bytes()).hexdigest()
+
+
+def _listing(folder):
+    return sorted(p.name for p in Path(folder).iterdir())
+
+
+# ----------------------------------------------------------------------------------------------------------
+# FashionMNIST, real data
+# ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fmnist_npz(tmp_path_factory):
+    if not all((DEBIAN_FMNIST / f).is_file() for f in FMNIST_FILES):
+        pytest.skip(f"real FashionMNIST not at {DEBIAN_FMNIST} (apt-get install dataset-fashion-mnist)")
+    out = tmp_path_factory.mktemp("prepared") / "fashion_mnist.npz"
+    saved = os.environ.pop(_sources.DATA_DIR_ENV, None)
+    try:
+        data.prepare_dataset("fashion_mnist", out, download=False)
+    finally:
+        if saved is not None:
+            os.environ[_sources.DATA_DIR_ENV] = saved
+    return out
+
+
+@needs_fmnist
+def test_fashion_mnist_prepared_from_debian_copy(fmnist_npz):
+    ds = data.load_prepared(fmnist_npz)
+    assert ds.name == "fashion_mnist" and ds.num_classes == 10 == data.NUM_CLASSES["fashion_mnist"]
+    assert ds.x_train.shape == (60000, 28, 28, 1) and ds.x_train.dtype == np.uint8
+    assert ds.x_test.shape == (10000, 28, 28, 1) and ds.x_test.dtype == np.uint8
+    assert ds.y_train.dtype == np.int64 and ds.y_test.dtype == np.int64
+    assert ds.y_train.min() == 0 and ds.y_train.max() == 9
+    np.testing.assert_array_equal(np.bincount(ds.y_train), np.full(10, 6000))
+    np.testing.assert_array_equal(np.bincount(ds.y_test), np.full(10, 1000))
+    # The widely quoted FashionMNIST statistics: mean 0.2860 and std 0.3530 of [0, 1] pixels.
+    mean, std = data.channel_stats(ds.x_train)
+    assert mean.shape == std.shape == (1,) and mean.dtype == np.float32
+    assert mean[0] / 255 == pytest.approx(0.2860, abs=1e-4)
+    assert std[0] / 255 == pytest.approx(0.3530, abs=1e-4)
+    # First training image of the original file: an ankle boot (class 9), a T-shirt (0) next.
+    assert ds.y_train[:2].tolist() == [9, 0]
+
+
+def _copy_fmnist(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in FMNIST_FILES:
+        shutil.copyfile(DEBIAN_FMNIST / f, folder / f)
+    return folder
+
+
+@needs_fmnist
+def test_corrupted_fashion_mnist_file_fails_checksum_and_writes_nothing(tmp_path):
+    src = _copy_fmnist(tmp_path / "src")
+    labels = src / "train-labels-idx1-ubyte.gz"
+    content = bytearray(gzip.decompress(labels.read_bytes()))
+    content[1000] ^= 0x01  # one label changes class: still a valid IDX file
+    labels.write_bytes(gzip.compress(bytes(content)))
+    out_dir = tmp_path / "out"
+    with pytest.raises(data.ChecksumError) as info:
+        data.prepare_dataset("fashion_mnist", out_dir / "fmnist.npz", source_dir=src, download=False)
+    message = str(info.value)
+    expected = fashion_mnist.MD5["train-labels-idx1-ubyte.gz"]
+    actual = hashlib.md5(bytes(content)).hexdigest()
+    assert str(labels) in message and expected in message and actual in message
+    assert "re-download" in message and "source_dir" in message
+    assert (info.value.expected, info.value.actual) == (expected, actual)
+    assert not out_dir.exists() or _listing(out_dir) == []
+
+
+@needs_fmnist
+def test_truncated_fashion_mnist_gzip_gives_clear_error(tmp_path):
+    src = _copy_fmnist(tmp_path / "src")
+    target = src / "t10k-labels-idx1-ubyte.gz"
+    target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
+    out = tmp_path / "out" / "fmnist.npz"
+    with pytest.raises(data.CorruptFileError, match="truncated or corrupted") as info:
+        data.prepare_dataset("fashion_mnist", out, source_dir=src, download=False)
+    assert str(target) in str(info.value)
+    assert isinstance(info.value, data.ChecksumError)
+    assert not out.exists() and not out.parent.exists()
+
+
+@needs_fmnist
+def test_env_var_folder_is_searched_before_the_debian_copy(tmp_path, monkeypatch):
+    # A damaged copy under $BMRSPARSE_DATA_DIR/fashion-mnist/ must be the one read (and rejected).
+    sub = _copy_fmnist(tmp_path / "env" / "fashion-mnist")
+    target = sub / "t10k-labels-idx1-ubyte.gz"
+    target.write_bytes(gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">I", 1) + b"\x03"))
+    monkeypatch.setenv(_sources.DATA_DIR_ENV, str(tmp_path / "env"))
+    with pytest.raises(data.ChecksumError, match=str(target)):
+        data.prepare_dataset("fashion_mnist", tmp_path / "x.npz", download=False)
+
+
+def test_lookup_order(tmp_path, monkeypatch):
+    monkeypatch.setenv(_sources.DATA_DIR_ENV, str(tmp_path / "env"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    dirs = data.candidate_dirs("fashion_mnist", tmp_path / "src")
+    assert dirs == [
+        tmp_path / "src" / "fashion_mnist",
+        tmp_path / "src" / "fashion-mnist",
+        tmp_path / "src",
+        tmp_path / "env" / "fashion_mnist",
+        tmp_path / "env" / "fashion-mnist",
+        tmp_path / "env",
+        Path("/usr/share/datasets/fashion-mnist"),
+        tmp_path / "cache" / "bmrsparse" / "fashion_mnist",
+    ]
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist", "cifar10", "cifar100"])
+def test_offline_without_local_copy_says_how_to_point_at_one(tmp_path, monkeypatch, name):
+    monkeypatch.setitem(_sources.LOCAL_COPIES, name, ())
+    out = tmp_path / "out.npz"
+    with pytest.raises(data.DatasetUnavailableError) as info:
+        data.prepare_dataset(name, out, source_dir=tmp_path / "empty", download=False)
+    message = str(info.value)
+    for hint in ("source_dir", "BMRSPARSE_DATA_DIR", "data_dir", str(tmp_path / "empty")):
+        assert hint in message
+    expected_files = FMNIST_FILES if name == "fashion_mnist" else (cifar.ARCHIVES[name].filename,)
+    for f in expected_files:
+        assert f in message
+    assert not out.exists() and not (tmp_path / "empty").exists()
+
+
+def test_unknown_dataset_is_named():
+    with pytest.raises(ValueError, match="'mnist'.*fashion_mnist, cifar10, cifar100"):
+        data.prepare_dataset("mnist", "unused.npz", download=False)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# IDX parsing
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _idx(type_code, shape, payload):
+    return bytes([0, 0, type_code, len(shape)]) + b"".join(struct.pack(">I", d) for d in shape) + payload
+
+
+def test_parse_idx_reads_header_shape_and_big_endian_values():
+    values = np.array([[1, -2, 70000], [3, 4, -5]], dtype=">i4")
+    parsed = data.parse_idx(_idx(0x0C, (2, 3), values.tobytes()))
+    assert parsed.shape == (2, 3) and parsed.dtype == np.int32
+    np.testing.assert_array_equal(parsed, [[1, -2, 70000], [3, 4, -5]])
+    images = data.parse_idx(_idx(0x08, (2, 2, 2), bytes(range(8))))
+    assert images.dtype == np.uint8 and images[1, 0, 1] == 5
+
+
+@pytest.mark.parametrize(
+    "blob, match",
+    [
+        (b"\x01\x00\x08\x01" + struct.pack(">I", 1) + b"\x00", "not an IDX file"),
+        (b"\x00\x00\x07\x01" + struct.pack(">I", 1) + b"\x00", "unknown IDX element type"),
+        (b"\x00\x00\x08\x03" + struct.pack(">I", 1), "header truncated"),
+        (_idx(0x08, (2, 3), bytes(5)), r"announces shape \(2, 3\)"),
+    ],
+)
+def test_parse_idx_rejects_bad_files(blob, match):
+    with pytest.raises(data.DataError, match=match):
+        data.parse_idx(blob, source="some.idx")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# CIFAR: tiny archives in the exact real format
+# ----------------------------------------------------------------------------------------------------------
+
+
+class _Py2Pickler(pickle._Pickler):
+    """Writes byte and text strings as Python 2 ``str`` (BINSTRING), as the CIFAR files (cPickle, protocol 2) do."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def _save_py2_str(self, obj):
+        raw = obj if isinstance(obj, bytes) else obj.encode("latin-1")
+        if len(raw) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(raw)]) + raw)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(raw)) + raw)
+        self.memoize(obj)
+
+    dispatch[bytes] = _save_py2_str
+    dispatch[str] = _save_py2_str
+
+
+def _py2_pickle(obj) -> bytes:
+    buffer = io.BytesIO()
+    _Py2Pickler(buffer, protocol=2).dump(obj)
+    # numpy 1.x (which wrote the real files) named the module numpy.core.multiarray.
+    return buffer.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+
+
+def _pattern(n, r, c, ch):
+    return (7 * n + 11 * r + 5 * c + 101 * ch) % 256
+
+
+def _batch_data(offset, count):
+    """Rows in CIFAR layout: data[n, ch * 1024 + r * 32 + c] = _pattern(offset + n, r, c, ch)."""
+    n, ch, r, c = np.meshgrid(np.arange(count) + offset, np.arange(3), np.arange(32), np.arange(32), indexing="ij")
+    return _pattern(n, r, c, ch).astype(np.uint8).reshape(count, 3072)
+
+
+def _tar_add(tar, name, payload):
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    tar.addfile(info, io.BytesIO(payload))
+
+
+def _make_cifar_archive(path, name, per_batch=4, n_test=3, replace=None, extra=()):
+    """A CIFAR "python version" archive with the real member names, keys and layout (tiny batches).
+
+    Labels of batch member k are k*100 + i (mod num_classes) so their order is checkable.
+    ``replace`` maps a member's short name to raw bytes used instead of its pickle.
+    """
+    spec = cifar.ARCHIVES[name]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    replace = replace or {}
+    members, offset = [], 0
+    for index, member in enumerate(spec.train + spec.test):
+        count = n_test if member in spec.test else per_batch
+        batch = {
+            b"batch_label": b"training batch %d of 5" % (index + 1),
+            b"data": _batch_data(offset, count),
+            b"filenames": [b"img_%d.png" % (offset + i) for i in range(count)],
+        }
+        labels = [(index * 7 + i) % spec.num_classes for i in range(count)]
+        if name == "cifar10":
+            batch[b"labels"] = labels
+        else:
+            batch[b"fine_labels"] = labels
+            batch[b"coarse_labels"] = [lab // 5 for lab in labels]
+        members.append((f"{spec.folder}/{member}", replace.get(member, _py2_pickle(batch))))
+        offset += count
+    meta = f"{spec.folder}/batches.meta" if name == "cifar10" else f"{spec.folder}/meta"
+    with tarfile.open(path, "w:gz") as tar:
+        folder = tarfile.TarInfo(spec.folder)
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        _tar_add(tar, meta, _py2_pickle({b"label_names": [b"a", b"b"]}))
+        for member_name, payload in members:
+            _tar_add(tar, member_name, payload)
+        _tar_add(tar, f"{spec.folder}/readme.html", b"<html></html>")
+        for entry in extra:
+            tar.addfile(*entry) if isinstance(entry, tuple) else tar.addfile(entry)
+    return path
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_archive_prepared_with_exact_pixel_layout(tmp_path, name):
+    spec = cifar.ARCHIVES[name]
+    archive = _make_cifar_archive(tmp_path / "src" / spec.filename, name)
+    out = tmp_path / "prepared" / f"{name}.npz"
+    data.prepare_dataset(
+        name, out, source_dir=tmp_path / "src", download=False, expected_md5={spec.filename: _md5(archive)}
+    )
+    ds = data.load_prepared(out)
+    n_train = 4 * len(spec.train)
+    assert ds.name == name and ds.num_classes == spec.num_classes
+    assert ds.x_train.shape == (n_train, 32, 32, 3) and ds.x_train.dtype == np.uint8
+    assert ds.x_test.shape == (3, 32, 32, 3)
+    # Every pixel of every image, in the order data_batch_1..5 then test_batch (train then test for CIFAR-100).
+    n, r, c, ch = np.meshgrid(np.arange(n_train), np.arange(32), np.arange(32), np.arange(3), indexing="ij")
+    np.testing.assert_array_equal(ds.x_train, _pattern(n, r, c, ch).astype(np.uint8))
+    assert ds.x_train[1, 2, 3, 2] == _pattern(1, 2, 3, 2) == (7 + 22 + 15 + 202) % 256
+    assert ds.x_test[0, 31, 0, 1] == _pattern(n_train, 31, 0, 1)
+    expected_train = [(k * 7 + i) % spec.num_classes for k in range(len(spec.train)) for i in range(4)]
+    assert ds.y_train.tolist() == expected_train and ds.y_train.dtype == np.int64
+    k = len(spec.train)
+    assert ds.y_test.tolist() == [(k * 7 + i) % spec.num_classes for i in range(3)]
+
+
+def test_batch_to_images_maps_planes_to_channels():
+    row = np.zeros((1, 3072), np.uint8)
+    row[0, 2 * 1024 + 5 * 32 + 9] = 200  # blue plane, row 5, column 9
+    images = data.batch_to_images(row)
+    assert images.shape == (1, 32, 32, 3) and images[0, 5, 9, 2] == 200 and images.sum() == 200
+
+
+def test_cifar_checksum_is_checked_before_unpickling(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = pickle.dumps(_Exploit(f"touch {marker}"), protocol=2)
+    archive = _make_cifar_archive(tmp_path / "cifar-10-python.tar.gz", "cifar10", replace={"data_batch_1": evil})
+    out = tmp_path / "out.npz"
+    with pytest.raises(data.ChecksumError) as info:
+        data.prepare_dataset("cifar10", out, source_dir=tmp_path, download=False)  # published digest
+    assert "c58f30108f718f92721af3b95e74349a" in str(info.value) and _md5(archive) in str(info.value)
+    assert not isinstance(info.value, data.CorruptFileError)
+    assert not marker.exists() and not out.exists()
+
+
+class _Exploit:
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+class _EvalExploit:
+    def __reduce__(self):
+        return (eval, ("1 + 1",))
+
+
+class _PopenExploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (subprocess.Popen, (["touch", str(self.marker)],))
+
+
+@pytest.mark.parametrize(
+    "make, forbidden",
+    [
+        (lambda m: pickle.dumps(_Exploit(f"touch {m}"), protocol=2), f"{os.system.__module__}.system"),
+        (lambda m: pickle.dumps(_EvalExploit(), protocol=2, fix_imports=False), "builtins.eval"),
+        (lambda m: pickle.dumps(_EvalExploit(), protocol=2), "__builtin__.eval"),  # Python 2 spelling
+        (lambda m: pickle.dumps(_PopenExploit(m), protocol=2, fix_imports=False), "subprocess.Popen"),
+        # Hidden inside an otherwise well-formed batch dict, written like the real files.
+        (lambda m: _py2_pickle({b"data": _Exploit(f"touch {m}"), b"labels": [0]}), f"{os.system.__module__}.system"),
+    ],
+)
+def test_tampered_archive_with_matching_digest_is_refused_by_restricted_unpickler(tmp_path, make, forbidden):
+    marker = tmp_path / "pwned"
+    evil = make(marker)
+    archive = _make_cifar_archive(tmp_path / "cifar-10-python.tar.gz", "cifar10", replace={"data_batch_3": evil})
+    out = tmp_path / "out.npz"
+    with pytest.raises(data.UnsafePickleError, match=f"refusing to unpickle the global {forbidden}"):
+        data.prepare_dataset(
+            "cifar10", out, source_dir=tmp_path, download=False,
+            expected_md5={"cifar-10-python.tar.gz": _md5(archive)},
+        )
+    assert not marker.exists() and not out.exists()
+
+
+def test_restricted_unpickler_admits_real_format_and_nothing_more():
+    array = np.arange(3072 * 2, dtype=np.int64).astype(np.uint8).reshape(2, 3072)
+    loaded = safe_loads(_py2_pickle({b"data": array, b"labels": [1, 2]}))
+    assert set(loaded) == {b"data", b"labels"}
+    np.testing.assert_array_equal(loaded[b"data"], array)
+    # Python 3's own protocol-2 pickle of bytes goes through _codecs.encode, which the format never uses.
+    with pytest.raises(data.UnsafePickleError, match="_codecs.encode"):
+        safe_loads(pickle.dumps({b"data": 1}, protocol=2))
+    # A persistent id is refused too.
+    with pytest.raises(data.UnsafePickleError, match="persistent id"):
+        safe_loads(b"\x80\x02U\x03pidQ.")
+
+
+@pytest.mark.parametrize("bad_name", ["../evil", "/tmp/evil", "cifar-10-batches-py/../../evil"])
+def test_archive_member_escaping_its_folder_is_refused(tmp_path, bad_name):
+    info = tarfile.TarInfo(bad_name)
+    info.size = 3
+    archive = _make_cifar_archive(
+        tmp_path / "cifar-10-python.tar.gz", "cifar10", extra=[(info, io.BytesIO(b"abc"))]
+    )
+    with pytest.raises(data.UnsafeArchiveError, match="outside the archive folder"):
+        data.read_cifar("cifar10", archive, expected_md5=_md5(archive))
+
+
+def test_archive_batch_that_is_a_link_is_refused(tmp_path):
+    archive = tmp_path / "cifar-100-python.tar.gz"
+    good = _make_cifar_archive(tmp_path / "good.tar.gz", "cifar100")
+    with tarfile.open(good) as src, tarfile.open(archive, "w:gz") as dst:
+        for member in src:
+            if member.name == "cifar-100-python/test":
+                link = tarfile.TarInfo(member.name)
+                link.type = tarfile.SYMTYPE
+                link.linkname = "/etc/passwd"
+                dst.addfile(link)
+            else:
+                dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+    with pytest.raises(data.UnsafeArchiveError, match="not a regular file"):
+        data.read_cifar("cifar100", archive, expected_md5=_md5(archive))
+
+
+def test_truncated_cifar_archive(tmp_path):
+    full = _make_cifar_archive(tmp_path / "full.tar.gz", "cifar10", per_batch=50)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    archive.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    out = tmp_path / "out" / "c.npz"
+    # With the published digest: the checksum catches it.
+    with pytest.raises(data.ChecksumError, match="checksum mismatch"):
+        data.prepare_dataset("cifar10", out, source_dir=tmp_path, download=False)
+    # Even when the digest is made to match, the reader reports a truncated archive, not a traceback from tarfile.
+    with pytest.raises(data.CorruptFileError, match="truncated or corrupted"):
+        data.prepare_dataset(
+            "cifar10", out, source_dir=tmp_path, download=False,
+            expected_md5={"cifar-10-python.tar.gz": _md5(archive)},
+        )
+    assert not out.parent.exists()
+
+
+def test_cifar_archive_missing_a_batch_or_with_bad_batch(tmp_path):
+    spec = cifar.ARCHIVES["cifar10"]
+    short = _make_cifar_archive(tmp_path / "a.tar.gz", "cifar10")
+    trimmed = tmp_path / "trimmed.tar.gz"
+    with tarfile.open(short) as src, tarfile.open(trimmed, "w:gz") as dst:
+        for member in src:
+            if member.name != f"{spec.folder}/data_batch_4":
+                dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+    with pytest.raises(data.DataError, match="missing member.*data_batch_4"):
+        data.read_cifar("cifar10", trimmed, expected_md5=_md5(trimmed))
+    wrong = _py2_pickle({b"data": np.zeros((2, 3072), np.float32), b"labels": [0, 1]})
+    bad = _make_cifar_archive(tmp_path / "b.tar.gz", "cifar10", replace={"test_batch": wrong})
+    with pytest.raises(data.DataError, match="test_batch: b'data' must be a uint8 array"):
+        data.read_cifar("cifar10", bad, expected_md5=_md5(bad))
+    out_of_range = _py2_pickle({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]})
+    bad = _make_cifar_archive(tmp_path / "c.tar.gz", "cifar10", replace={"test_batch": out_of_range})
+    with pytest.raises(data.DataError, match=r"labels outside 0\.\.9"):
+        data.read_cifar("cifar10", bad, expected_md5=_md5(bad))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Downloading (file:// mirrors stand in for the web; nothing leaves the machine)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_download_tries_mirrors_verifies_and_keeps_only_a_good_copy(tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    archive = _make_cifar_archive(mirror / "cifar-10-python.tar.gz", "cifar10")
+    missing_mirror = (tmp_path / "nowhere").as_uri() + "/"
+    monkeypatch.setattr(cifar, "MIRRORS", (missing_mirror, mirror.as_uri() + "/"))
+    dest = tmp_path / "data"
+    out = tmp_path / "cifar10.npz"
+    data.prepare_dataset(
+        "cifar10", out, source_dir=dest, expected_md5={"cifar-10-python.tar.gz": _md5(archive)}
+    )
+    assert _listing(dest) == ["cifar-10-python.tar.gz"]  # kept in source_dir, no partial file left
+    assert _md5(dest / "cifar-10-python.tar.gz") == _md5(archive)
+    assert data.load_prepared(out).x_train.shape == (20, 32, 32, 3)
+
+
+def test_download_with_wrong_digest_keeps_nothing(tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    _make_cifar_archive(mirror / "cifar-10-python.tar.gz", "cifar10")
+    monkeypatch.setattr(cifar, "MIRRORS", (mirror.as_uri() + "/",))
+    out = tmp_path / "cifar10.npz"
+    with pytest.raises(data.ChecksumError) as info:
+        data.prepare_dataset("cifar10", out)  # published digest; downloads go to the (temporary) cache
+    assert "c58f30108f718f92721af3b95e74349a" in str(info.value) and "Nothing was kept" in str(info.value)
+    assert not out.exists()
+    assert not data.cache_dir("cifar10").exists()
+
+
+def test_download_failure_is_reported_as_unavailable_with_hints(tmp_path, monkeypatch):
+    monkeypatch.setattr(cifar, "MIRRORS", ((tmp_path / "nowhere").as_uri() + "/",))
+    with pytest.raises(data.DatasetUnavailableError, match="downloading failed.*source_dir.*BMRSPARSE_DATA_DIR"):
+        data.prepare_dataset("cifar100", tmp_path / "c.npz", source_dir=tmp_path / "dl")
+    assert not (tmp_path / "c.npz").exists() and not (tmp_path / "dl").exists()
+
+
+@needs_fmnist
+def test_fashion_mnist_download_is_verified_on_decompressed_content(tmp_path, monkeypatch):
+    # Debian's re-gzipped files stand in for the canonical ones: different .gz bytes, same content digests.
+    mirror = _copy_fmnist(tmp_path / "mirror")
+    monkeypatch.setattr(fashion_mnist, "MIRRORS", (mirror.as_uri() + "/",))
+    monkeypatch.setitem(_sources.LOCAL_COPIES, "fashion_mnist", ())
+    out = tmp_path / "fm.npz"
+    data.prepare_dataset("fashion_mnist", out)
+    assert sorted(_listing(data.cache_dir("fashion_mnist"))) == sorted(FMNIST_FILES)
+    assert data.load_prepared(out).x_test.shape == (10000, 28, 28, 1)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Prepared files and preprocessing
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_load_prepared_rejects_damaged_or_foreign_files(tmp_path):
+    archive = _make_cifar_archive(tmp_path / "src" / "cifar-10-python.tar.gz", "cifar10")
+    good = tmp_path / "good.npz"
+    data.prepare_dataset(
+        "cifar10", good, source_dir=tmp_path / "src", download=False,
+        expected_md5={"cifar-10-python.tar.gz": _md5(archive)},
+    )
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="rerun prepare_dataset"):
+        data.load_prepared(truncated)
+    plain = tmp_path / "plain.npy"
+    np.save(plain, np.zeros(3))
+    with pytest.raises(ValueError, match="not an .npz archive"):
+        data.load_prepared(plain)
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, x_train=np.zeros((2, 32, 32, 3), np.uint8))
+    with pytest.raises(ValueError, match="missing y_train"):
+        data.load_prepared(foreign)
+
+
+def test_channel_stats_match_float64_reference():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(2500, 8, 8, 3), dtype=np.uint8)  # more images than one chunk
+    x[..., 2] //= 4
+    mean, std = data.channel_stats(x)
+    assert mean.dtype == std.dtype == np.float32 and mean.shape == (3,)
+    reference = x.reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(mean, reference.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(std, reference.std(axis=0), rtol=1e-6)
+    with pytest.raises(ValueError, match="uint8 images"):
+        data.channel_stats(x.astype(np.float32))
+
+
+def test_standardise_gives_zero_mean_unit_std_per_channel():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, size=(300, 4, 4, 3), dtype=np.uint8)
+    mean, std = data.channel_stats(x)
+    z = data.standardise(x, mean, std)
+    assert z.dtype == np.float32 and z.shape == x.shape
+    np.testing.assert_allclose(z.reshape(-1, 3).mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(z.reshape(-1, 3).std(axis=0), 1.0, atol=1e-4)
+    assert z[0, 0, 0, 1] == pytest.approx((float(x[0, 0, 0, 1]) - mean[1]) / std[1], rel=1e-6)
+    with pytest.raises(ValueError, match="3 channels"):
+        data.standardise(x, mean[:1], std[:1])
+    with pytest.raises(ValueError, match="std must be positive"):
+        data.standardise(x, mean, np.array([1.0, 0.0, 1.0]))
+
+
+def test_pad_to_zero_pads_symmetrically():
+    x = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28, 1) % 250 + 1
+    padded = data.pad_to(x, 32)
+    assert padded.shape == (2, 32, 32, 1) and padded.dtype == np.uint8
+    np.testing.assert_array_equal(padded[:, 2:30, 2:30], x)
+    assert padded.sum() == x.astype(np.int64).sum()
+    assert padded[:, :2].max() == padded[:, 30:].max() == padded[:, :, :2].max() == padded[:, :, 30:].max() == 0
+    odd = data.pad_to(np.ones((29, 30, 3), np.float32), 32)  # a single image, odd margin
+    assert odd.shape == (32, 32, 3)
+    assert odd[0].sum() == 0 and odd[1:30, 1:31].min() == 1 and odd[30:].sum() == 0
+    same = np.ones((1, 32, 32, 3))
+    assert data.pad_to(same) is same
+    with pytest.raises(ValueError, match="larger than 32x32"):
+        data.pad_to(np.ones((1, 33, 32, 1)))
