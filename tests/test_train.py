@@ -1,0 +1,144 @@
+"""Training on real FashionMNIST: every method learns, BMR prunes, states round-trip, errors are clear."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bmrsparse.experiment import METRIC_COLUMNS, posterior_summary, resolve_settings, run_stage
+from bmrsparse.train import NonFiniteLossError, StateMismatchError
+
+from conftest import TINY_NETS
+
+FAST = {
+    "num_eval_samples": 4,
+    "test_subset": 1000,
+    "eval_batch_size": 500,
+    "chunk_size": 100,
+    "init_radius": 0.5,  # as in the quick profile: short runs start near the prior's centre
+    "net": TINY_NETS,
+}
+
+
+def _stage(data, tmp_path, method, schedule, *, arch="mlp", first_epoch=0, init=None, tag=None, **settings):
+    tag = tag or f"{arch}_{method}_{first_epoch}"
+    return run_stage(
+        data_path=data, dataset="fashion_mnist", arch=arch, method=method, seed=0, schedule=schedule,
+        first_epoch=first_epoch, init_state=init, out_state=tmp_path / f"{tag}.npz",
+        out_metrics=tmp_path / f"{tag}.csv", settings={**FAST, **settings}, progress=False,
+    )
+
+
+@pytest.mark.parametrize("method", ["flat_map", "flat_ff", "tiered_ff"])
+def test_method_learns_well_above_chance(fmnist_small, tmp_path, method):
+    df = _stage(fmnist_small, tmp_path, method, [300])
+    assert list(df.columns) == METRIC_COLUMNS
+    row = df.iloc[-1]
+    assert row.step == 300
+    assert row.acc > 0.6, row  # chance is 0.1
+    assert np.isfinite(row.nll) and 0 <= row.ece <= 1 and row.steps_per_s > 0
+    assert row.pruned_fraction == 0.0
+
+
+def test_bmr_starts_from_flat_ff_prunes_and_learns(fmnist_small, tmp_path):
+    warm = _stage(fmnist_small, tmp_path, "flat_ff", [600], tag="warm")
+    df = _stage(fmnist_small, tmp_path, "bmr_ss", [200, 200], first_epoch=1, init=tmp_path / "warm.npz")
+    assert list(df.epoch) == [1, 2]
+    assert list(df.step) == [800, 1000]  # continues the warm-up's step counter
+    # BMR really prunes: most of the tiny network's weights carry no evidence after a short warm-up, and the
+    # pruned network still classifies far above chance (0.1)
+    assert df.pruned_fraction.iloc[0] > 0.5
+    assert (df.acc > 0.45).all(), df
+    # masks accumulate: the pruned fraction never decreases
+    assert df.pruned_fraction.is_monotonic_increasing
+    assert warm.pruned_fraction.iloc[0] == 0.0
+    summary = posterior_summary(tmp_path / "mlp_bmr_ss_1.npz")
+    names = [s["name"] for s in summary]
+    assert names[-1] == "head" and summary[0]["mean"].shape == (784, 64)
+    assert summary[-1]["pruned"].sum() == 0  # the output layer is never pruned
+    pruned = np.concatenate([s["pruned"].ravel() for s in summary])
+    means = np.concatenate([s["mean"].ravel() for s in summary])
+    assert np.all(np.abs(means[pruned]) < 1e-9)  # pruned weights are pinned at zero
+
+
+@pytest.mark.parametrize("arch", ["lenet", "mixer", "vit"])
+def test_other_architectures_train(fmnist_small, tmp_path, arch):
+    df = _stage(fmnist_small, tmp_path, "flat_ff", [150], arch=arch)
+    assert df.acc.iloc[-1] > 0.3, df  # tiny networks, few steps: clearly above chance (0.1)
+
+
+def test_same_seed_same_numbers(fmnist_small, tmp_path):
+    a = _stage(fmnist_small, tmp_path, "flat_ff", [60, 40], tag="a", chunk_size=100)
+    b = _stage(fmnist_small, tmp_path, "flat_ff", [60, 40], tag="b", chunk_size=7)  # other chunking, same numbers
+    cols = ["epoch", "step", "acc", "ece", "ece_width15", "nll", "pruned_fraction"]
+    pd.testing.assert_frame_equal(a[cols], b[cols], check_exact=True)
+    za, zb = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
+    for k in za.files:
+        if k != "header":
+            np.testing.assert_array_equal(za[k], zb[k], err_msg=k)
+
+
+def test_non_finite_loss_stops_with_step_and_writes_nothing(fmnist_small, tmp_path):
+    """A real divergence (absurd step size): the run stops naming the step and the setting to change."""
+    with pytest.raises(NonFiniteLossError, match=r"non-finite at step \d+") as err:
+        _stage(fmnist_small, tmp_path, "flat_map", [50], tag="run", learning_rate={"flat_map": 1e30})
+    assert "training.learning_rate.flat_map" in str(err.value)
+    assert not (tmp_path / "run.npz").exists() and not (tmp_path / "run.csv").exists()
+
+
+def test_non_finite_loss_keeps_last_finite_checkpoint(fmnist_small, tmp_path, monkeypatch):
+    """The loss turns non-finite in the 4th chunk: the checkpoint of chunk 2 (the last finite one) stays."""
+    from bmrsparse import train
+
+    real_compile = train.Trainer._compile
+
+    def compile_with_fault(self, state):
+        real_compile(self, state)
+        run, calls = self._run, {"n": 0}
+
+        def faulty(*args):
+            calls["n"] += 1
+            s, dk, total, bad = run(*args)
+            return s, dk, total, (bad if calls["n"] < 4 else bad * 0 + 3)  # 4th chunk: loss non-finite at its step 4
+
+        self._run = faulty
+
+    monkeypatch.setattr(train.Trainer, "_compile", compile_with_fault)
+    ckpt = tmp_path / "run.ckpt.npz"
+    with pytest.raises(NonFiniteLossError, match=r"non-finite at step 34 "):
+        run_stage(
+            data_path=fmnist_small, dataset="fashion_mnist", arch="mlp", method="flat_ff", seed=0, schedule=[100],
+            first_epoch=0, out_state=tmp_path / "run.npz", out_metrics=tmp_path / "run.csv",
+            settings={**FAST, "chunk_size": 10, "checkpoint_every": 20}, checkpoint_path=ckpt, progress=False,
+        )
+    assert not (tmp_path / "run.npz").exists() and not (tmp_path / "run.csv").exists()
+    header = json.loads(str(np.load(ckpt)["header"]))
+    assert header["step"] == 20  # checkpoints at 20 (and 40, never reached): the last finite one is kept
+    z = np.load(ckpt)
+    assert all(np.all(np.isfinite(z[k])) for k in z.files if z[k].dtype.kind == "f")
+
+
+def test_state_of_other_architecture_or_method_is_refused(fmnist_small, tmp_path):
+    _stage(fmnist_small, tmp_path, "flat_ff", [20], tag="mlp_ff")
+    with pytest.raises(StateMismatchError, match="arch"):
+        _stage(fmnist_small, tmp_path, "flat_ff", [20], arch="lenet", init=tmp_path / "mlp_ff.npz", tag="x")
+    with pytest.raises(StateMismatchError, match="prior"):
+        _stage(fmnist_small, tmp_path, "tiered_ff", [20], init=tmp_path / "mlp_ff.npz", tag="y")
+    # a checkpoint left by another method under this stage's checkpoint name
+    (tmp_path / "z.npz.ckpt.npz").write_bytes((tmp_path / "mlp_ff.npz").read_bytes())
+    with pytest.raises(StateMismatchError, match="method"):
+        _stage(fmnist_small, tmp_path, "bmr_ss", [20], tag="z")
+
+
+def test_settings_are_validated():
+    with pytest.raises(ValueError, match="unknown training setting 'batchsize'"):
+        resolve_settings({"batchsize": 3})
+    with pytest.raises(ValueError, match="batch_size"):
+        resolve_settings({"batch_size": 0})
+    with pytest.raises(ValueError, match="learning_rate: unknown method 'sgd'"):
+        resolve_settings({"learning_rate": {"sgd": 0.1}})
+    with pytest.raises(ValueError, match="unknown architecture 'resnet'"):
+        resolve_settings({"net": {"resnet": {}}})
