@@ -142,3 +142,27 @@ def test_settings_are_validated():
         resolve_settings({"learning_rate": {"sgd": 0.1}})
     with pytest.raises(ValueError, match="unknown architecture 'resnet'"):
         resolve_settings({"net": {"resnet": {}}})
+
+
+def test_several_seeds_train_in_one_program(fmnist_small, tmp_path):
+    """seed=[0, 1]: one vmapped program, one state and metrics file per seed, usable by the next stage."""
+    kw = dict(data_path=fmnist_small, dataset="fashion_mnist", arch="mlp", settings=FAST, progress=False)
+    warm = run_stage(
+        method="flat_ff", seed=[0, 1], schedule=[150], first_epoch=0,
+        out_state=[tmp_path / "w0.npz", tmp_path / "w1.npz"], out_metrics=[tmp_path / "w0.csv", tmp_path / "w1.csv"],
+        **kw,
+    )
+    assert sorted(warm.seed) == [0, 1] and (warm.acc > 0.6).all()
+    assert warm.acc.iloc[0] != warm.acc.iloc[1] or warm.nll.iloc[0] != warm.nll.iloc[1]  # different seeds
+    assert list(pd.read_csv(tmp_path / "w1.csv").seed) == [1]
+    df = run_stage(
+        method="bmr_ss", seed=[0, 1], schedule=[50], first_epoch=1,
+        init_state=[tmp_path / "w0.npz", tmp_path / "w1.npz"],
+        out_state=[tmp_path / "b0.npz", tmp_path / "b1.npz"], out_metrics=[tmp_path / "b0.csv", tmp_path / "b1.csv"],
+        **kw,
+    )
+    assert sorted(df.seed) == [0, 1] and (df.pruned_fraction > 0).all()
+    # a seed's file refuses to stand in for another seed
+    with pytest.raises(StateMismatchError, match="seeds"):
+        run_stage(method="bmr_ss", seed=1, schedule=[10], first_epoch=1, init_state=tmp_path / "w0.npz",
+                  out_state=tmp_path / "x.npz", out_metrics=tmp_path / "x.csv", **kw)

@@ -51,10 +51,11 @@ def synthetic_dataset(name: str, arch: str, n_train: int = 4096, n_test: int = 2
     return bdata.Dataset(name, x, rng.integers(0, k, n_train), xt, rng.integers(0, k, n_test), k)
 
 
-def bench_one(dataset: str, arch: str, method: str, *, steps: int, epoch_steps: int, tiny: bool, batch_size: int):
+def bench_one(dataset: str, arch: str, method: str, *, steps: int, epoch_steps: int, tiny: bool, batch_size: int,
+              num_seeds: int = 1):
     settings = resolve_settings({"batch_size": batch_size, "net": TINY if tiny else {}})
     ds = synthetic_dataset(dataset, arch)
-    tr = Trainer(arch=arch, method=method, dataset=ds, seed=0, settings=settings)
+    tr = Trainer(arch=arch, method=method, dataset=ds, seeds=list(range(num_seeds)), settings=settings)
     state = tr.init()
     jax.block_until_ready(state.svi_state)
     state, _ = tr.train(state, 1, chunk_size=1, progress=False)  # compiles (timed inside) and warms up
@@ -68,6 +69,7 @@ def bench_one(dataset: str, arch: str, method: str, *, steps: int, epoch_steps: 
         "arch": arch,
         "method": method,
         "batch_size": batch_size,
+        "seeds": num_seeds,
         "input_shape": "x".join(map(str, input_shape(arch, dataset))),
         "compile_s": round(compile_s, 3),
         "ms_per_step": 1e3 * secs / steps,
@@ -99,6 +101,8 @@ def main(argv=None) -> pd.DataFrame:
     p.add_argument("--epoch-steps", type=int, default=20000, help="steps of one BMR epoch, for prune_share")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--tiny", action="store_true", help="shrunken networks (smoke test)")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="also time this many seeds vmapped in one program (cost_vs_one_seed: over one seed's)")
     p.add_argument("--out", default=None, help="CSV to write (atomically)")
     a = p.parse_args(argv)
     if a.steps < 1:
@@ -106,16 +110,17 @@ def main(argv=None) -> pd.DataFrame:
     rows = []
     for arch in a.archs:
         for method in a.methods:
-            row = bench_one(a.dataset, arch, method, steps=a.steps, epoch_steps=a.epoch_steps, tiny=a.tiny,
-                            batch_size=a.batch_size)
-            rows.append(row)
-            print(
-                f"{row['device']:>12} {arch:>6} {method:>10}  {row['ms_per_step']:8.2f} ms/step "
-                f"{row['steps_per_s']:8.1f} steps/s  compile {row['compile_s']:6.2f} s"
-                + (f"  prune {row['prune_ms']:.2f} ms ({100 * row['prune_share']:.3f} % of an epoch)"
-                   if not np.isnan(row["prune_ms"]) else ""),
-                flush=True,
-            )
+            one = None
+            for n in sorted({1, a.seeds}):
+                row = bench_one(a.dataset, arch, method, steps=a.steps, epoch_steps=a.epoch_steps, tiny=a.tiny,
+                                batch_size=a.batch_size, num_seeds=n)
+                one = one or row["ms_per_step"]
+                row["cost_vs_one_seed"] = row["ms_per_step"] / one
+                rows.append(row)
+                prune = (f"  prune {row['prune_ms']:.2f} ms ({100 * row['prune_share']:.3f} % of an epoch)"
+                         if not np.isnan(row["prune_ms"]) else "")
+                print(f"{row['device']:>12} {arch:>6} {method:>10} x{n} {row['ms_per_step']:8.2f} ms/step "
+                      f"{row['steps_per_s']:8.1f} steps/s  compile {row['compile_s']:6.2f} s{prune}", flush=True)
     df = pd.DataFrame(rows)
     if a.out:
         from .io import atomic_write_text

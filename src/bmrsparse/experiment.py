@@ -113,7 +113,7 @@ def run_stage(
     dataset: str,
     arch: str,
     method: str,
-    seed: int,
+    seed,
     schedule: list[int],
     first_epoch: int,
     init_state=None,
@@ -127,17 +127,28 @@ def run_stage(
 
     Args:
       data_path: a prepared data set (``.npz`` from :func:`bmrsparse.data.prepare_dataset`).
-      dataset, arch, method: names; ``seed``: integer seed.
+      dataset, arch, method: names.
+      seed: an integer seed, or a list of seeds trained together in one compiled program (vmapped over seeds);
+        then ``init_state``, ``out_state`` and ``out_metrics`` are lists with one path per seed.
       schedule: SVI steps of each epoch; epochs are numbered ``first_epoch, first_epoch + 1, ...``.
       init_state: state file of a previous stage to continue from (same data set, architecture and prior), or None.
       out_state, out_metrics: the state file and the tidy metrics CSV to write (atomically, at the end).
       settings: overrides of :data:`DEFAULT_SETTINGS`.
-      checkpoint_path: where to checkpoint every ``checkpoint_every`` steps (default ``out_state + ".ckpt.npz"``);
+      checkpoint_path: where to checkpoint every ``checkpoint_every`` steps (default: the first ``out_state`` +
+        ``".ckpt.npz"``);
         an existing checkpoint of the same stage is resumed; it is removed once the outputs are written.
 
     Returns:
-      The metrics as a DataFrame with :data:`METRIC_COLUMNS`.
+      The metrics as a DataFrame with :data:`METRIC_COLUMNS` (all seeds).
     """
+    many = isinstance(seed, (list, tuple))
+    seeds = [int(x) for x in seed] if many else [int(seed)]
+    out_states = list(out_state) if many else [out_state]
+    out_metrics_ = list(out_metrics) if many else [out_metrics]
+    if len(out_states) != len(seeds) or len(out_metrics_) != len(seeds):
+        raise ValueError("give one out_state and one out_metrics path per seed")
+    if init_state is not None and many and len(init_state) != len(seeds):
+        raise ValueError("give one init_state path per seed")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
     if arch not in ARCHS:
@@ -149,12 +160,13 @@ def run_stage(
     ds = bdata.load_prepared(data_path)
     if ds.name != dataset:
         raise ValueError(f"{data_path} holds data set {ds.name!r}, not {dataset!r}")
-    trainer = Trainer(arch=arch, method=method, dataset=ds, seed=seed, settings=s)
+    trainer = Trainer(arch=arch, method=method, dataset=ds, seeds=seeds, settings=s)
     meth = get_method(method)
-    ckpt = str(checkpoint_path or f"{out_state}.ckpt.npz")
+    ckpt = str(checkpoint_path or f"{out_states[0]}.ckpt.npz")
     fingerprint = _fingerprint(
-        dataset=dataset, arch=arch, method=method, seed=int(seed), schedule=schedule, first_epoch=int(first_epoch),
-        init_state=os.path.basename(str(init_state)) if init_state else None, settings=s,
+        dataset=dataset, arch=arch, method=method, seeds=seeds, schedule=schedule, first_epoch=int(first_epoch),
+        init_state=[os.path.basename(str(p)) for p in init_state] if many and init_state else
+        (os.path.basename(str(init_state)) if init_state else None), settings=s,
     )
 
     rows: list[dict] = []
@@ -185,7 +197,6 @@ def run_stage(
                    "seconds_in_epoch": secs},
         )
 
-    base_key = jax.random.PRNGKey(int(seed))
     while epoch_idx < len(schedule):
         epoch = int(first_epoch) + epoch_idx
         steps = schedule[epoch_idx]
@@ -193,8 +204,9 @@ def run_stage(
             t0 = time.perf_counter()
             state = trainer.prune(state)
             jax.block_until_ready(state.masks)
-            print(f"epoch {epoch}: BMR prune took {time.perf_counter() - t0:.3f} s; "
-                  f"pruned fraction {trainer.pruned_fraction(state):.4f}", flush=True)
+            fractions = ", ".join(f"{f:.4f}" for f in trainer.pruned_fraction(state))
+            print(f"epoch {epoch}: BMR prune took {time.perf_counter() - t0:.3f} s; pruned fraction {fractions}",
+                  flush=True)
         last_ckpt_step = state.step
         t_start = time.perf_counter()
 
@@ -213,22 +225,24 @@ def run_stage(
         if trainer.compile_seconds and epoch_idx == 0:
             print(f"compiled the training chunk in {trainer.compile_seconds:.2f} s", flush=True)
         seconds = seconds_in_epoch + secs
-        eval_key = jax.random.fold_in(base_key, 1_000_003 + epoch)
         t0 = time.perf_counter()
-        m = trainer.evaluate(state, eval_key, int(s["num_eval_samples"]))
-        print(f"epoch {epoch}: step {state.step} acc {m['acc']:.4f} ece {m['ece']:.4f} nll {m['nll']:.4f} "
-              f"pruned {m['pruned_fraction']:.4f} ({time.perf_counter() - t0:.1f} s to evaluate)", flush=True)
-        rows.append(
-            dict(dataset=dataset, arch=arch, method=method, seed=int(seed), epoch=epoch, step=int(state.step),
-                 **m, seconds=seconds, steps_per_s=steps / seconds if seconds > 0 else float("nan"))
-        )
+        for sd, m in zip(seeds, trainer.evaluate(state, epoch, int(s["num_eval_samples"]))):
+            print(f"epoch {epoch} seed {sd}: step {state.step} acc {m['acc']:.4f} ece {m['ece']:.4f} "
+                  f"nll {m['nll']:.4f} pruned {m['pruned_fraction']:.4f}", flush=True)
+            rows.append(
+                dict(dataset=dataset, arch=arch, method=method, seed=sd, epoch=epoch, step=int(state.step),
+                     **m, seconds=seconds, steps_per_s=steps / seconds if seconds > 0 else float("nan"))
+            )
+        print(f"evaluated in {time.perf_counter() - t0:.1f} s", flush=True)
         epoch_idx, done_in_epoch, seconds_in_epoch = epoch_idx + 1, 0, 0.0
         if epoch_idx < len(schedule):
             save_checkpoint(state, epoch_idx, 0, 0.0, rows)
 
     df = pd.DataFrame(rows, columns=METRIC_COLUMNS)
-    trainer.save(state, out_state, extra={"metrics": rows, "settings": s, "seed": int(seed)})
-    atomic_write_text(out_metrics, df.to_csv(index=False))
+    for i, sd in enumerate(seeds):
+        mine = df[df.seed == sd]
+        trainer.save(state, out_states[i], extra={"metrics": mine.to_dict("records"), "settings": s}, index=i)
+        atomic_write_text(out_metrics_[i], mine.to_csv(index=False))
     if os.path.exists(ckpt):
         os.remove(ckpt)
     return df
@@ -246,7 +260,7 @@ def _trainer_for_state(path, data_path=None) -> tuple[Trainer, State, dict]:
         x = np.zeros((s["batch_size"], *head["image_shape"]), np.uint8)
         y = np.zeros(len(x), np.int64)
         ds = bdata.Dataset(head["dataset"], x, y, x, y, bdata.NUM_CLASSES[head["dataset"]])
-    trainer = Trainer(arch=head["arch"], method=head["method"], dataset=ds, seed=0, settings=s)
+    trainer = Trainer(arch=head["arch"], method=head["method"], dataset=ds, seeds=head["seeds"], settings=s)
     state, head = trainer.load(path)
     return trainer, state, head
 

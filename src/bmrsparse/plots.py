@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .io import atomic_path
 
@@ -105,6 +106,7 @@ def plot_performance(metrics: pd.DataFrame, dataset: str) -> Figure:
                 ax.set_ylabel(_METRIC_LABELS[metric])
             if row == 2:
                 ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=max(1, len(labels)), frameon=False)
@@ -144,7 +146,8 @@ def plot_pruned_fraction(metrics: pd.DataFrame) -> Figure:
                 low.append(0.0)
                 high.append(0.0)
         offset = (i - (len(datasets) - 1) / 2) * width
-        ax_bar.bar(x + offset, heights, width, yerr=[low, high], label=_label(DATASET_LABELS, dataset), capsize=2)
+        spread = [low, high] if np.any(np.add(low, high) > 0) else None  # error bars only across several seeds
+        ax_bar.bar(x + offset, heights, width, yerr=spread, label=_label(DATASET_LABELS, dataset), capsize=2)
     ax_bar.set_xticks(x, [_label(ARCH_LABELS, a) for a in archs])
     ax_bar.set_ylim(0, 1)
     ax_bar.set_ylabel("fraction of weights pruned")
@@ -163,6 +166,7 @@ def plot_pruned_fraction(metrics: pd.DataFrame) -> Figure:
                          label=f"{_label(ARCH_LABELS, arch)}, {_label(DATASET_LABELS, dataset)}")
     ax_line.set_ylim(0, 1)
     ax_line.set_xlabel("epoch")
+    ax_line.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_line.set_title("over epochs (epoch 0: Flat-FF warm-up)")
     ax_line.legend(frameon=False, fontsize="small")
     ax_line.grid(alpha=0.3)
@@ -209,6 +213,8 @@ def plot_posterior_cdf(
     fig = Figure(figsize=(2.6 * n_cols + 0.5, 2.6 * len(archs) + 0.8), layout="constrained")
     axes = fig.subplots(len(archs), n_cols, squeeze=False)
     probs = np.linspace(0.0, 1.0, points)
+    largest = max(float(np.max(np.abs(_weights(layer)))) for a in archs for s in summaries[a].values()
+                  for layer in _weight_layers(s))
     for row, arch in enumerate(archs):
         methods = _ordered(summaries[arch], tuple(METHOD_LABELS))
         for col in range(n_cols):
@@ -227,6 +233,7 @@ def plot_posterior_cdf(
                 ax.set_axis_off()
                 continue
             ax.set_xscale("log")
+            ax.set_xlim(floor / 1.5, max(largest, floor) * 1.5)  # one x-range for every panel
             ax.set_ylim(0, 1)
             ax.set_title(title, fontsize="small")
             ax.grid(alpha=0.3)

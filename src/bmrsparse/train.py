@@ -1,8 +1,9 @@
 r"""Training loop: NumPyro SVI with Optax AdaBelief, compiled chunks of steps, BMR pruning, evaluation, state files.
 
-A :class:`Trainer` binds a network, a method and a data set. Its state (:class:`State`) is everything a run needs to
-continue bit-for-bit: the SVI state (guide parameters, optimiser state, the SVI PRNG key), the minibatch PRNG key,
-the BMR keep-masks and the step counter. States are saved as ``.npz`` files of named arrays plus a JSON header, never
+A :class:`Trainer` binds a network, a method, a data set and one or more seeds. Its state (:class:`State`) is
+everything a run needs to continue bit-for-bit: the SVI state (guide parameters, optimiser state, the SVI PRNG key),
+the minibatch PRNG key, the BMR keep-masks and the step counter. Several seeds train in one compiled program: every
+array of the state has a leading seed axis and the step is ``vmap``-ped over it (one seed is a batch of one). States are saved as ``.npz`` files of named arrays plus a JSON header, never
 pickles.
 
 Performance: the training data stay on the device as ``uint8``; a whole chunk of SVI steps runs as one compiled
@@ -39,7 +40,7 @@ class StateMismatchError(ValueError):
 
 
 class State(NamedTuple):
-    """Everything needed to continue a run: SVI state, minibatch key, BMR masks, step counter."""
+    """Everything needed to continue a run: SVI state, minibatch key, BMR masks (leading seed axis), step counter."""
 
     svi_state: object
     data_key: jax.Array
@@ -58,15 +59,17 @@ class Trainer:
       arch: architecture name (see :data:`bmrsparse.nets.ARCHS`).
       method: method name (see :data:`bmrsparse.methods.METHODS`).
       dataset: a :class:`bmrsparse.data.Dataset`.
-      seed: integer seed; the same seed gives the same numbers on CPU.
+      seeds: integer seeds trained together (vmapped); the same seeds give the same numbers on CPU.
       settings: resolved settings (see :data:`bmrsparse.experiment.DEFAULT_SETTINGS`).
     """
 
-    def __init__(self, *, arch: str, method: str, dataset, seed: int, settings: dict):
+    def __init__(self, *, arch: str, method: str, dataset, seeds, settings: dict):
         self.arch = arch
         self.method = methods.get_method(method)
         self.dataset_name = dataset.name
-        self.seed = int(seed)
+        self.seeds = [int(x) for x in ([seeds] if np.isscalar(seeds) else seeds)]
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct integers, got {seeds!r}")
         self.settings = settings
         self.batch_size = int(settings["batch_size"])
         overrides = dict((settings.get("net") or {}).get(arch) or {})
@@ -124,17 +127,29 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def init(self) -> State:
-        """A fresh state: guide parameters initialised as the authors do, all weights kept."""
-        key = jax.random.PRNGKey(self.seed)
-        svi_key, data_key = jax.random.split(key)
+        """A fresh state: guide parameters initialised as the authors do, all weights kept, one row per seed."""
         masks = methods.all_kept(self.layers)
         x0, y0 = self.x_train[: self.batch_size], self.y_train[: self.batch_size]
-        svi_state = self.svi.init(svi_key, x0, y0, masks=masks, train=False)
+
+        def init_one(key):
+            svi_key, data_key = jax.random.split(key)
+            return self.svi.init(svi_key, x0, y0, masks=masks, train=False), data_key
+
+        keys = jnp.stack([jax.random.PRNGKey(s) for s in self.seeds])
+        svi_state, data_key = jax.vmap(init_one)(keys)
+        n = len(self.seeds)
+        masks = jax.tree.map(lambda m: jnp.broadcast_to(m, (n,) + m.shape), masks)
         return State(svi_state, data_key, masks, 0)
 
     def params(self, state: State) -> dict:
-        """Constrained guide parameters (``<site>.loc``, ``<site>.scale``)."""
+        """Constrained guide parameters (``<site>.loc``, ``<site>.scale``), leading seed axis."""
         return self.svi.get_params(state.svi_state)
+
+    def select(self, state: State, index: int) -> State:
+        """The state of seed number ``index`` alone (a batch of one)."""
+        take = lambda a: a[index : index + 1]  # noqa: E731
+        return State(jax.tree.map(take, state.svi_state), take(state.data_key), jax.tree.map(take, state.masks),
+                     state.step)
 
     # ------------------------------------------------------------------ training
     def _compile(self, state: State):
@@ -152,9 +167,10 @@ class Trainer:
             init = (svi_state, data_key, jnp.zeros((), jnp.float32), jnp.asarray(-1, jnp.int32))
             return jax.lax.fori_loop(0, num_steps, body, init)
 
+        run_seeds = jax.vmap(run, in_axes=(0, 0, 0, None, None, None))
         t0 = time.perf_counter()
         self._run = (
-            jax.jit(run)
+            jax.jit(run_seeds)
             .lower(state.svi_state, state.data_key, state.masks, self.x_train, self.y_train, jnp.int32(1))
             .compile()
         )
@@ -179,19 +195,22 @@ class Trainer:
                 svi_state, data_key, total, bad = self._run(
                     state.svi_state, state.data_key, state.masks, self.x_train, self.y_train, jnp.int32(n)
                 )
-                bad = int(bad)  # host sync once per chunk
+                bad = np.asarray(bad)  # host sync once per chunk
                 dt = time.perf_counter() - t0
-                if bad >= 0:
+                if (bad >= 0).any():
+                    i = int(np.argmin(np.where(bad >= 0, bad, np.iinfo(np.int32).max)))
                     raise NonFiniteLossError(
-                        f"the loss became non-finite at step {state.step + bad + 1} "
-                        f"({self.dataset_name}/{self.arch}/{self.method.name}); the last finite checkpoint is kept. "
+                        f"the loss became non-finite at step {state.step + int(bad[i]) + 1} "
+                        f"({self.dataset_name}/{self.arch}/{self.method.name}, seed {self.seeds[i]}); "
+                        "the last finite checkpoint is kept. "
                         f"Lower the learning rate (training.learning_rate.{self.method.name}) or check the inputs."
                     )
                 seconds += dt
                 done += n
                 state = State(svi_state, data_key, state.masks, state.step + n)
                 bar.update(n)
-                bar.set_postfix(step=state.step, loss=f"{float(total) / n:.4f}", steps_per_s=f"{n / dt:.1f}")
+                loss = float(np.mean(np.asarray(total))) / n
+                bar.set_postfix(step=state.step, loss=f"{loss:.4f}", steps_per_s=f"{n / dt:.1f}")
                 if on_chunk is not None:
                     on_chunk(state, done)
         finally:
@@ -212,18 +231,29 @@ class Trainer:
                 )
                 return new
 
-            self._prune = jax.jit(prune_fn)
+            self._prune = jax.jit(jax.vmap(prune_fn))
         masks = self._prune(self.params(state), state.masks)
         return State(state.svi_state, state.data_key, masks, state.step)
 
-    def pruned_fraction(self, state: State) -> float:
-        """Fraction of weights pruned (see :func:`bmrsparse.metrics.pruned_fraction` for the counting rule)."""
+    def pruned_fraction(self, state: State) -> list[float]:
+        """Fraction of weights pruned per seed (see :func:`bmrsparse.metrics.pruned_fraction` for the rule)."""
         masks = jax.device_get(state.masks)
-        return metrics.pruned_fraction(masks, [l.name for l in self.layers], self.head)
+        order = [l.name for l in self.layers]
+        return [
+            metrics.pruned_fraction(jax.tree.map(lambda m: m[i], masks), order, self.head)
+            for i in range(len(self.seeds))
+        ]
 
     # ------------------------------------------------------------------ evaluation
-    def predictive_probs(self, state: State, key, num_samples: int) -> np.ndarray:
-        r"""Posterior-predictive mean :math:`\frac1S\sum_s p(y \mid x, w_s)` on the test subset, ``[N, K]``."""
+    def eval_keys(self, tag: int):
+        """One PRNG key per seed for evaluation ``tag`` (e.g. the epoch): independent of the other seeds."""
+        return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), 1_000_003 + int(tag)) for s in self.seeds])
+
+    def predictive_probs(self, state: State, keys, num_samples: int) -> np.ndarray:
+        r"""Posterior-predictive mean :math:`\frac1S\sum_s p(y \mid x, w_s)` on the test subset, ``[seeds, N, K]``.
+
+        ``keys``: one PRNG key per seed (see :meth:`eval_keys`).
+        """
         built, net, pre = self.built, self.net, self.preprocess
         point = self.method.point_estimate
         s = 1 if point else int(num_samples)
@@ -246,28 +276,35 @@ class Trainer:
                 acc, _ = jax.lax.scan(one_sample, k0, jax.random.split(key, s))
                 return acc / s
 
-            self._predict = jax.jit(predict)
-        probs = self._predict(self.params(state), state.masks, key, x)
-        return np.asarray(probs).reshape(n_pad, -1)[:n]
+            self._predict = jax.jit(jax.vmap(predict, in_axes=(0, 0, 0, None)))
+        probs = np.asarray(self._predict(self.params(state), state.masks, keys, x))
+        return probs.reshape(len(self.seeds), n_pad, -1)[:, :n]
 
     def _num_classes(self) -> int:
         return int(nets.NUM_CLASSES[self.dataset_name])
 
-    def evaluate(self, state: State, key, num_samples: int) -> dict:
-        """``acc``, ``ece``, ``ece_width15``, ``nll`` on the test subset and the ``pruned_fraction``."""
-        probs = self.predictive_probs(state, key, num_samples)
-        out = metrics.evaluate_probs(probs, self.y_test)
-        out["pruned_fraction"] = self.pruned_fraction(state)
+    def evaluate(self, state: State, tag: int, num_samples: int) -> list[dict]:
+        """Per seed: ``acc``, ``ece``, ``ece_width15``, ``nll`` on the test subset and the ``pruned_fraction``.
+
+        ``tag`` (the epoch) selects the evaluation's random draws, so a resumed run draws the same ones.
+        """
+        probs = self.predictive_probs(state, self.eval_keys(tag), num_samples)
+        out = []
+        for p, f in zip(probs, self.pruned_fraction(state)):
+            m = metrics.evaluate_probs(p, self.y_test)
+            m["pruned_fraction"] = f
+            out.append(m)
         return out
 
-    def posterior_mean_weights(self, state: State, key=None, num_draws: int = 256) -> dict:
+    def posterior_mean_weights(self, state: State, key=None, num_draws: int = 256, index: int = 0) -> dict:
         r"""Posterior mean :math:`E_q[w]` of every weight as a Flax params dict.
 
         Under the mean-field posterior :math:`w = \gamma \hat w` with :math:`\gamma` independent of
         :math:`\hat w`, so :math:`E[w] = E[\gamma] \mu`; :math:`E[\gamma]` is estimated from ``num_draws`` draws of
-        the scale variables (exact for point estimates).
+        the scale variables (exact for point estimates). ``index`` picks the seed.
         """
-        params = self.params(state)
+        state = self.select(state, index)
+        params = jax.tree.map(lambda a: a[0], self.params(state))
         built, point = self.built, self.method.point_estimate
         key = jax.random.PRNGKey(0) if key is None else key
         draws = 1 if point else num_draws
@@ -282,7 +319,7 @@ class Trainer:
             ws = jax.lax.map(one, jax.random.split(key, draws))
             return jax.tree.map(lambda a: jnp.mean(a, axis=0), ws)
 
-        return jax.device_get(mean_w(params, state.masks, key))
+        return jax.device_get(mean_w(params, jax.tree.map(lambda a: a[0], state.masks), key))
 
     # ------------------------------------------------------------------ files
     def header(self) -> dict:
@@ -294,10 +331,18 @@ class Trainer:
             "point_estimate": self.method.point_estimate,
             "layers": [[l.name, [list(s) for _, s in l.shapes]] for l in self.layers],
             "image_shape": list(self.image_shape),
+            "seeds": list(self.seeds),
         }
 
-    def save(self, state: State, path, extra: dict | None = None) -> None:
-        """Write ``state`` (and JSON-able ``extra``) to ``path`` atomically as ``.npz``."""
+    def save(self, state: State, path, extra: dict | None = None, index: int | None = None) -> None:
+        """Write ``state`` (and JSON-able ``extra``) to ``path`` atomically as ``.npz``.
+
+        With ``index``, only that seed's state is written (a file for a single seed).
+        """
+        head = self.header()
+        if index is not None:
+            state = self.select(state, index)
+            head["seeds"] = [self.seeds[index]]
         arrays = {}
         for p, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(state.svi_state))[0]:
             arrays["svi" + _key_to_str(p)] = np.asarray(leaf)
@@ -305,7 +350,7 @@ class Trainer:
             for leaf, m in leaves.items():
                 arrays[f"mask/{layer}/{leaf}"] = np.asarray(m)
         arrays["data_key"] = np.asarray(state.data_key)
-        head = dict(self.header(), method=self.method.name, step=int(state.step), extra=extra or {})
+        head = dict(head, method=self.method.name, step=int(state.step), extra=extra or {})
         arrays["header"] = np.asarray(json.dumps(head))
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
@@ -314,14 +359,27 @@ class Trainer:
     def load(self, path, *, require_method: bool = False) -> tuple[State, dict]:
         """Read a state written by :meth:`save` (a compatible method's, e.g. the Flat-FF warm-up for BMR-S&S).
 
-        Raises :class:`StateMismatchError` naming the difference when the file is for another data set,
-        architecture, network shape or prior. Returns ``(state, header)``.
+        ``path`` may be a list of single-seed files, one per seed of this trainer, in order. Raises
+        :class:`StateMismatchError` naming the difference when a file is for another data set, architecture,
+        network shape, prior or seed. Returns ``(state, header)`` (the header of the first file).
         """
+        if isinstance(path, (list, tuple)):
+            if len(path) != len(self.seeds):
+                raise StateMismatchError(f"{len(path)} state files for {len(self.seeds)} seeds")
+            parts = [self._load_one(p, require_method, [s]) for p, s in zip(path, self.seeds)]
+            states = [p[0] for p in parts]
+            cat = lambda *a: jnp.concatenate(a, axis=0)  # noqa: E731
+            state = State(jax.tree.map(cat, *[s.svi_state for s in states]), cat(*[s.data_key for s in states]),
+                          jax.tree.map(cat, *[s.masks for s in states]), states[0].step)
+            return state, parts[0][1]
+        return self._load_one(path, require_method, self.seeds)
+
+    def _load_one(self, path, require_method, seeds) -> tuple[State, dict]:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         head = json.loads(str(arrays.pop("header")))
-        mine = self.header()
-        for k in ("format", "dataset", "arch", "prior", "point_estimate", "layers", "image_shape"):
+        mine = dict(self.header(), seeds=list(seeds))
+        for k in ("format", "dataset", "arch", "prior", "point_estimate", "layers", "image_shape", "seeds"):
             if head.get(k) != mine.get(k):
                 raise StateMismatchError(
                     f"{path} was written for {k}={head.get(k)!r}, but this run has {k}={mine.get(k)!r} "
@@ -333,7 +391,9 @@ class Trainer:
                 f"{path} is a checkpoint of method {head.get('method')!r}, not {self.method.name!r}; delete it."
             )
         template = jax.eval_shape(self.init)
+        n = len(seeds)
         flat, treedef = jax.tree_util.tree_flatten_with_path(template.svi_state)
+        flat = [(p, jax.ShapeDtypeStruct((n,) + t.shape[1:], t.dtype)) for p, t in flat]
         leaves = []
         for p, t in flat:
             name = "svi" + _key_to_str(p)
