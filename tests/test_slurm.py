@@ -1,0 +1,152 @@
+"""The config/test.yaml workflow on a real (local, single-node) SLURM through profiles/slurm.
+
+Needs root and a SLURM brought up by ``tools/slurm/local-slurm.sh start`` (the test calls it; it is idempotent).
+Skips when that is impossible, unless ``BMRSPARSE_REQUIRE_SLURM=1`` (set in CI), where it fails instead.
+
+Checks, from SLURM's own records (``scontrol show job``; the local cluster has no accounting, finished jobs stay
+visible for MinJobAge=600 s): every training job went through sbatch under this run's job name, asked for and was
+given one GPU (the cluster's fake ``gpu`` gres), and completed; light rules did not go to SLURM. Then the final
+metrics equal those of a plain local run of the same config.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCAL_SLURM = ROOT / "tools" / "slurm" / "local-slurm.sh"
+WORKFLOW_PARTS = ("Snakefile", "workflow", "config", "profiles", "envs")
+TRAINING_RULES = ("train_warmup", "train_flat_ff", "train_scratch", "bmr_epoch")
+LIGHT_RULES = ("prepare_dataset", "collect_metrics", "tables")
+TARGET = "results/tables/final_metrics.csv"
+#: What a SLURM without accounting (the local test cluster) needs on top of profiles/slurm.
+LOCAL_CLUSTER_ARGS = (
+    "--slurm-no-account",
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "2",
+    "--latency-wait",
+    "5",
+)
+COMPARED_COLUMNS = ["acc", "ece", "nll", "pruned_fraction"]
+#: Merged over config/test.yaml: one architecture still runs every training rule and method (six jobs, which the
+#: single fake GPU runs one after another); all four would take ~4x longer on a 2-core CI machine.
+CONFIG_OVERRIDE = "archs: [mlp]\n"
+
+pytestmark = pytest.mark.slow
+
+
+def _unavailable(reason: str):
+    if os.environ.get("BMRSPARSE_REQUIRE_SLURM") == "1":
+        pytest.fail(f"BMRSPARSE_REQUIRE_SLURM=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def local_slurm():
+    """A running single-node SLURM with one fake GPU (brought up if needed)."""
+    if os.geteuid() != 0:
+        _unavailable("needs root to run tools/slurm/local-slurm.sh (a local SLURM cluster)")
+    if shutil.which("apt-get") is None and shutil.which("slurmctld") is None:
+        _unavailable("no SLURM installed and no apt-get to install it")
+    proc = subprocess.run(["bash", str(LOCAL_SLURM), "start"], capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        _unavailable(f"could not start a local SLURM:\n{proc.stderr[-2000:]}")
+
+
+def _copy_workflow(dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    for part in WORKFLOW_PARTS:
+        src = ROOT / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__", ".snakemake"))
+        elif src.exists():
+            shutil.copy2(src, dest / part)
+    (dest / "override.yaml").write_text(CONFIG_OVERRIDE)
+    return dest
+
+
+def _snakemake(workdir: Path, *args: str, timeout: int = 1800) -> str:
+    """Run Snakemake from this interpreter in `workdir`; return its output, failing the test with it on error."""
+    env = dict(os.environ)
+    # Jobs (local or under sbatch --export=ALL) find this venv's python first.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/test.yaml", "override.yaml", *args]
+    proc = subprocess.run(
+        cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} failed in {workdir} (exit {proc.returncode}):\n{proc.stdout[-6000:]}")
+    return proc.stdout
+
+
+def _scontrol_job(job_id: str) -> dict[str, str]:
+    """`scontrol show job -d` of one job as {key: value} (the values SLURM itself stores)."""
+    out = subprocess.run(
+        ["scontrol", "show", "job", "-d", "-o", job_id], capture_output=True, text=True, check=True
+    ).stdout
+    fields = {}
+    for token in out.split():
+        key, sep, value = token.partition("=")
+        if sep and key not in fields:
+            fields[key] = value
+    return fields
+
+
+def _final_metrics(workdir: Path) -> pd.DataFrame:
+    frame = pd.read_csv(workdir / TARGET)
+    return frame.sort_values(["dataset", "arch", "method"]).reset_index(drop=True)
+
+
+def test_test_workflow_on_slurm_requests_gpus_and_matches_local_run(local_slurm, tmp_path):
+    slurm_dir = _copy_workflow(tmp_path / "slurm")
+    out = _snakemake(slurm_dir, "--profile", "profiles/slurm", *LOCAL_CLUSTER_ARGS, TARGET)
+
+    run_id = re.search(r"SLURM run ID: (\S+)", out)
+    assert run_id, f"no 'SLURM run ID' in the Snakemake output; was the slurm executor used?\n{out[-3000:]}"
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", out)
+    assert submitted, f"no job was submitted to SLURM:\n{out[-3000:]}"
+
+    # SLURM's own record of every job of this run (looked up by the job name Snakemake gave them).
+    listed = subprocess.run(
+        ["squeue", "--noheader", "--states=all", f"--name={run_id.group(1)}", "--format=%i"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert sorted(listed, key=int) == sorted(submitted, key=int), "squeue and Snakemake disagree on the jobs"
+    jobs = [_scontrol_job(job_id) for job_id in submitted]
+    rules = [re.match(r"rule_(\w+?)(_wildcards_|$)", job["Comment"]).group(1) for job in jobs]
+
+    for job, rule in zip(jobs, rules):
+        assert job["JobState"] == "COMPLETED", f"SLURM job {job['JobId']} ({rule}) is {job['JobState']}"
+        assert rule in TRAINING_RULES, f"rule {rule} went to SLURM; it should run on the submitting host"
+        assert job.get("TresPerJob") == "gres:gpu:1", f"job {job['JobId']} ({rule}) did not ask for a GPU: {job}"
+        assert job.get("JOB_GRES") == "gpu:1", f"job {job['JobId']} ({rule}) was not given the GPU: {job}"
+        assert job["WorkDir"] == str(slurm_dir)
+    assert set(rules) == set(TRAINING_RULES), f"training rules seen by SLURM: {sorted(set(rules))}"
+    # One SLURM job per training job: warm-up, Flat-FF, Flat-MAP, Tiered-FF and one per BMR-S&S epoch.
+    config = yaml.safe_load((slurm_dir / "config" / "test.yaml").read_text())
+    assert sorted(config["methods"]) == sorted(["flat_map", "flat_ff", "tiered_ff", "bmr_ss"])
+    assert len(jobs) == (4 + config["schedule"]["num_epochs"]) * len(config["seeds"])
+    for rule in LIGHT_RULES:
+        assert re.search(rf"^localrule {rule}:$", out, flags=re.M), f"{rule} did not run on the submitting host"
+
+    local_dir = _copy_workflow(tmp_path / "local")
+    _snakemake(local_dir, "--cores", "2", TARGET)
+    on_slurm, local = _final_metrics(slurm_dir), _final_metrics(local_dir)
+    assert len(on_slurm) > 0
+    pd.testing.assert_frame_equal(
+        on_slurm[["dataset", "arch", "method", "epoch", "step"]], local[["dataset", "arch", "method", "epoch", "step"]]
+    )
+    pd.testing.assert_frame_equal(on_slurm[COMPARED_COLUMNS], local[COMPARED_COLUMNS], rtol=1e-5, atol=1e-6)
