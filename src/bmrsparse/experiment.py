@@ -274,8 +274,8 @@ def posterior_summary(state_path, data_path=None) -> list[dict]:
     array of the same shape (``True`` = removed by BMR) or ``None`` for methods that do not prune.
     """
     trainer, state, head = _trainer_for_state(state_path, data_path)
-    w = trainer.posterior_mean_weights(state)
-    masks = jax.device_get(state.masks)
+    w = trainer.posterior_mean_weights(state, index=0)
+    masks = jax.tree.map(lambda m: np.asarray(m)[0], jax.device_get(trainer.select(state, 0).masks))
     out = []
     for layer in trainer.layers:
         node = w

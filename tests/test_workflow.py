@@ -1,0 +1,180 @@
+"""The Snakemake workflow: lint, the jobs planned for each profile, and the whole config/test.yaml run."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+
+
+def copy_project(dest: Path) -> Path:
+    """Copy what the workflow needs (not results), so runs neither see nor touch the project's own results."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "Snakefile", dest)
+    for folder in ("workflow", "config", "envs", "profiles"):
+        shutil.copytree(ROOT / folder, dest / folder)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return copy_project(tmp_path_factory.mktemp("project"))
+
+
+def snakemake(project: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=project, capture_output=True,
+                            text=True, timeout=timeout)
+    return result
+
+
+def failure_report(project: Path, run: subprocess.CompletedProcess) -> str:
+    """Snakemake's output and the logs of jobs that raised, for the assertion message."""
+    logs = [f"--- {log.relative_to(project)}\n{log.read_text(errors='replace')[-3000:]}"
+            for log in sorted((project / "logs").rglob("*.log")) if "Traceback" in log.read_text(errors="replace")]
+    return "\n".join([(run.stdout + run.stderr)[-3000:], *logs])
+
+
+def planned_jobs(project: Path, *args: str) -> dict[str, int]:
+    """Jobs per rule of a dry run (the "Job stats" table)."""
+    result = snakemake(project, "--dry-run", "--quiet", "rules", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout + result.stderr
+    table = text[text.index("Job stats:"):]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        match = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if not match or match.group(1) == "total":
+            break
+        counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+def expected_jobs(config: dict) -> dict[str, int]:
+    """Jobs per rule that a config's grid needs (the workflow's design, written out independently)."""
+    d, a, m, s = (len(config[k]) for k in ("datasets", "archs", "methods", "seeds"))
+    methods, epochs = config["methods"], config["schedule"]["num_epochs"]
+    runs = d * a * s
+    jobs = {
+        "prepare_dataset": d,
+        "train_warmup": runs if {"flat_ff", "bmr_ss"} & set(methods) else 0,
+        "train_flat_ff": runs if "flat_ff" in methods else 0,
+        "train_scratch": runs * len({"flat_map", "tiered_ff"} & set(methods)),
+        "bmr_epoch": runs * epochs if "bmr_ss" in methods else 0,
+        "collect_metrics": 1,
+        "tables": 1,
+        "plot_performance": d,
+        "plot_pruned_fraction": 1 if "bmr_ss" in methods else 0,
+        "plot_posterior_cdf": 1 if "fashion_mnist" in config["datasets"] and {"mlp", "lenet"} & set(config["archs"]) else 0,
+        "all": 1,
+    }
+    jobs["plot_first_layer"] = jobs["plot_posterior_cdf"]
+    return {rule: n for rule, n in jobs.items() if n}
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text())
+
+
+def test_lint_finds_nothing(project):
+    result = snakemake(project, "--lint")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "Congratulations, your workflow is in a good condition!" in output
+    assert "Lints for" not in output
+
+
+def test_dry_run_paper_plans_the_full_grid(project):
+    jobs = planned_jobs(project, "--configfile", "config/paper.yaml")
+    assert jobs == expected_jobs(load("paper"))
+    # 3 datasets x 4 architectures x 4 methods = 48 trained models; BMR-S&S as 5 epoch jobs each.
+    assert jobs["prepare_dataset"] == 3
+    assert jobs["train_warmup"] == 12 and jobs["train_flat_ff"] == 12 and jobs["train_scratch"] == 24
+    assert jobs["bmr_epoch"] == 60
+    assert jobs["plot_performance"] == 3  # Fig. 1, S1, S2
+
+
+@pytest.mark.parametrize("name", ["config", "test"])
+def test_dry_run_profiles(project, name):
+    jobs = planned_jobs(project, "--configfile", f"config/{name}.yaml")
+    assert jobs == expected_jobs(load(name))
+
+
+def test_subset_from_the_command_line(project):
+    jobs = planned_jobs(project, "--configfile", "config/paper.yaml", "--config", "datasets=[cifar10]", "archs=[vit]")
+    assert jobs == {"prepare_dataset": 1, "train_warmup": 1, "train_flat_ff": 1, "train_scratch": 2, "bmr_epoch": 5,
+                    "collect_metrics": 1, "tables": 1, "plot_performance": 1, "plot_pruned_fraction": 1, "all": 1}
+
+
+def test_figures_follow_the_grid(project):
+    jobs = planned_jobs(project, "--config", "methods=[flat_map,tiered_ff]", "archs=[vit]")
+    assert "plot_pruned_fraction" not in jobs and "plot_posterior_cdf" not in jobs and "train_warmup" not in jobs
+    assert jobs["train_scratch"] == 2 and jobs["plot_performance"] == 1
+    result = snakemake(project, "--dry-run", "--config", "methods=[flat_map,tiered_ff]", "archs=[vit]")
+    assert "results/figures/fig1.pdf" in result.stdout and "fig2.pdf" not in result.stdout
+
+
+def test_training_jobs_ask_for_gpu_runtime_and_memory(project):
+    result = snakemake(project, "results/warmup/cifar10/vit/seed0/posterior.npz", "--dry-run", "--cores", "8",
+                       "--configfile", "config/paper.yaml", "--config", "datasets=[cifar10]", "archs=[vit]")
+    assert result.returncode == 0, result.stderr[-3000:]
+    res = load("paper")["resources"]
+    runtime = math.ceil(res["overhead_minutes"] + res["safety_factor"] * 100000 * res["ms_per_step"]["gpu"]["vit"] / 60000)
+    block = result.stdout[result.stdout.index("rule train_warmup:"):]
+    resources = re.search(r"resources: (.*)", block).group(1)
+    assert f"gpu={res['gpu']}" in resources
+    assert f"runtime={runtime}" in resources
+    assert f"mem_mb={res['mem_mb']['vit']}" in resources
+    assert re.search(rf"threads: {res['threads']}\b", block)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FASHION_MNIST.exists(), reason="needs Debian's FashionMNIST (apt-get install dataset-fashion-mnist)")
+def test_test_profile_runs_end_to_end(tmp_path):
+    project = copy_project(tmp_path / "project")
+    config = load("test")
+    run = snakemake(project, "--cores", "2", "--configfile", "config/test.yaml", timeout=1800)
+    assert run.returncode == 0, failure_report(project, run)
+
+    for figure in ("fig1", "fig2", "fig3", "fig4"):
+        assert (project / "results" / "figures" / f"{figure}.pdf").read_bytes()[:5] == b"%PDF-"
+        assert (project / "results" / "figures" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (project / "results" / "figures" / "figS1.pdf").exists()
+
+    metrics = pd.read_csv(project / "results" / "metrics" / "metrics.csv")
+    epochs = config["schedule"]["num_epochs"]
+    assert len(metrics) == len(config["archs"]) * len(config["methods"]) * (epochs + 1)
+    assert set(metrics["epoch"]) == set(range(epochs + 1))
+    assert metrics[["acc", "ece", "nll"]].notna().all().all()
+    warmup = metrics[metrics.epoch == 0].set_index(["arch", "method"])["acc"]
+    for arch in config["archs"]:  # Flat-FF and BMR-S&S share the warm-up as epoch 0
+        assert warmup[(arch, "flat_ff")] == warmup[(arch, "bmr_ss")]
+    steps = metrics.groupby(["arch", "method"])["step"].max()
+    total = config["schedule"]["warmup_steps"] + epochs * config["schedule"]["epoch_steps"]
+    assert (steps == total).all()  # every method gets the same step budget
+
+    final = pd.read_csv(project / "results" / "tables" / "final_metrics.csv")
+    assert len(final) == len(config["archs"]) * len(config["methods"])
+    claims = pd.read_csv(project / "results" / "tables" / "paper_claims.csv")
+    assert set(claims["claim_id"]) == {1, 2, 3, 4}
+    assert set(claims["verdict"]) <= {"holds", "does not hold", "not applicable"}
+    assert (project / "results" / "tables" / "paper_claims.md").read_text().startswith("# ")
+
+    report = snakemake(project, "--configfile", "config/test.yaml", "--report", "results/report.html")
+    assert report.returncode == 0, (report.stdout + report.stderr)[-5000:]
+    html = (project / "results" / "report.html").read_text(errors="replace")
+    for name in ("fig1.png", "fig2.png", "fig3.png", "fig4.png", "paper_claims.csv", "final_metrics.csv"):
+        assert name in html
+
+    again = snakemake(project, "--dry-run", "--configfile", "config/test.yaml")
+    assert again.returncode == 0
+    assert "Nothing to be done" in again.stdout + again.stderr

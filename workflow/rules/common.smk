@@ -1,0 +1,328 @@
+# Configuration, validated against workflow/schemas/config.schema.yaml, and the input functions of the rules.
+
+import copy
+import math
+from itertools import product
+
+import jsonschema
+import yaml
+from snakemake.exceptions import WorkflowError
+
+
+ENV = "../../envs/bmrsparse.yaml"
+
+#: Performance figure per data set (the paper's numbering).
+PERFORMANCE_FIGURES = {"fashion_mnist": "fig1", "cifar10": "figS1", "cifar100": "figS2"}
+#: Architectures of Fig. 3 (CDF of |E[w]|) and Fig. 4 (first-layer heat maps), drawn on FashionMNIST.
+POSTERIOR_FIGURE_ARCHS = ("mlp", "lenet")
+POSTERIOR_FIGURE_DATASET = "fashion_mnist"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Config validation
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _resolve(schema, root):
+    while "$ref" in schema:
+        node = root
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
+def _types(schema):
+    types = schema.get("type", [])
+    return {types} if isinstance(types, str) else set(types)
+
+
+def _parse_leaves(value):
+    """Read every string leaf of a free-form value as YAML ("8" -> 8, "null" -> None)."""
+    if isinstance(value, dict):
+        return {k: _parse_leaves(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_parse_leaves(v) for v in value]
+    if isinstance(value, str):
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+    return value
+
+
+def _coerce(value, schema, root):
+    """Turn strings from `--config key=value` (Snakemake keeps them as strings) into the type the schema wants."""
+    schema = _resolve(schema, root)
+    if isinstance(value, dict) and "properties" not in schema:  # free-form (training.net.<arch>)
+        return _parse_leaves(value)
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        return {k: _coerce(v, props[k], root) if k in props else v for k, v in value.items()}
+    if isinstance(value, list):
+        items = schema.get("items")
+        return [_coerce(v, items, root) for v in value] if items else value
+    if isinstance(value, str) and "null" in _types(schema) and value in ("null", "~"):
+        return None
+    if isinstance(value, str) and _types(schema) and "string" not in _types(schema):
+        for kind, cast in (("integer", int), ("number", float)):
+            if kind in _types(schema):
+                try:
+                    return cast(value)
+                except ValueError:
+                    pass
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        return value if isinstance(parsed, str) else _coerce(parsed, schema, root)
+    return value
+
+
+def _key_name(path):
+    name = ""
+    for part in path:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name
+
+
+def _describe(error):
+    key = _key_name(error.absolute_path)
+    where = f"config key '{key}'" if key else "config"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        names = ", ".join(f"'{_key_name([*error.absolute_path, u])}'" for u in unknown)
+        return f"unknown config key {names}; allowed here: {', '.join(allowed)}"
+    if error.validator == "type":
+        wanted = error.validator_value
+        wanted = " or ".join(wanted) if isinstance(wanted, list) else wanted
+        return f"{where} = {error.instance!r}: expected {wanted}"
+    if error.validator == "enum":
+        return f"{where} = {error.instance!r}: must be one of {', '.join(map(str, error.validator_value))}"
+    if error.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[error.validator]
+        return f"{where} = {error.instance!r}: must be {op} {error.validator_value}"
+    return f"{where}: {error.message}"
+
+
+def _fill_defaults(instance, schema, root):
+    schema = _resolve(schema, root)
+    for key, sub in schema.get("properties", {}).items():
+        sub = _resolve(sub, root)
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if isinstance(instance.get(key), dict):
+            _fill_defaults(instance[key], sub, root)
+
+
+def validate_config(cfg, schema_path, label="workflow/schemas/config.schema.yaml"):
+    """Coerce command-line strings, check `cfg` against the schema (naming every bad key), fill in defaults."""
+    with open(schema_path) as handle:
+        schema = yaml.safe_load(handle)
+    cfg.update(_coerce(dict(cfg), schema, schema))
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    if errors:
+        lines = "\n".join(f"  - {_describe(e)}" for e in errors)
+        raise WorkflowError(f"Invalid configuration (see {label}):\n{lines}")
+    _fill_defaults(cfg, schema, schema)
+
+
+validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+
+def _library_digest():
+    """A digest of the installed bmrsparse source: cached warm-ups are reused only by the same library code."""
+    import hashlib
+    import pathlib
+
+    import bmrsparse
+
+    root = pathlib.Path(bmrsparse.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+LIBRARY_DIGEST = _library_digest()
+
+DATASETS = config["datasets"]
+ARCHS = config["archs"]
+METHODS = config["methods"]
+SEEDS = config["seeds"]
+WARMUP_STEPS = config["schedule"]["warmup_steps"]
+EPOCH_STEPS = config["schedule"]["epoch_steps"]
+NUM_EPOCHS = config["schedule"]["num_epochs"]
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    arch="|".join(ARCHS),
+    method="|".join(METHODS),
+    seed="|".join(str(s) for s in SEEDS),
+    epoch=r"\d+",
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Paths
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def data_path(dataset):
+    return f"results/data/{dataset}.npz"
+
+
+def warmup_dir(dataset, arch, seed):
+    return f"results/warmup/{dataset}/{arch}/seed{seed}"
+
+
+def train_dir(dataset, arch, method, seed):
+    return f"results/train/{dataset}/{arch}/{method}/seed{seed}"
+
+
+def bmr_dir(dataset, arch, seed, epoch):
+    return f"{train_dir(dataset, arch, 'bmr_ss', seed)}/epoch{epoch}"
+
+
+def final_posterior(dataset, arch, method, seed):
+    """The posterior a method ends with (BMR-S&S: the one of its last epoch)."""
+    if method == "bmr_ss":
+        return f"{bmr_dir(dataset, arch, seed, NUM_EPOCHS)}/posterior.npz"
+    return f"{train_dir(dataset, arch, method, seed)}/posterior.npz"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Input functions
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def get_data(wildcards):
+    return data_path(wildcards.dataset)
+
+
+def get_warmup_posterior(wildcards):
+    return f"{warmup_dir(wildcards.dataset, wildcards.arch, wildcards.seed)}/posterior.npz"
+
+
+def get_bmr_init(wildcards):
+    """BMR-S&S epoch k starts from the posterior of epoch k-1 (epoch 1 from the Flat-FF warm-up)."""
+    epoch = int(wildcards.epoch)
+    if not 1 <= epoch <= NUM_EPOCHS:
+        raise WorkflowError(f"BMR-S&S epoch {epoch} is outside 1..schedule.num_epochs ({NUM_EPOCHS})")
+    if epoch == 1:
+        return get_warmup_posterior(wildcards)
+    return f"{bmr_dir(wildcards.dataset, wildcards.arch, wildcards.seed, epoch - 1)}/posterior.npz"
+
+
+def metrics_parts():
+    """[metrics CSV, method label] of every stage, in grid order; the warm-up is epoch 0 of Flat-FF and BMR-S&S."""
+    parts = []
+    for dataset, arch, seed in product(DATASETS, ARCHS, SEEDS):
+        warmup = f"{warmup_dir(dataset, arch, seed)}/metrics.csv"
+        for method in METHODS:
+            if method == "flat_ff":
+                parts.append([warmup, "flat_ff"])
+                parts.append([f"{train_dir(dataset, arch, method, seed)}/metrics.csv", "flat_ff"])
+            elif method == "bmr_ss":
+                parts.append([warmup, "bmr_ss"])
+                parts += [
+                    [f"{bmr_dir(dataset, arch, seed, epoch)}/metrics.csv", "bmr_ss"]
+                    for epoch in range(1, NUM_EPOCHS + 1)
+                ]
+            else:
+                parts.append([f"{train_dir(dataset, arch, method, seed)}/metrics.csv", method])
+    return parts
+
+
+def metrics_files():
+    return list(dict.fromkeys(path for path, _ in metrics_parts()))
+
+
+def posterior_figure_archs():
+    if POSTERIOR_FIGURE_DATASET not in DATASETS:
+        return []
+    return [arch for arch in POSTERIOR_FIGURE_ARCHS if arch in ARCHS]
+
+
+def posterior_panels():
+    """[arch, method] of every final posterior drawn in Figs. 3 and 4 (first seed, FashionMNIST)."""
+    return [[arch, method] for arch in posterior_figure_archs() for method in METHODS]
+
+
+def posterior_files():
+    return [final_posterior(POSTERIOR_FIGURE_DATASET, a, m, SEEDS[0]) for a, m in posterior_panels()]
+
+
+def figures():
+    """Names of the figures the configured grid has data for."""
+    names = [PERFORMANCE_FIGURES[d] for d in ("fashion_mnist", "cifar10", "cifar100") if d in DATASETS]
+    if "bmr_ss" in METHODS:
+        names.append("fig2")
+    if posterior_figure_archs():
+        names += ["fig3", "fig4"]
+    return sorted(names)
+
+
+def final_targets():
+    return [
+        "results/metrics/metrics.csv",
+        *expand("results/tables/{table}.{ext}", table=["final_metrics", "paper_claims"], ext=["csv", "md"]),
+        *expand("results/figures/{figure}.{ext}", figure=figures(), ext=["pdf", "png"]),
+    ]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Training settings and resources
+# ----------------------------------------------------------------------------------------------------------------
+
+#: Settings that only some methods read; a job receives only those of its own method (fewer needless reruns).
+_METHOD_ONLY = {"dropout": "flat_map", "tau0": "tiered_ff", "alpha0": "bmr_ss", "beta0": "bmr_ss", "bmr_iters": "bmr_ss"}
+
+
+def job_settings(method, arch):
+    """The `settings` of bmrsparse.experiment.run_stage for one training job.
+
+    Only what can change this job's result is included, so the job reruns (and the between-workflow cache
+    misses) exactly when one of them changes. Null entries keep the library's defaults.
+    """
+    training = config["training"]
+    evaluation = config["evaluation"]
+    settings = {
+        "learning_rate": {method: training["learning_rate"][method]},
+        "batch_size": training["batch_size"],
+        "chunk_size": training["chunk_size"],
+        "checkpoint_every": training["checkpoint_every"],
+        "num_eval_samples": evaluation["num_samples"],
+        "eval_batch_size": evaluation["eval_batch_size"],
+        "test_subset": evaluation["test_subset"],
+    }
+    for key in ("gamma0", "tau0", "alpha0", "beta0", "bmr_iters", "init_radius", "init_scale", "dropout"):
+        if training[key] is not None and _METHOD_ONLY.get(key, method) == method:
+            settings[key] = training[key]
+    overrides = training["net"].get(arch)
+    if overrides:
+        settings["net"] = {arch: overrides}
+    return settings
+
+
+def settings_of(method=None):
+    """Params function: the settings of a job whose method is `method` (or the {method} wildcard)."""
+    return lambda wildcards: job_settings(method or wildcards.method, wildcards.arch)
+
+
+def runtime_minutes(arch, steps):
+    res = config["resources"]
+    device = "gpu" if res["gpu"] >= 1 else "cpu"
+    train_minutes = steps * res["ms_per_step"][device][arch] / 60000.0
+    return int(math.ceil(res["overhead_minutes"] + res["safety_factor"] * train_minutes))
+
+
+def train_runtime(steps):
+    """Resource function: runtime in minutes of a training job of `steps` SVI steps."""
+    return lambda wildcards: runtime_minutes(wildcards.arch, steps)
+
+
+def train_mem_mb(wildcards):
+    return config["resources"]["mem_mb"][wildcards.arch]

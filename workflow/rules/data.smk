@@ -1,0 +1,21 @@
+# Download (or copy) and prepare each dataset: checksummed archives -> one .npz with the train and test splits.
+
+
+rule prepare_dataset:
+    output:
+        data="results/data/{dataset}.npz",
+    params:
+        # The cache key hashes params, not wildcards: name the data set here.
+        dataset=lambda wildcards: wildcards.dataset,
+        source_dir=config["data_dir"],
+        download=config["download"],
+    log:
+        "logs/prepare_dataset/{dataset}.log",
+    cache: "omit-software"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        ENV
+    script:
+        "../scripts/prepare_dataset.py"

@@ -1,0 +1,127 @@
+# Figures named after the paper's numbering, each as PDF and PNG and in the report.
+
+
+rule plot_performance:
+    input:
+        metrics="results/metrics/metrics.csv",
+    output:
+        pdf=report(
+            "results/figures/{figure}.pdf",
+            caption="../report/performance.rst",
+            category="Figures",
+            subcategory="Performance",
+            labels={"figure": "{figure}", "format": "PDF"},
+        ),
+        png=report(
+            "results/figures/{figure}.png",
+            caption="../report/performance.rst",
+            category="Figures",
+            subcategory="Performance",
+            labels={"figure": "{figure}", "format": "PNG"},
+        ),
+    wildcard_constraints:
+        figure="|".join(PERFORMANCE_FIGURES[d] for d in DATASETS),
+    params:
+        dataset=lambda wildcards: {v: k for k, v in PERFORMANCE_FIGURES.items()}[wildcards.figure],
+    log:
+        "logs/plot_performance/{figure}.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/plot_performance.py"
+
+
+rule plot_pruned_fraction:
+    input:
+        metrics="results/metrics/metrics.csv",
+    output:
+        pdf=report(
+            "results/figures/fig2.pdf",
+            caption="../report/fig2.rst",
+            category="Figures",
+            subcategory="Sparsity",
+            labels={"figure": "fig2", "format": "PDF"},
+        ),
+        png=report(
+            "results/figures/fig2.png",
+            caption="../report/fig2.rst",
+            category="Figures",
+            subcategory="Sparsity",
+            labels={"figure": "fig2", "format": "PNG"},
+        ),
+    log:
+        "logs/plot_pruned_fraction.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/plot_pruned_fraction.py"
+
+
+rule plot_posterior_cdf:
+    input:
+        data=data_path(POSTERIOR_FIGURE_DATASET),
+        posteriors=posterior_files(),
+    output:
+        pdf=report(
+            "results/figures/fig3.pdf",
+            caption="../report/fig3.rst",
+            category="Figures",
+            subcategory="Sparsity",
+            labels={"figure": "fig3", "format": "PDF"},
+        ),
+        png=report(
+            "results/figures/fig3.png",
+            caption="../report/fig3.rst",
+            category="Figures",
+            subcategory="Sparsity",
+            labels={"figure": "fig3", "format": "PNG"},
+        ),
+    params:
+        panels=posterior_panels(),
+    log:
+        "logs/plot_posterior_cdf.log",
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/plot_posterior_cdf.py"
+
+
+rule plot_first_layer:
+    input:
+        data=data_path(POSTERIOR_FIGURE_DATASET),
+        posteriors=posterior_files(),
+    output:
+        pdf=report(
+            "results/figures/fig4.pdf",
+            caption="../report/fig4.rst",
+            category="Figures",
+            subcategory="Sparsity",
+            labels={"figure": "fig4", "format": "PDF"},
+        ),
+        png=report(
+            "results/figures/fig4.png",
+            caption="../report/fig4.rst",
+            category="Figures",
+            subcategory="Sparsity",
+            labels={"figure": "fig4", "format": "PNG"},
+        ),
+    params:
+        panels=posterior_panels(),
+    log:
+        "logs/plot_first_layer.log",
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/plot_first_layer.py"

@@ -1,0 +1,12 @@
+"""Snakemake script of rule plot_pruned_fraction: Fig. 2 (fraction of weights BMR-S&S pruned)."""
+
+import sys
+
+sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+import pandas as pd
+
+from bmrsparse.plots import plot_pruned_fraction, save_figure
+
+metrics = pd.read_csv(snakemake.input.metrics)
+save_figure(plot_pruned_fraction(metrics), snakemake.output.pdf, snakemake.output.png)

@@ -1,0 +1,15 @@
+"""Snakemake script of rule prepare_dataset: find, verify and convert one dataset into an .npz."""
+
+import sys
+
+sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+from bmrsparse.data import prepare_dataset
+
+prepare_dataset(
+    snakemake.wildcards.dataset,
+    snakemake.output.data,
+    source_dir=snakemake.params.source_dir,
+    download=snakemake.params.download,
+)
+print(f"wrote {snakemake.output.data}")

@@ -1,0 +1,38 @@
+"""Snakemake script of the training rules (train_warmup, train_flat_ff, train_scratch, bmr_epoch).
+
+Runs one stage of bmrsparse.experiment.run_stage; the rule's params carry the method, the schedule and the
+settings. A killed job resumes from run_stage's checkpoint when the workflow is rerun.
+"""
+
+import os
+import sys
+
+# Everything, including messages that JAX's C++ side writes to file descriptor 2, goes to the rule's log.
+log = open(snakemake.log[0], "a", buffering=1)
+os.dup2(log.fileno(), 1)
+os.dup2(log.fileno(), 2)
+sys.stdout = sys.stderr = log
+
+# Several jobs may share one GPU: take memory as needed instead of 75 % of it per process.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# JAX's persistent compilation cache (config jax_cache_dir): later jobs reuse programs earlier jobs compiled.
+# It is read from the config, not from params, because it changes no result and must not trigger reruns.
+if snakemake.config.get("jax_cache_dir"):
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.abspath(snakemake.config["jax_cache_dir"]))
+
+from bmrsparse.experiment import run_stage
+
+run_stage(
+    data_path=snakemake.input.data,
+    dataset=snakemake.wildcards.dataset,
+    arch=snakemake.wildcards.arch,
+    method=snakemake.params.method,
+    seed=int(snakemake.wildcards.seed),
+    schedule=list(snakemake.params.schedule),
+    first_epoch=int(snakemake.params.first_epoch),
+    init_state=snakemake.input.get("init_state"),
+    out_state=snakemake.output.posterior,
+    out_metrics=snakemake.output.metrics,
+    settings=snakemake.params.settings,
+    progress=False,
+)
