@@ -25,7 +25,7 @@ import numpyro.distributions as dist
 from numpyro import handlers
 
 from . import flat, guides, tiered
-from ._layers import HEAD, Layer, find_layers
+from ._layers import HEAD, Layer, Layout, find_layers
 
 __all__ = ["Method", "METHODS", "get_method", "build", "find_layers", "HEAD", "Layer"]
 
@@ -113,13 +113,13 @@ def weights_from_latents(built: Built, latents: dict, masks=None):
 
 def layer_posteriors(built: Built, params: dict) -> dict:
     """``{layer: {leaf: (mu, sigma)}}`` of :math:`q(\\hat w)` from constrained guide params (for BMR)."""
-    out = {}
-    for layer in built.layers:
-        out[layer.name] = {
-            leaf: (params[f"w_hat/{layer.name}/{leaf}.loc"], params[f"w_hat/{layer.name}/{leaf}.scale"])
-            for leaf, _ in layer.shapes
-        }
-    return out
+    layout = Layout(built.layers)
+    mu, sigma = params["w_hat.loc"], params["w_hat.scale"]
+    return {
+        layer.name: {leaf: (layout.leaf(mu, layer.name, leaf), layout.leaf(sigma, layer.name, leaf))
+                     for leaf, _ in layer.shapes}
+        for layer in built.layers
+    }
 
 
 def all_kept(layers: list[Layer]) -> dict:

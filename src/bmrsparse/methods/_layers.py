@@ -92,7 +92,39 @@ def assemble(layers: list[Layer], values: Mapping) -> dict:
     return params
 
 
-def row_broadcast(scale, leaf_shape, rows):
-    """Broadcast per-row scales (shape ``rows``) against a leaf whose trailing dims are ``rows``."""
-    extra = len(leaf_shape) - len(rows)
-    return scale.reshape((1,) * extra + tuple(rows))
+class Layout:
+    """Where each layer's leaves sit in one flat vector of all the network's weights (static offsets).
+
+    All :math:`\\hat w` of a network form one latent vector (one NumPyro site, one guide location and scale), so the
+    compiled program has a handful of large arrays instead of hundreds of small ones: faster to compile and to
+    update. Rows (output units) of the dense/conv layers below the output layer likewise form one vector.
+    """
+
+    def __init__(self, layers: list[Layer]):
+        self.layers = list(layers)
+        self.slices: dict = {}
+        off = 0
+        for layer in self.layers:
+            for leaf, shape in layer.shapes:
+                n = int(np.prod(shape, dtype=np.int64))
+                self.slices[(layer.name, leaf)] = (off, off + n, tuple(shape))
+                off += n
+        self.size = off
+        self.row_slices: dict = {}
+        off = 0
+        for layer in self.layers:
+            if layer.rows is not None and not layer.is_head:
+                n = int(np.prod(layer.rows, dtype=np.int64))
+                self.row_slices[layer.name] = (off, off + n, tuple(layer.rows))
+                off += n
+        self.num_rows = off
+
+    def leaf(self, flat, layer: str, leaf: str):
+        """The block of ``flat`` (last axis) that holds ``layer``'s ``leaf``, in the leaf's shape."""
+        a, b, shape = self.slices[(layer, leaf)]
+        return flat[..., a:b].reshape(flat.shape[:-1] + shape)
+
+    def rows(self, flat, layer: str):
+        """The block of a per-row vector that holds ``layer``'s rows, in the rows' shape."""
+        a, b, shape = self.row_slices[layer]
+        return flat[..., a:b].reshape(flat.shape[:-1] + shape)

@@ -6,7 +6,8 @@ r"""The flat generative model of eq. (15): non-centred Gaussian prior with a per
 
 with :math:`\gamma_0 = 0.1` for hidden layers and :math:`\gamma_0 = 1` for the output layer (the authors' code),
 and :math:`\lambda_{ijl} \in \{1, 10^{-12}\}` the BMR keep-mask (a pruned weight keeps its site but is pinned at 0).
-Used by Flat-MAP, Flat-FF and BMR-S&S.
+Used by Flat-MAP, Flat-FF and BMR-S&S. Sites: ``c_inv_sqr`` ``[L]`` and ``w_hat`` ``[P]`` (all weights, see
+:class:`~bmrsparse.methods._layers.Layout`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
 
-from ._layers import Layer, assemble
+from ._layers import Layer, Layout, assemble
 from .guides import Site
 
 PRUNED_SCALE = 1e-12
@@ -24,27 +25,23 @@ PRUNED_SCALE = 1e-12
 
 def sites(layers: list[Layer]) -> list[Site]:
     """Latent sites of the flat model, in order."""
-    out = []
-    for layer in layers:
-        out.append(Site(f"c_inv_sqr/{layer.name}", (), positive=True))
-        out.extend(Site(f"w_hat/{layer.name}/{leaf}", shape) for leaf, shape in layer.shapes)
-    return out
+    return [Site("c_inv_sqr", (len(layers),), positive=True), Site("w_hat", (Layout(layers).size,))]
 
 
 def weights(layers: list[Layer], masks=None, *, gamma0: float = 0.1):
     """Sample the network's weights from the flat prior; returns a Flax params dict."""
+    layout = Layout(layers)
+    c_inv_sqr = numpyro.sample("c_inv_sqr", dist.Gamma(jnp.full(len(layers), 2.0), 2.0).to_event(1))
+    factor = jnp.asarray([1.0 if layer.is_head else gamma0 for layer in layers])
+    c = jax.lax.rsqrt(c_inv_sqr) * factor
+    w_hat = numpyro.sample("w_hat", dist.Normal(jnp.zeros(layout.size), 1.0).to_event(1))
     values = {}
-    for layer in layers:
-        c_inv_sqr = numpyro.sample(f"c_inv_sqr/{layer.name}", dist.Gamma(2.0, 2.0))
-        c = jax.lax.rsqrt(c_inv_sqr) * (1.0 if layer.is_head else gamma0)
+    for i, layer in enumerate(layers):
         leaves = {}
-        for leaf, shape in layer.shapes:
-            w_hat = numpyro.sample(
-                f"w_hat/{layer.name}/{leaf}", dist.Normal(jnp.zeros(shape), 1.0).to_event(len(shape))
-            )
-            scale = c
+        for leaf, _ in layer.shapes:
+            scale = c[i]
             if masks is not None:
-                scale = c * jnp.where(masks[layer.name][leaf], 1.0, PRUNED_SCALE)
-            leaves[leaf] = scale * w_hat
+                scale = scale * jnp.where(masks[layer.name][leaf], 1.0, PRUNED_SCALE)
+            leaves[leaf] = scale * layout.leaf(w_hat, layer.name, leaf)
         values[layer.name] = leaves
     return assemble(layers, values)

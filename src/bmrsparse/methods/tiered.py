@@ -11,6 +11,10 @@ Each half-Cauchy is the square root of a ratio of two Gamma(1/2, 1) variables (A
 :math:`\gamma_l^2 = c_l^2 v_l^2 / (c_l^2 + v_l^2)`; the output layer gets only a half-Cauchy global scale
 :math:`\gamma_L = \sqrt{\hat a_L / \hat b_L} \sim \mathcal{C}^+(0, 1)`, without :math:`c` or :math:`\tau_0`
 (both as in the authors' code). :math:`\tau_0 = 10^{-2}`.
+
+Sites (one vector each): ``c_inv_sqr`` over the layers below the output layer, ``v_a`` and ``v_b``
+(:math:`\hat a_l, \hat b_l`) over all layers, ``tau_a`` and ``tau_b`` (:math:`a_{il}, b_{il}`) over the rows of the
+dense/conv layers below the output layer, ``w_hat`` over all weights.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
 
-from ._layers import Layer, assemble, row_broadcast
+from ._layers import Layer, Layout, assemble
 from .guides import Site
 
 
@@ -29,46 +33,43 @@ def _has_rows(layer: Layer) -> bool:
 
 def sites(layers: list[Layer]) -> list[Site]:
     """Latent sites of the tiered model, in order."""
-    out = []
-    for layer in layers:
-        n = layer.name
-        if not layer.is_head:
-            out.append(Site(f"c_inv_sqr/{n}", (), True))
-        out += [Site(f"v_a/{n}", (), True), Site(f"v_b/{n}", (), True)]
-        if _has_rows(layer):
-            out += [Site(f"tau_a/{n}", layer.rows, True), Site(f"tau_b/{n}", layer.rows, True)]
-        out.extend(Site(f"w_hat/{n}/{leaf}", shape) for leaf, shape in layer.shapes)
-    return out
+    layout = Layout(layers)
+    n_hidden = sum(not layer.is_head for layer in layers)
+    out = [Site("c_inv_sqr", (n_hidden,), True), Site("v_a", (len(layers),), True), Site("v_b", (len(layers),), True)]
+    if layout.num_rows:
+        out += [Site("tau_a", (layout.num_rows,), True), Site("tau_b", (layout.num_rows,), True)]
+    return out + [Site("w_hat", (layout.size,))]
+
+
+def _half(n):
+    return dist.Gamma(jnp.full(n, 0.5), 1.0).to_event(1)
 
 
 def weights(layers: list[Layer], masks=None, *, tau0: float = 1e-2):
     """Sample the network's weights from the regularised-horseshoe prior; returns a Flax params dict."""
     del masks  # Tiered-FF never prunes
-    half = dist.Gamma(0.5, 1.0)
-    values = {}
-    for layer in layers:
-        n = layer.name
+    layout = Layout(layers)
+    n_hidden = sum(not layer.is_head for layer in layers)
+    c2_all = 1.0 / numpyro.sample("c_inv_sqr", dist.Gamma(jnp.full(n_hidden, 2.0), 6.0).to_event(1))
+    ratio = numpyro.sample("v_a", _half(len(layers))) / numpyro.sample("v_b", _half(len(layers)))
+    tau2_all = None
+    if layout.num_rows:
+        tau2_all = numpyro.sample("tau_a", _half(layout.num_rows)) / numpyro.sample("tau_b", _half(layout.num_rows))
+    w_hat = numpyro.sample("w_hat", dist.Normal(jnp.zeros(layout.size), 1.0).to_event(1))
+    values, h = {}, 0
+    for i, layer in enumerate(layers):
         if layer.is_head:
-            gamma = jnp.sqrt(numpyro.sample(f"v_a/{n}", half) / numpyro.sample(f"v_b/{n}", half))
-            values[n] = {
-                leaf: gamma * numpyro.sample(f"w_hat/{n}/{leaf}", dist.Normal(jnp.zeros(s), 1.0).to_event(len(s)))
-                for leaf, s in layer.shapes
-            }
-            continue
-        c2 = 1.0 / numpyro.sample(f"c_inv_sqr/{n}", dist.Gamma(2.0, 6.0))
-        v2 = tau0**2 * numpyro.sample(f"v_a/{n}", half) / numpyro.sample(f"v_b/{n}", half)
-        if _has_rows(layer):
-            rows = layer.rows
-            tau_a = numpyro.sample(f"tau_a/{n}", dist.Gamma(jnp.full(rows, 0.5), 1.0).to_event(len(rows)))
-            tau_b = numpyro.sample(f"tau_b/{n}", dist.Gamma(jnp.full(rows, 0.5), 1.0).to_event(len(rows)))
-            s2 = v2 * tau_a / tau_b
+            gamma = jnp.sqrt(ratio[i])
         else:
-            s2 = v2
-        gamma = jnp.sqrt(c2 * s2 / (c2 + s2))
+            c2, v2 = c2_all[h], tau0**2 * ratio[i]
+            h += 1
+            s2 = v2 * layout.rows(tau2_all, layer.name) if _has_rows(layer) else v2
+            gamma = jnp.sqrt(c2 * s2 / (c2 + s2))
         leaves = {}
         for leaf, shape in layer.shapes:
-            w_hat = numpyro.sample(f"w_hat/{n}/{leaf}", dist.Normal(jnp.zeros(shape), 1.0).to_event(len(shape)))
-            g = row_broadcast(gamma, shape, layer.rows) if _has_rows(layer) else gamma
-            leaves[leaf] = g * w_hat
-        values[n] = leaves
+            g = gamma
+            if _has_rows(layer):
+                g = gamma.reshape((1,) * (len(shape) - len(layer.rows)) + tuple(layer.rows))
+            leaves[leaf] = g * layout.leaf(w_hat, layer.name, leaf)
+        values[layer.name] = leaves
     return assemble(layers, values)
