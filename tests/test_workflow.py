@@ -178,3 +178,30 @@ def test_test_profile_runs_end_to_end(tmp_path):
     again = snakemake(project, "--dry-run", "--configfile", "config/test.yaml")
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_vmap_seeds_groups_seed_jobs(project):
+    """vmap_seeds: one training job per stage for all seeds (as many jobs as with one seed)."""
+    one = planned_jobs(project, "--configfile", "config/paper.yaml")
+    together = planned_jobs(project, "--configfile", "config/paper.yaml", "--config", "seeds=[0,1,2]",
+                            "vmap_seeds=true")
+    apart = planned_jobs(project, "--configfile", "config/paper.yaml", "--config", "seeds=[0,1,2]")
+    for rule in ("train_warmup", "train_flat_ff", "train_scratch", "bmr_epoch"):
+        assert together[rule] == one[rule]
+        assert apart[rule] == 3 * one[rule]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FASHION_MNIST.exists(), reason="needs Debian's FashionMNIST (apt-get install dataset-fashion-mnist)")
+def test_vmap_seeds_runs_and_writes_every_seed(tmp_path):
+    project = copy_project(tmp_path / "project")
+    run = snakemake(project, "--cores", "2", "--configfile", "config/test.yaml", "--config", "vmap_seeds=true",
+                    "seeds=[0,1]", "archs=[mlp]", "methods=[flat_ff,bmr_ss]", timeout=1800)
+    assert run.returncode == 0, failure_report(project, run)
+    metrics = pd.read_csv(project / "results" / "metrics" / "metrics.csv")
+    assert sorted(set(metrics.seed)) == [0, 1]
+    per_seed = metrics.groupby("seed").size()
+    assert per_seed[0] == per_seed[1] == 2 * (load("test")["schedule"]["num_epochs"] + 1)
+    for seed in (0, 1):
+        assert (project / f"results/train/fashion_mnist/mlp/bmr_ss/seed{seed}/epoch2/posterior.npz").exists()
+    assert list((project / "logs" / "train_warmup" / "fashion_mnist" / "mlp").glob("seeds0-1.log"))

@@ -152,6 +152,7 @@ DATASETS = config["datasets"]
 ARCHS = config["archs"]
 METHODS = config["methods"]
 SEEDS = config["seeds"]
+VMAP_SEEDS = bool(config.get("vmap_seeds", False))
 WARMUP_STEPS = config["schedule"]["warmup_steps"]
 EPOCH_STEPS = config["schedule"]["epoch_steps"]
 NUM_EPOCHS = config["schedule"]["num_epochs"]
@@ -198,12 +199,32 @@ def final_posterior(dataset, arch, method, seed):
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def per_seed(template):
+    """Output paths of a training job: its own seed's, or every seed's when the seeds train together (vmap_seeds)."""
+    return expand(template, seed=SEEDS, allow_missing=True) if VMAP_SEEDS else template
+
+
+def seed_tag(template):
+    """Log/benchmark path of a training job: ``seed{seed}`` becomes ``seeds0-1-2`` when the seeds train together."""
+    return template.replace("seed{seed}", "seeds" + "-".join(map(str, SEEDS))) if VMAP_SEEDS else template
+
+
+def job_seeds(wildcards):
+    """The seed of the job, or the list of all seeds when they train together."""
+    return list(SEEDS) if VMAP_SEEDS else int(wildcards.seed)
+
+
+def _seeds_of(wildcards):
+    return SEEDS if VMAP_SEEDS else [wildcards.seed]
+
+
 def get_data(wildcards):
     return data_path(wildcards.dataset)
 
 
 def get_warmup_posterior(wildcards):
-    return f"{warmup_dir(wildcards.dataset, wildcards.arch, wildcards.seed)}/posterior.npz"
+    paths = [f"{warmup_dir(wildcards.dataset, wildcards.arch, s)}/posterior.npz" for s in _seeds_of(wildcards)]
+    return paths if VMAP_SEEDS else paths[0]
 
 
 def get_bmr_init(wildcards):
@@ -213,7 +234,8 @@ def get_bmr_init(wildcards):
         raise WorkflowError(f"BMR-S&S epoch {epoch} is outside 1..schedule.num_epochs ({NUM_EPOCHS})")
     if epoch == 1:
         return get_warmup_posterior(wildcards)
-    return f"{bmr_dir(wildcards.dataset, wildcards.arch, wildcards.seed, epoch - 1)}/posterior.npz"
+    paths = [f"{bmr_dir(wildcards.dataset, wildcards.arch, s, epoch - 1)}/posterior.npz" for s in _seeds_of(wildcards)]
+    return paths if VMAP_SEEDS else paths[0]
 
 
 def metrics_parts():

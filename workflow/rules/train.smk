@@ -8,13 +8,13 @@ rule train_warmup:
     input:
         data=get_data,
     output:
-        posterior="results/warmup/{dataset}/{arch}/seed{seed}/posterior.npz",
-        metrics="results/warmup/{dataset}/{arch}/seed{seed}/metrics.csv",
+        posterior=per_seed("results/warmup/{dataset}/{arch}/seed{seed}/posterior.npz"),
+        metrics=per_seed("results/warmup/{dataset}/{arch}/seed{seed}/metrics.csv"),
     params:
         # The cache key hashes params, not wildcards: name the job's wildcards here.
         dataset=lambda wildcards: wildcards.dataset,
         arch=lambda wildcards: wildcards.arch,
-        seed=lambda wildcards: int(wildcards.seed),
+        seed=job_seeds,
         # ... and the library code, so a changed library does not reuse an old cached warm-up
         library=LIBRARY_DIGEST,
         method="flat_ff",
@@ -22,7 +22,7 @@ rule train_warmup:
         first_epoch=0,
         settings=settings_of("flat_ff"),
     log:
-        "logs/train_warmup/{dataset}/{arch}/seed{seed}.log",
+        seed_tag("logs/train_warmup/{dataset}/{arch}/seed{seed}.log"),
     # No benchmark: Snakemake refuses one on a cached rule; the metrics CSV holds seconds and steps/s.
     cache: "omit-software"
     threads: config["resources"]["threads"]
@@ -41,17 +41,18 @@ rule train_flat_ff:
         data=get_data,
         init_state=get_warmup_posterior,
     output:
-        posterior="results/train/{dataset}/{arch}/flat_ff/seed{seed}/posterior.npz",
-        metrics="results/train/{dataset}/{arch}/flat_ff/seed{seed}/metrics.csv",
+        posterior=per_seed("results/train/{dataset}/{arch}/flat_ff/seed{seed}/posterior.npz"),
+        metrics=per_seed("results/train/{dataset}/{arch}/flat_ff/seed{seed}/metrics.csv"),
     params:
+        seed=job_seeds,
         method="flat_ff",
         schedule=[EPOCH_STEPS] * NUM_EPOCHS,
         first_epoch=1,
         settings=settings_of("flat_ff"),
     log:
-        "logs/train_flat_ff/{dataset}/{arch}/seed{seed}.log",
+        seed_tag("logs/train_flat_ff/{dataset}/{arch}/seed{seed}.log"),
     benchmark:
-        "benchmarks/train_flat_ff/{dataset}/{arch}/seed{seed}.tsv"
+        seed_tag("benchmarks/train_flat_ff/{dataset}/{arch}/seed{seed}.tsv")
     threads: config["resources"]["threads"]
     resources:
         gpu=config["resources"]["gpu"],
@@ -67,19 +68,20 @@ rule train_scratch:
     input:
         data=get_data,
     output:
-        posterior="results/train/{dataset}/{arch}/{method}/seed{seed}/posterior.npz",
-        metrics="results/train/{dataset}/{arch}/{method}/seed{seed}/metrics.csv",
+        posterior=per_seed("results/train/{dataset}/{arch}/{method}/seed{seed}/posterior.npz"),
+        metrics=per_seed("results/train/{dataset}/{arch}/{method}/seed{seed}/metrics.csv"),
     wildcard_constraints:
         method="flat_map|tiered_ff",
     params:
+        seed=job_seeds,
         method=lambda wildcards: wildcards.method,
         schedule=[WARMUP_STEPS] + [EPOCH_STEPS] * NUM_EPOCHS,
         first_epoch=0,
         settings=settings_of(),
     log:
-        "logs/train_scratch/{dataset}/{arch}/{method}/seed{seed}.log",
+        seed_tag("logs/train_scratch/{dataset}/{arch}/{method}/seed{seed}.log"),
     benchmark:
-        "benchmarks/train_scratch/{dataset}/{arch}/{method}/seed{seed}.tsv"
+        seed_tag("benchmarks/train_scratch/{dataset}/{arch}/{method}/seed{seed}.tsv")
     threads: config["resources"]["threads"]
     resources:
         gpu=config["resources"]["gpu"],
@@ -96,17 +98,18 @@ rule bmr_epoch:
         data=get_data,
         init_state=get_bmr_init,
     output:
-        posterior="results/train/{dataset}/{arch}/bmr_ss/seed{seed}/epoch{epoch}/posterior.npz",
-        metrics="results/train/{dataset}/{arch}/bmr_ss/seed{seed}/epoch{epoch}/metrics.csv",
+        posterior=per_seed("results/train/{dataset}/{arch}/bmr_ss/seed{seed}/epoch{epoch}/posterior.npz"),
+        metrics=per_seed("results/train/{dataset}/{arch}/bmr_ss/seed{seed}/epoch{epoch}/metrics.csv"),
     params:
+        seed=job_seeds,
         method="bmr_ss",
         schedule=[EPOCH_STEPS],
         first_epoch=lambda wildcards: int(wildcards.epoch),
         settings=settings_of("bmr_ss"),
     log:
-        "logs/bmr_epoch/{dataset}/{arch}/seed{seed}/epoch{epoch}.log",
+        seed_tag("logs/bmr_epoch/{dataset}/{arch}/seed{seed}/epoch{epoch}.log"),
     benchmark:
-        "benchmarks/bmr_epoch/{dataset}/{arch}/seed{seed}/epoch{epoch}.tsv"
+        seed_tag("benchmarks/bmr_epoch/{dataset}/{arch}/seed{seed}/epoch{epoch}.tsv")
     threads: config["resources"]["threads"]
     resources:
         gpu=config["resources"]["gpu"],

@@ -22,17 +22,23 @@ if snakemake.config.get("jax_cache_dir"):
 
 from bmrsparse.experiment import run_stage
 
+seeds = snakemake.params.seed  # an int, or a list of seeds trained together (config vmap_seeds)
+together = isinstance(seeds, list)
+init_state = snakemake.input.get("init_state")
+if together and init_state:
+    init_state = [init_state] if isinstance(init_state, str) else list(init_state)
+
 run_stage(
     data_path=snakemake.input.data,
     dataset=snakemake.wildcards.dataset,
     arch=snakemake.wildcards.arch,
     method=snakemake.params.method,
-    seed=int(snakemake.wildcards.seed),
+    seed=seeds,
     schedule=list(snakemake.params.schedule),
     first_epoch=int(snakemake.params.first_epoch),
-    init_state=snakemake.input.get("init_state"),
-    out_state=snakemake.output.posterior,
-    out_metrics=snakemake.output.metrics,
+    init_state=init_state,
+    out_state=list(snakemake.output.posterior) if together else snakemake.output.posterior,
+    out_metrics=list(snakemake.output.metrics) if together else snakemake.output.metrics,
     settings=snakemake.params.settings,
     progress=False,
 )
