@@ -42,7 +42,8 @@ DEFAULT_SETTINGS: dict = {
     # Optax AdaBelief step size per method; the authors' code (the paper's text says 1e-3 for all)
     "learning_rate": {m: METHODS[m].learning_rate for m in METHODS},
     "batch_size": 128,  # minibatch N_B
-    "chunk_size": 500,  # SVI steps per compiled chunk (progress bar and checkpoints between chunks)
+    "chunk_size": 500,  # SVI steps per chunk (progress bar, non-finite check and checkpoints between chunks)
+    "step_loop": "auto",  # "device": a chunk is one compiled loop; "host": one compiled step per call; auto: host on CPU
     "checkpoint_every": 5000,  # steps between checkpoints (rounded up to whole chunks)
     "num_eval_samples": 100,  # posterior-predictive samples (Flat-MAP always uses its point estimate)
     "eval_batch_size": 1000,  # test images per forward pass

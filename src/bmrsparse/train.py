@@ -153,28 +153,74 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def _compile(self, state: State):
+        """Compile the training step(s) ahead of time (timed: :attr:`compile_seconds`).
+
+        ``step_loop`` (setting): ``"device"`` runs a chunk as one compiled ``lax.fori_loop``; ``"host"`` calls one
+        compiled step per SVI step from Python without syncing (dispatch is asynchronous). Measured on a 2-core
+        CPU: XLA runs convolutions inside a while loop about 3x slower than in a plain program (LeNet-5 Flat-FF
+        77 vs 24 ms/step), while the dense MLP's Bayesian steps are faster in the loop (Flat-FF 24 vs 39 ms/step).
+        So ``"auto"`` picks ``"host"`` for networks with convolutions on CPU and ``"device"`` otherwise.
+        """
         svi, b, n = self.svi, self.batch_size, self.n_data
 
-        def run(svi_state, data_key, masks, x, y, num_steps):
-            def body(i, carry):
-                s, dk, total, bad = carry
-                dk, sub = jax.random.split(dk)
-                idx = jax.random.randint(sub, (b,), 0, n)
-                s, loss = svi.update(s, jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0), masks=masks, train=True)
-                bad = jnp.where((bad < 0) & ~jnp.isfinite(loss), i, bad)
-                return s, dk, total + loss, bad
+        def body(carry, masks, x, y):
+            s, dk, total, bad, i = carry
+            dk, sub = jax.random.split(dk)
+            idx = jax.random.randint(sub, (b,), 0, n)
+            s, loss = svi.update(s, jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0), masks=masks, train=True)
+            bad = jnp.where((bad < 0) & ~jnp.isfinite(loss), i, bad)
+            return s, dk, total + loss, bad, i + 1
 
-            init = (svi_state, data_key, jnp.zeros((), jnp.float32), jnp.asarray(-1, jnp.int32))
-            return jax.lax.fori_loop(0, num_steps, body, init)
+        single = len(self.seeds) == 1
+        # one seed runs unbatched (a vmapped conv becomes a grouped conv, much slower on CPU): the seed axis is
+        # dropped once per chunk, not per step
+        body_seeds = body if single else jax.vmap(body, in_axes=(0, 0, None, None))
+        self._single = single
 
-        run_seeds = jax.vmap(run, in_axes=(0, 0, 0, None, None, None))
+        mode = self.settings.get("step_loop", "auto")
+        if mode == "auto":
+            has_conv = any(layer.kind == "conv" for layer in self.layers)
+            mode = "host" if jax.default_backend() == "cpu" and has_conv else "device"
+        if mode not in ("host", "device"):
+            raise ValueError(f"training.step_loop must be 'auto', 'host' or 'device', got {mode!r}")
+        carry0, masks0 = self._carry(state.svi_state, state.data_key), self._unbatch(state.masks)
         t0 = time.perf_counter()
-        self._run = (
-            jax.jit(run_seeds)
-            .lower(state.svi_state, state.data_key, state.masks, self.x_train, self.y_train, jnp.int32(1))
-            .compile()
-        )
+        if mode == "device":
+            def chunk(carry, masks, x, y, num_steps):
+                return jax.lax.fori_loop(0, num_steps, lambda _, c: body_seeds(c, masks, x, y), carry)
+
+            compiled = jax.jit(chunk).lower(carry0, masks0, self.x_train, self.y_train, jnp.int32(1)).compile()
+            run = lambda carry, masks, x, y, num_steps: compiled(carry, masks, x, y, jnp.int32(num_steps))  # noqa
+        else:
+            # the carry is donated: each step updates the state's buffers in place, as the device loop does
+            step = jax.jit(body_seeds, donate_argnums=0).lower(carry0, masks0, self.x_train, self.y_train).compile()
+
+            def run(carry, masks, x, y, num_steps):
+                for _ in range(num_steps):
+                    carry = step(carry, masks, x, y)
+                return carry
+
         self.compile_seconds = time.perf_counter() - t0
+        self.step_loop = mode
+
+        def run_chunk(svi_state, data_key, masks, x, y, num_steps):
+            carry = self._carry(svi_state, data_key)
+            s, dk, total, bad, _ = run(carry, self._unbatch(masks), x, y, int(num_steps))
+            if single:
+                s, dk, total, bad = jax.tree.map(lambda a: a[None], (s, dk, total, bad))
+            return s, dk, total, bad
+
+        self._run = run_chunk
+
+    def _unbatch(self, tree):
+        return jax.tree.map(lambda a: a[0], tree) if self._single else tree
+
+    def _carry(self, svi_state, data_key):
+        """A fresh copy of the state to train on (it may be donated), with loss and step accumulators."""
+        shape = () if self._single else (len(self.seeds),)
+        fresh = lambda t: jax.tree.map(jnp.copy, self._unbatch(t))  # noqa: E731
+        return (fresh(svi_state), fresh(data_key), jnp.zeros(shape, jnp.float32),
+                jnp.full(shape, -1, jnp.int32), jnp.zeros(shape, jnp.int32))
 
     def train(self, state: State, num_steps: int, *, chunk_size: int, on_chunk=None, progress=True, desc=""):
         """Run ``num_steps`` SVI steps in compiled chunks of at most ``chunk_size``.
@@ -193,7 +239,7 @@ class Trainer:
                 n = min(int(chunk_size), num_steps - done)
                 t0 = time.perf_counter()
                 svi_state, data_key, total, bad = self._run(
-                    state.svi_state, state.data_key, state.masks, self.x_train, self.y_train, jnp.int32(n)
+                    state.svi_state, state.data_key, state.masks, self.x_train, self.y_train, n
                 )
                 bad = np.asarray(bad)  # host sync once per chunk
                 dt = time.perf_counter() - t0
