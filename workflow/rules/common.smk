@@ -321,8 +321,11 @@ def job_settings(method, arch):
         "test_subset": evaluation["test_subset"],
     }
     for key in ("gamma0", "tau0", "alpha0", "beta0", "bmr_iters", "init_radius", "init_scale", "dropout"):
-        if training[key] is not None and _METHOD_ONLY.get(key, method) == method:
-            settings[key] = training[key]
+        value = training[key]
+        if isinstance(value, dict):  # per method (init_radius)
+            value = value.get(method)
+        if value is not None and _METHOD_ONLY.get(key, method) == method:
+            settings[key] = value
     overrides = training["net"].get(arch)
     if overrides:
         settings["net"] = {arch: overrides}
