@@ -1,8 +1,9 @@
-"""Shared fixtures: a small real-FashionMNIST data set for fast training tests."""
+"""Shared fixtures: a small real-FashionMNIST data set for fast training tests; a copy of the workflow."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -63,3 +64,22 @@ TINY_NETS = {
     "mixer": {"hidden_dim": 16, "tokens_mlp_dim": 16, "channels_mlp_dim": 16, "num_blocks": 1, "patch_size": 8},
     "vit": {"embed_dim": 16, "num_heads": 2, "mlp_dim": 16, "num_blocks": 1, "patch_size": 8},
 }
+
+
+#: what a run of the workflow needs (not results)
+WORKFLOW_PARTS = ("Snakefile", "workflow", "config", "profiles", "envs")
+
+
+def copy_workflow(dest: Path, override: str | None = None) -> Path:
+    """Copy the workflow into ``dest`` (so runs neither see nor touch the project's results); optionally write
+    ``override.yaml`` with the given text."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in WORKFLOW_PARTS:
+        src = ROOT / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__", ".snakemake"))
+        elif src.exists():
+            shutil.copy2(src, dest / part)
+    if override is not None:
+        (dest / "override.yaml").write_text(override)
+    return dest

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import copy_workflow
 
-ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ("Snakefile", "workflow", "config", "profiles", "envs")
 #: Merged over config/test.yaml: a second seed, so that two warm-ups differ only in a wildcard.
 CONFIG_OVERRIDE = "seeds: [0, 1]\n"
 WARMUPS = [("mlp", 0), ("mlp", 1), ("lenet", 0)]
@@ -32,15 +30,7 @@ def _warmup(arch: str, seed: int, name: str) -> str:
 
 
 def _copy_workflow(dest: Path, override: str) -> Path:
-    dest.mkdir(parents=True)
-    for part in WORKFLOW_PARTS:
-        src = ROOT / part
-        if src.is_dir():
-            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__", ".snakemake"))
-        elif src.exists():
-            shutil.copy2(src, dest / part)
-    (dest / "override.yaml").write_text(override)
-    return dest
+    return copy_workflow(dest, override)
 
 
 def _snakemake_cached(workdir: Path, cache: Path, targets: list[str]) -> str:

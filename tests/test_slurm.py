@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import copy_workflow
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_SLURM = ROOT / "tools" / "slurm" / "local-slurm.sh"
-WORKFLOW_PARTS = ("Snakefile", "workflow", "config", "profiles", "envs")
 TRAINING_RULES = ("train_warmup", "train_flat_ff", "train_scratch", "bmr_epoch")
 LIGHT_RULES = ("prepare_dataset", "collect_metrics", "tables")
 TARGET = "results/tables/final_metrics.csv"
@@ -65,15 +65,7 @@ def local_slurm():
 
 
 def _copy_workflow(dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    for part in WORKFLOW_PARTS:
-        src = ROOT / part
-        if src.is_dir():
-            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__", ".snakemake"))
-        elif src.exists():
-            shutil.copy2(src, dest / part)
-    (dest / "override.yaml").write_text(CONFIG_OVERRIDE)
-    return dest
+    return copy_workflow(dest, CONFIG_OVERRIDE)
 
 
 def _snakemake(workdir: Path, *args: str, timeout: int = 1800) -> str:

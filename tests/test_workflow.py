@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
@@ -19,11 +19,7 @@ FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.
 
 def copy_project(dest: Path) -> Path:
     """Copy what the workflow needs (not results), so runs neither see nor touch the project's own results."""
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "Snakefile", dest)
-    for folder in ("workflow", "config", "envs", "profiles"):
-        shutil.copytree(ROOT / folder, dest / folder)
-    return dest
+    return copy_workflow(dest)
 
 
 @pytest.fixture(scope="module")

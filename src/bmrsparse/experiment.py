@@ -23,6 +23,7 @@ import pandas as pd
 from . import data as bdata
 from .io import atomic_write_text
 from .methods import METHODS, get_method
+from .metrics import METRIC_COLUMNS
 from .nets import ARCHS
 from .train import NonFiniteLossError, State, StateMismatchError, Trainer
 
@@ -59,21 +60,6 @@ DEFAULT_SETTINGS: dict = {
     "net": {},  # per-architecture overrides of bmrsparse.nets.make_net, e.g. {"mlp": {"width": 32}}
 }
 
-METRIC_COLUMNS = [
-    "dataset",
-    "arch",
-    "method",
-    "seed",
-    "epoch",
-    "step",
-    "acc",
-    "ece",
-    "ece_width15",
-    "nll",
-    "pruned_fraction",
-    "seconds",
-    "steps_per_s",
-]
 
 
 def resolve_settings(settings: dict | None) -> dict:
@@ -239,7 +225,7 @@ def run_stage(
         if epoch_idx < len(schedule):
             save_checkpoint(state, epoch_idx, 0, 0.0, rows)
 
-    df = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    df = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
     for i, sd in enumerate(seeds):
         mine = df[df.seed == sd]
         trainer.save(state, out_states[i], extra={"metrics": mine.to_dict("records"), "settings": s}, index=i)

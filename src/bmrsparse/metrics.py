@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "METRIC_COLUMNS",
     "accuracy",
     "nll",
     "ece_equal_mass",
@@ -19,6 +20,23 @@ __all__ = [
 ]
 
 _TINY = np.finfo(np.float64).tiny
+
+#: Columns of the tidy per-epoch metrics tables that training writes (one row per seed and epoch).
+METRIC_COLUMNS = (
+    "dataset",
+    "arch",
+    "method",
+    "seed",
+    "epoch",
+    "step",
+    "acc",
+    "ece",
+    "ece_width15",
+    "nll",
+    "pruned_fraction",
+    "seconds",
+    "steps_per_s",
+)
 
 
 def accuracy(probs, y) -> float:

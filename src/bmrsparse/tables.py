@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .io import atomic_write_text
+from .metrics import METRIC_COLUMNS as ALL_METRIC_COLUMNS
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -41,22 +42,9 @@ __all__ = [
     "write_table",
 ]
 
-#: Columns every metrics CSV must have (``ece_width15`` is optional and kept when present).
-METRIC_COLUMNS = (
-    "dataset",
-    "arch",
-    "method",
-    "seed",
-    "epoch",
-    "step",
-    "acc",
-    "ece",
-    "nll",
-    "pruned_fraction",
-    "seconds",
-    "steps_per_s",
-)
 _OPTIONAL = "ece_width15"  # kept when every part has it
+#: Columns every metrics CSV must have (those run_stage writes; ``ece_width15`` is optional and kept when present).
+METRIC_COLUMNS = tuple(c for c in ALL_METRIC_COLUMNS if c != _OPTIONAL)
 _KEY = ["dataset", "arch", "method", "seed", "epoch"]
 
 METHOD_ORDER = ("flat_map", "flat_ff", "tiered_ff", "bmr_ss")
