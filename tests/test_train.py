@@ -35,7 +35,7 @@ def _stage(data, tmp_path, method, schedule, *, arch="mlp", first_epoch=0, init=
 @pytest.mark.parametrize("method", ["flat_map", "flat_ff", "tiered_ff"])
 def test_method_learns_well_above_chance(fmnist_small, tmp_path, method):
     df = _stage(fmnist_small, tmp_path, method, [300])
-    assert list(df.columns) == METRIC_COLUMNS
+    assert list(df.columns) == list(METRIC_COLUMNS)
     row = df.iloc[-1]
     assert row.step == 300
     assert row.acc > 0.6, row  # chance is 0.1
