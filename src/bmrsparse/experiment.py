@@ -34,6 +34,7 @@ __all__ = [
     "resolve_settings",
     "run_stage",
     "posterior_summary",
+    "posterior_summaries",
     "NonFiniteLossError",
     "StateMismatchError",
 ]
@@ -274,4 +275,12 @@ def posterior_summary(state_path, data_path=None) -> list[dict]:
         if trainer.method.prunes:
             pruned = ~np.asarray(masks[layer.name][leaf])
         out.append({"name": layer.name, "kind": layer.kind, "mean": np.asarray(value), "pruned": pruned})
+    return out
+
+
+def posterior_summaries(panels, state_paths, data_path=None) -> dict:
+    """``{arch: {method: posterior_summary(path)}}`` for ``(arch, method)`` panels and their state files."""
+    out: dict = {}
+    for (arch, method), path in zip(panels, state_paths, strict=True):
+        out.setdefault(arch, {})[method] = posterior_summary(path, data_path)
     return out
