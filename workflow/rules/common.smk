@@ -345,8 +345,12 @@ def runtime_minutes(arch, steps):
 
 
 def train_runtime(steps):
-    """Resource function: runtime in minutes of a training job of `steps` SVI steps."""
-    return lambda wildcards: runtime_minutes(wildcards.arch, steps)
+    """Resource function: runtime in minutes of a training job of `steps` SVI steps.
+
+    Attempt k (Snakemake's `retries`) asks for k times the estimate: a job killed at its time limit resumes from
+    its checkpoint with a longer limit.
+    """
+    return lambda wildcards, attempt: runtime_minutes(wildcards.arch, steps) * attempt
 
 
 def train_mem_mb(wildcards):

@@ -7,6 +7,8 @@ rule prepare_dataset:
     params:
         # The cache key hashes params, not wildcards: name the data set here.
         dataset=lambda wildcards: wildcards.dataset,
+        # ... and the library code that writes it (the same digest as every training rule)
+        library=LIBRARY_DIGEST,
         source_dir=config["data_dir"],
         download=config["download"],
     log:

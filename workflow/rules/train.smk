@@ -45,6 +45,7 @@ rule train_flat_ff:
         metrics=per_seed("results/train/{dataset}/{arch}/flat_ff/seed{seed}/metrics.csv"),
     params:
         seed=job_seeds,
+        library=LIBRARY_DIGEST,
         method="flat_ff",
         schedule=[EPOCH_STEPS] * NUM_EPOCHS,
         first_epoch=1,
@@ -74,6 +75,7 @@ rule train_scratch:
         method="flat_map|tiered_ff",
     params:
         seed=job_seeds,
+        library=LIBRARY_DIGEST,
         method=lambda wildcards: wildcards.method,
         schedule=[WARMUP_STEPS] + [EPOCH_STEPS] * NUM_EPOCHS,
         first_epoch=0,
@@ -102,6 +104,7 @@ rule bmr_epoch:
         metrics=per_seed("results/train/{dataset}/{arch}/bmr_ss/seed{seed}/epoch{epoch}/metrics.csv"),
     params:
         seed=job_seeds,
+        library=LIBRARY_DIGEST,
         method="bmr_ss",
         schedule=[EPOCH_STEPS],
         first_epoch=lambda wildcards: int(wildcards.epoch),
