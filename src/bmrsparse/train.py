@@ -345,21 +345,29 @@ class Trainer:
     def posterior_mean_weights(self, state: State, key=None, num_draws: int = 256, index: int = 0) -> dict:
         r"""Posterior mean :math:`E_q[w]` of every weight as a Flax params dict.
 
-        Under the mean-field posterior :math:`w = \gamma \hat w` with :math:`\gamma` independent of
-        :math:`\hat w`, so :math:`E[w] = E[\gamma] \mu`; :math:`E[\gamma]` is estimated from ``num_draws`` draws of
-        the scale variables (exact for point estimates). ``index`` picks the seed.
+        Under the mean-field posterior :math:`w = \gamma \hat w` with the scale :math:`\gamma` independent of
+        :math:`\hat w`, so :math:`E[w] = E[\gamma]\, E[\hat w] = E[\gamma]\, \mu`: :math:`\hat w` is held at its
+        mean :math:`\mu`, never sampled. :math:`E[\gamma]` is exact where the posterior allows: for point estimates,
+        and for the flat prior, whose scale :math:`c = (c^{-2})^{-1/2}` with :math:`q(c^{-2}) = \mathcal{LN}(m, s^2)`
+        has :math:`E[c] = e^{-m/2 + s^2/8}` (obtained by evaluating the model at
+        :math:`c^{-2} = e^{m - s^2/4}`). The tiered prior's :math:`\gamma` (eq. 17) has no closed-form mean; it is
+        averaged over ``num_draws`` draws of the scale variables alone (``key``). ``index`` picks the seed.
         """
         state = self.select(state, index)
         params = jax.tree.map(lambda a: a[0], self.params(state))
         built, point = self.built, self.method.point_estimate
         key = jax.random.PRNGKey(0) if key is None else key
-        draws = 1 if point else num_draws
+        exact = point or self.method.prior == "flat"
+        draws = 1 if exact else num_draws
 
         @jax.jit
         def mean_w(params, masks, key):
             def one(k):
                 lat = methods.guides.sample_latents(built.sites, params, k, point_estimate=point)
-                lat = {n: (params[f"{n}.loc"] if n.startswith("w_hat/") else v) for n, v in lat.items()}
+                lat["w_hat"] = params["w_hat.loc"]
+                if exact and not point:
+                    m, s = params["c_inv_sqr.loc"], params["c_inv_sqr.scale"]
+                    lat["c_inv_sqr"] = jnp.exp(m - 0.25 * s**2)
                 return methods.weights_from_latents(built, lat, masks)
 
             ws = jax.lax.map(one, jax.random.split(key, draws))
