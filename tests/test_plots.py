@@ -37,15 +37,23 @@ def test_performance_figure_layout():
     metrics = make_metrics(archs=("mlp", "lenet", "vit"), seeds=(0, 1), noise=0.01)
     fig = plots.plot_performance(metrics, "fashion_mnist")
     axes = visible_axes(fig)
-    assert len(axes) == 9  # rows ACC, ECE, NLL x three architectures
-    assert [ax.get_title() for ax in axes[:3]] == ["MLP", "LeNet-5", "ViT"]
-    assert [ax.get_ylabel() for ax in axes[::3]] == ["ACC", "ECE", "NLL"]
+    assert len(axes) == 9  # one row per architecture x columns ACC, ECE, NLL (the paper's layout)
+    assert [ax.get_title() for ax in axes[:3]] == ["ACC", "ECE", "NLL"]
+    assert [ax.get_ylabel() for ax in axes[::3]] == ["MLP", "LeNet-5", "ViT"]
+    assert [ax.get_xlabel() for ax in axes[6:]] == ["epoch"] * 3
     for ax in axes:
         assert len(ax.get_lines()) == len(METHODS)
         assert len(ax.collections) == len(METHODS)  # spread bands across the two seeds
-    x, y = axes[0].get_lines()[3].get_data()  # BMR-S&S accuracy
-    sel = metrics[(metrics.arch == "mlp") & (metrics.method == "bmr_ss")].groupby("epoch")["acc"].mean()
-    np.testing.assert_allclose(x, sel.index)
+        assert ax.get_legend() is None  # the legend is outside the axes
+    assert len(fig.legends) == 1
+    x, y = axes[0].get_lines()[3].get_data()  # MLP row, ACC column, BMR-S&S
+    sel = metrics[(metrics.arch == "mlp") & (metrics.method == "bmr_ss")].groupby("epoch")["acc"]
+    np.testing.assert_allclose(x, sel.mean().index)
+    np.testing.assert_allclose(y, sel.mean().values)
+    band = axes[0].collections[3].get_paths()[0].vertices[:, 1]
+    assert band.min() == pytest.approx(sel.min().min()) and band.max() == pytest.approx(sel.max().max())
+    x, y = axes[5].get_lines()[0].get_data()  # LeNet-5 row, NLL column, Flat-MAP
+    sel = metrics[(metrics.arch == "lenet") & (metrics.method == "flat_map")].groupby("epoch")["nll"].mean()
     np.testing.assert_allclose(y, sel.values)
     with pytest.raises(ValueError, match="no metrics for data set 'cifar10'"):
         plots.plot_performance(metrics, "cifar10")
@@ -57,29 +65,46 @@ def test_performance_single_seed_has_no_band():
 
 
 def test_pruned_fraction_figure():
-    metrics = make_metrics(datasets=("fashion_mnist", "cifar10"), archs=("mlp", "lenet"))
+    metrics = make_metrics(datasets=("fashion_mnist", "cifar10"), archs=("mlp", "lenet"), seeds=(0, 1))
+    metrics.loc[(metrics.seed == 1) & (metrics.arch == "lenet"), "pruned_fraction"] *= 0.5
     fig = plots.plot_pruned_fraction(metrics)
-    ax_bar, ax_line = fig.axes[:2]
-    heights = [p.get_height() for p in ax_bar.patches]
-    assert heights == pytest.approx([0.8] * 4)
-    assert len(ax_line.get_lines()) == 4
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == ["FashionMNIST", "CIFAR-10"]  # one panel per data set
+    for ax in axes:
+        assert [line.get_label() for line in ax.get_lines()] == ["MLP", "LeNet-5"]  # one line per architecture
+        assert ax.get_legend() is None  # no legend over the data
+        assert ax.get_ylim() == (0, 1)
+    assert len(fig.legends) == 1
+    x, y = axes[1].get_lines()[1].get_data()  # CIFAR-10, LeNet-5: mean of the two seeds
+    np.testing.assert_allclose(x, [0, 1, 2, 3])
+    np.testing.assert_allclose(y, 0.75 * 0.8 * np.arange(4) / 3)
+    mlp_band, lenet_band = (c.get_paths()[0].vertices[:, 1] for c in axes[1].collections)  # two seeds: bands
+    assert np.ptp(lenet_band) == pytest.approx(0.8) and mlp_band.max() == pytest.approx(0.8)
     with pytest.raises(ValueError, match="no bmr_ss rows"):
         plots.plot_pruned_fraction(metrics[metrics.method != "bmr_ss"])
 
 
 def test_posterior_cdf_figure():
-    fig = plots.plot_posterior_cdf(summaries())
+    data = summaries()
+    tiny = data["mlp"]["flat_ff"][0]
+    tiny["mean"] = np.full_like(tiny["mean"], 1e-6)  # below 1e-4 (once clamped) but inside [e^-16, e^-1]
+    fig = plots.plot_posterior_cdf(data)
     axes = fig.axes
     assert len(axes) == 2 * 3  # two rows; three weight layers at most (the norm layer is left out)
     assert len(visible_axes(fig)) == 6
     first = axes[0]
     assert first.get_title() == "MLP: layer 1 (Dense_0)"
     assert first.get_xscale() == "log"
+    assert first.get_xlim() == pytest.approx((np.exp(-16), np.exp(-1)))  # the paper's x range
+    assert first.get_legend() is None and len(fig.legends) == 1
     assert len(first.get_lines()) == len(METHODS)
-    # Pruned weights count as zero: BMR-S&S's CDF starts at about the pruned fraction (half here).
-    bmr = first.get_lines()[3]
-    x, y = bmr.get_data()
-    assert y[np.searchsorted(x, 1e-4, side="right") - 1] == pytest.approx(0.5, abs=0.02)
+    # Pruned weights count as zero, at the left edge: BMR-S&S's CDF there is about the pruned fraction (half).
+    x, y = first.get_lines()[3].get_data()
+    assert x[0] == pytest.approx(np.exp(-16))
+    assert y[0] == pytest.approx(0.5, abs=0.02)
+    # No clamping: weights of 1e-6 are below x only from x > 1e-6 on, not at the left edge.
+    x, y = first.get_lines()[1].get_data()
+    assert np.all(y[x <= 1e-6] == 0) and np.all(y[x > 1e-6] == 1)
     assert axes[3].get_title() == "LeNet-5: layer 1 (Conv_0)"
 
 
@@ -101,8 +126,14 @@ def test_first_layer_heatmaps():
     assert lenet_image.shape == (2 * 6 - 1, 3 * 6 - 1)  # six 5x5 filters on a 2x3 grid with 1-pixel gaps
     bmr = images[3].images[0].get_array()
     assert np.mean(np.asarray(bmr) == 0.0) == pytest.approx(0.5, abs=0.02)  # pruned weights drawn as zero
-    clim = {ax.images[0].get_clim() for ax in images[:len(METHODS)]}
-    assert len(clim) == 1  # one colour scale per row
+    # Fixed symmetric colour scales per row, shared by the methods' panels (the paper's +-0.05 and +-0.2).
+    assert {ax.images[0].get_clim() for ax in images[:len(METHODS)]} == {(-0.05, 0.05)}
+    assert {ax.images[0].get_clim() for ax in images[len(METHODS):]} == {(-0.2, 0.2)}
+    fig = plots.plot_first_layer(summaries(), limits={"mlp": 1.5})
+    images = [ax for ax in fig.axes if ax.images]
+    assert images[0].images[0].get_clim() == (-1.5, 1.5)
+    lenet = {ax.images[0].get_clim() for ax in images[len(METHODS):]}  # no fixed limit: 99th percentile
+    assert len(lenet) == 1 and next(iter(lenet))[1] > 1.0
 
 
 def test_summary_validation():

@@ -1,11 +1,13 @@
 """The paper's figures, drawn from the tidy metrics table and from posterior summaries.
 
-- :func:`plot_performance`: Fig. 1 (FashionMNIST), S1 (CIFAR-10), S2 (CIFAR-100): rows ACC, ECE, NLL; one column
-  per architecture; one line per method over epochs (mean over seeds, band = min..max when several seeds).
-- :func:`plot_pruned_fraction`: Fig. 2, the fraction of weights BMR-S&S pruned per architecture and data set.
-- :func:`plot_posterior_cdf`: Fig. 3, per-layer CDF of :math:`|E_q[w]|`, MLP (top row) and LeNet-5 (bottom row),
-  methods overlaid.
-- :func:`plot_first_layer`: Fig. 4, heat maps of the first layer's posterior means, one panel per method.
+- :func:`plot_performance`: Fig. 1 (FashionMNIST), S1 (CIFAR-10), S2 (CIFAR-100): one row per architecture,
+  columns ACC, ECE, NLL; one line per method over epochs (mean over seeds, band = min..max when several seeds).
+- :func:`plot_pruned_fraction`: Fig. 2, one panel per data set: the fraction of weights BMR-S&S pruned over
+  epochs, one line per architecture.
+- :func:`plot_posterior_cdf`: Fig. 3, per-layer CDF of :math:`|E_q[w]|` on :math:`[e^{-16}, e^{-1}]`, MLP (top
+  row) and LeNet-5 (bottom row), methods overlaid.
+- :func:`plot_first_layer`: Fig. 4, heat maps of the first layer's posterior means, one panel per method, one
+  fixed symmetric colour scale per architecture.
 
 Every function returns a :class:`matplotlib.figure.Figure` built without pyplot (no global state, no display
 needed); :func:`save_figure` writes it atomically in the formats given by the file suffixes.
@@ -28,7 +30,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FixedLocator, MaxNLocator, NullFormatter
 
 from .io import atomic_path
 
@@ -70,8 +72,23 @@ def _require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> 
         raise ValueError(f"{what}: the metrics table lacks the column(s) {missing}")
 
 
+def _band_stats(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Mean, min, max and seed count of ``column`` per epoch (the band spans the seeds' min..max)."""
+    return frame.groupby("epoch")[column].agg(["mean", "min", "max", "count"])
+
+
+def _line_with_band(ax, stats: pd.DataFrame, *, color, label, style: str = "o:") -> None:
+    ax.plot(stats.index, stats["mean"], style, ms=3, color=color, label=label)
+    if stats["count"].max() > 1:
+        ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.2, linewidth=0)
+
+
 def plot_performance(metrics: pd.DataFrame, dataset: str) -> Figure:
     """ACC, ECE and NLL over epochs for every architecture and method of ``dataset`` (Fig. 1, S1, S2).
+
+    Laid out as the paper's figures: one row per architecture, columns ACC, ECE and NLL, epochs on the x-axis,
+    one line per method (the mean over seeds; with several seeds a band spans the seeds' min..max). The legend
+    sits outside the axes, on the right.
 
     Args:
       metrics: tidy metrics (columns dataset, arch, method, seed, epoch, acc, ece, nll).
@@ -86,36 +103,36 @@ def plot_performance(metrics: pd.DataFrame, dataset: str) -> Figure:
         raise ValueError(f"plot_performance: no metrics for data set {dataset!r} (have {sorted(set(metrics['dataset']))})")
     archs = _ordered(data["arch"], tuple(ARCH_LABELS))
     methods = _ordered(data["method"], tuple(METHOD_LABELS))
-    fig = Figure(figsize=(3.2 * len(archs) + 0.8, 7.5), layout="constrained")
-    axes = fig.subplots(3, len(archs), squeeze=False, sharex="col")
-    for col, arch in enumerate(archs):
-        for row, metric in enumerate(("acc", "ece", "nll")):
+    fig = Figure(figsize=(11.5, 2.3 * len(archs) + 0.9), layout="constrained")
+    axes = fig.subplots(len(archs), 3, squeeze=False, sharex=True)
+    for row, arch in enumerate(archs):
+        for col, metric in enumerate(("acc", "ece", "nll")):
             ax = axes[row, col]
             for method in methods:
                 sel = data[(data["arch"] == arch) & (data["method"] == method)]
-                if sel.empty:
-                    continue
-                stats = sel.groupby("epoch")[metric].agg(["mean", "min", "max", "count"])
-                color = METHOD_COLORS.get(method)
-                ax.plot(stats.index, stats["mean"], marker="o", ms=3, color=color, label=_label(METHOD_LABELS, method))
-                if stats["count"].max() > 1:
-                    ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.2, linewidth=0)
+                if not sel.empty:
+                    _line_with_band(ax, _band_stats(sel, metric), color=METHOD_COLORS.get(method),
+                                    label=_label(METHOD_LABELS, method))
             if row == 0:
-                ax.set_title(_label(ARCH_LABELS, arch))
+                ax.set_title(_METRIC_LABELS[metric])
             if col == 0:
-                ax.set_ylabel(_METRIC_LABELS[metric])
-            if row == 2:
+                ax.set_ylabel(_label(ARCH_LABELS, arch))
+            if row == len(archs) - 1:
                 ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=max(1, len(labels)), frameon=False)
+    fig.legend(handles, labels, loc="outside right upper", title="method", frameon=False)
     fig.suptitle(_label(DATASET_LABELS, dataset))
     return fig
 
 
 def plot_pruned_fraction(metrics: pd.DataFrame) -> Figure:
-    """Fraction of weights pruned by BMR-S&S (Fig. 2): after the last epoch (bars) and over epochs (lines).
+    """Fraction of weights pruned by BMR-S&S over epochs (Fig. 2).
+
+    As the paper: one panel per data set (shared y-axis), one line per architecture (the mean over seeds; with
+    several seeds a band spans the seeds' min..max). Epoch 0 is the Flat-FF warm-up (nothing pruned yet). The
+    legend sits outside the axes, on the right.
 
     Raises:
       ValueError: the table has no BMR-S&S rows.
@@ -126,50 +143,25 @@ def plot_pruned_fraction(metrics: pd.DataFrame) -> Figure:
         raise ValueError("plot_pruned_fraction: the metrics table has no bmr_ss rows")
     datasets = _ordered(data["dataset"], tuple(DATASET_LABELS))
     archs = _ordered(data["arch"], tuple(ARCH_LABELS))
-    fig = Figure(figsize=(11, 4), layout="constrained")
-    ax_bar, ax_line = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.3]})
-
-    last = data.loc[data.groupby(["dataset", "arch", "seed"])["epoch"].idxmax()]
-    final = last.groupby(["dataset", "arch"])["pruned_fraction"].agg(["mean", "min", "max"])
-    width = 0.8 / len(datasets)
-    x = np.arange(len(archs))
-    for i, dataset in enumerate(datasets):
-        heights, low, high = [], [], []
-        for arch in archs:
-            if (dataset, arch) in final.index:
-                entry = final.loc[(dataset, arch)]
-                heights.append(entry["mean"])
-                low.append(entry["mean"] - entry["min"])
-                high.append(entry["max"] - entry["mean"])
-            else:
-                heights.append(np.nan)
-                low.append(0.0)
-                high.append(0.0)
-        offset = (i - (len(datasets) - 1) / 2) * width
-        spread = [low, high] if np.any(np.add(low, high) > 0) else None  # error bars only across several seeds
-        ax_bar.bar(x + offset, heights, width, yerr=spread, label=_label(DATASET_LABELS, dataset), capsize=2)
-    ax_bar.set_xticks(x, [_label(ARCH_LABELS, a) for a in archs])
-    ax_bar.set_ylim(0, 1)
-    ax_bar.set_ylabel("fraction of weights pruned")
-    ax_bar.set_title("after the last epoch")
-    ax_bar.legend(frameon=False)
-    ax_bar.grid(axis="y", alpha=0.3)
-
-    styles = ["-", "--", ":"]
-    for i, dataset in enumerate(datasets):
+    fig = Figure(figsize=(3.6 * len(datasets) + 1.6, 3.6), layout="constrained")
+    axes = fig.subplots(1, len(datasets), squeeze=False, sharey=True)[0]
+    for ax, dataset in zip(axes, datasets):
         for j, arch in enumerate(archs):
             sel = data[(data["dataset"] == dataset) & (data["arch"] == arch)]
-            if sel.empty:
-                continue
-            stats = sel.groupby("epoch")["pruned_fraction"].mean()
-            ax_line.plot(stats.index, stats.values, styles[i % len(styles)], marker="o", ms=3, color=f"C{j}",
-                         label=f"{_label(ARCH_LABELS, arch)}, {_label(DATASET_LABELS, dataset)}")
-    ax_line.set_ylim(0, 1)
-    ax_line.set_xlabel("epoch")
-    ax_line.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_line.set_title("over epochs (epoch 0: Flat-FF warm-up)")
-    ax_line.legend(frameon=False, fontsize="small")
-    ax_line.grid(alpha=0.3)
+            if not sel.empty:
+                _line_with_band(ax, _band_stats(sel, "pruned_fraction"), color=f"C{j}", label=_label(ARCH_LABELS, arch))
+        ax.set_title(_label(DATASET_LABELS, dataset))
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("pruned fraction")
+    # One legend entry per architecture drawn in any panel, outside the axes.
+    entries: dict = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    fig.legend(list(entries.values()), list(entries), loc="outside right upper", title="network", frameon=False)
     return fig
 
 
@@ -197,51 +189,77 @@ def _check_summaries(summaries: Mapping[str, Mapping[str, Sequence[Mapping]]], w
                 raise ValueError(f"{what}: the summary of {arch}/{method} has no dense or conv layer")
 
 
+#: Fig. 3's x range, as the paper: :math:`e^{-16}` to :math:`e^{-1}` on a log axis.
+CDF_RANGE = (math.exp(-16.0), math.exp(-1.0))
+#: Fig. 4's fixed symmetric colour limits per architecture (the paper's: MLP ±0.05, LeNet-5 ±0.2); other
+#: architectures get the 99th percentile of :math:`|E_q[w]|` over the row.
+FIRST_LAYER_LIMITS = {"mlp": 0.05, "lenet": 0.2}
+
+
+def _cdf(values: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """:math:`\\Pr(|w| < x)` at every ``x`` (the paper's Fig. 3 statistic)."""
+    ordered = np.sort(np.abs(values).ravel())
+    return np.searchsorted(ordered, xs, side="left") / max(ordered.size, 1)
+
+
+def _log_e_ticks(ax, low: int, high: int) -> None:
+    ticks = list(range(low, high, 4)) + [high]  # e^-16, e^-12, e^-8, e^-4, e^-1
+    ax.set_xticks([math.exp(k) for k in ticks], [rf"$e^{{{k}}}$" for k in ticks])
+    ax.xaxis.set_minor_locator(FixedLocator([math.exp(k) for k in range(low, high + 1)]))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def plot_posterior_cdf(
-    summaries: Mapping[str, Mapping[str, Sequence[Mapping]]], *, floor: float = 1e-4, points: int = 512
+    summaries: Mapping[str, Mapping[str, Sequence[Mapping]]], *, points_per_unit: int = 8
 ) -> Figure:
     r"""Per-layer CDF of :math:`|E_q[w]|` (Fig. 3): one row per architecture, one column per layer.
 
+    As the paper: the y-axis is :math:`\Pr(|E_q[w]| < x)`, the x-axis runs from :math:`e^{-16}` to :math:`e^{-1}`
+    on a log scale, one line per method; markers sit at the paper's grid :math:`x = e^{-16}, e^{-15}, \dots,
+    e^{-1}`. Nothing is clamped: a weight BMR pruned is exactly zero and, like every weight below
+    :math:`e^{-16}`, is counted from the left edge on; weights above :math:`e^{-1}` are why a curve may end below 1.
+
     Args:
       summaries: ``{arch: {method: posterior_summary}}``; rows follow the order MLP, LeNet-5, ...
-      floor: smallest magnitude shown on the log x-axis; smaller values (and pruned weights) sit at ``floor``.
-      points: quantiles drawn per curve.
+      points_per_unit: curve points per unit of :math:`\ln x` (markers only at the integers).
     """
     _check_summaries(summaries, "plot_posterior_cdf")
     archs = _ordered(summaries, tuple(ARCH_LABELS))
     n_cols = max(len(_weight_layers(s)) for a in archs for s in summaries[a].values())
-    fig = Figure(figsize=(2.6 * n_cols + 0.5, 2.6 * len(archs) + 0.8), layout="constrained")
-    axes = fig.subplots(len(archs), n_cols, squeeze=False)
-    probs = np.linspace(0.0, 1.0, points)
-    largest = max(float(np.max(np.abs(_weights(layer)))) for a in archs for s in summaries[a].values()
-                  for layer in _weight_layers(s))
+    fig = Figure(figsize=(2.5 * n_cols + 1.8, 2.4 * len(archs) + 0.6), layout="constrained")
+    axes = fig.subplots(len(archs), n_cols, squeeze=False, sharey=True)
+    low, high = -16, -1
+    steps = (high - low) * points_per_unit
+    xs = np.exp(np.linspace(low, high, steps + 1))
     for row, arch in enumerate(archs):
         methods = _ordered(summaries[arch], tuple(METHOD_LABELS))
         for col in range(n_cols):
             ax = axes[row, col]
-            drawn = False
+            title = None
             for method in methods:
                 layers = _weight_layers(summaries[arch][method])
                 if col >= len(layers):
                     continue
-                values = np.maximum(np.abs(_weights(layers[col])).ravel(), floor)
-                ax.plot(np.quantile(values, probs), probs, color=METHOD_COLORS.get(method),
-                        label=_label(METHOD_LABELS, method))
+                ax.plot(xs, _cdf(_weights(layers[col]), xs), ":", marker="o", ms=3, markevery=points_per_unit,
+                        color=METHOD_COLORS.get(method), label=_label(METHOD_LABELS, method))
                 title = f"{_label(ARCH_LABELS, arch)}: layer {col + 1} ({layers[col]['name']})"
-                drawn = True
-            if not drawn:
+            if title is None:
                 ax.set_axis_off()
                 continue
             ax.set_xscale("log")
-            ax.set_xlim(floor / 1.5, max(largest, floor) * 1.5)  # one x-range for every panel
+            ax.set_xlim(*CDF_RANGE)
+            _log_e_ticks(ax, low, high)
             ax.set_ylim(0, 1)
             ax.set_title(title, fontsize="small")
             ax.grid(alpha=0.3)
             if col == 0:
-                ax.set_ylabel("CDF")
-            ax.set_xlabel(r"$|E_q[w]|$")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=max(1, len(labels)), frameon=False)
+                ax.set_ylabel(r"$\Pr(|E_q[w]| < x)$")
+            ax.set_xlabel(r"$x$")
+    entries: dict = {}
+    for ax in axes.ravel():
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    fig.legend(list(entries.values()), list(entries), loc="outside right upper", title="method", frameon=False)
     return fig
 
 
@@ -263,13 +281,18 @@ def _tile(kernel: np.ndarray) -> np.ndarray:
     return image
 
 
-def plot_first_layer(summaries: Mapping[str, Mapping[str, Sequence[Mapping]]]) -> Figure:
+def plot_first_layer(
+    summaries: Mapping[str, Mapping[str, Sequence[Mapping]]], *, limits: Mapping[str, float] | None = None
+) -> Figure:
     """Heat maps of the first layer's posterior means (Fig. 4): one row per architecture, one panel per method.
 
     Dense kernels are drawn as [output unit, input]; conv kernels as a grid of filters (input channels side by
-    side). Colours share one symmetric scale per row (99th percentile of :math:`|E_q[w]|`).
+    side). Every row has one fixed symmetric colour scale shared by its methods' panels, as the paper:
+    ``limits[arch]`` (default :data:`FIRST_LAYER_LIMITS`, the paper's ±0.05 for the MLP and ±0.2 for LeNet-5);
+    values beyond it take the end colours (the colour bar's arrows). Pruned weights are exactly zero (white).
     """
     _check_summaries(summaries, "plot_first_layer")
+    limits = dict(FIRST_LAYER_LIMITS if limits is None else limits)
     archs = _ordered(summaries, tuple(ARCH_LABELS))
     n_cols = max(len(summaries[a]) for a in archs)
     fig = Figure(figsize=(3.0 * n_cols + 1.0, 3.0 * len(archs) + 0.5), layout="constrained")
@@ -277,7 +300,9 @@ def plot_first_layer(summaries: Mapping[str, Mapping[str, Sequence[Mapping]]]) -
     for row, arch in enumerate(archs):
         methods = _ordered(summaries[arch], tuple(METHOD_LABELS))
         images = {m: _tile(_weights(_weight_layers(summaries[arch][m])[0])) for m in methods}
-        vmax = max(float(np.nanpercentile(np.abs(im), 99)) for im in images.values())
+        vmax = limits.get(arch)
+        if vmax is None:
+            vmax = max(float(np.nanpercentile(np.abs(im), 99)) for im in images.values())
         vmax = vmax if vmax > 0 else 1.0
         mappable = None
         for col in range(n_cols):
@@ -294,7 +319,7 @@ def plot_first_layer(summaries: Mapping[str, Mapping[str, Sequence[Mapping]]]) -
             ax.set_yticks([])
             if col == 0:
                 ax.set_ylabel("output unit" if first["kind"] == "dense" else "filters")
-        fig.colorbar(mappable, ax=list(axes[row]), shrink=0.8, label=r"$E_q[w]$")
+        fig.colorbar(mappable, ax=list(axes[row]), shrink=0.8, extend="both", label=r"$E_q[w]$")
     return fig
 
 
