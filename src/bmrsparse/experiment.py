@@ -25,6 +25,7 @@ from .io import atomic_write_text
 from .methods import METHODS, get_method
 from .metrics import METRIC_COLUMNS
 from .nets import ARCHS
+from .provenance import provenance
 from .train import NonFiniteLossError, State, StateMismatchError, Trainer
 
 __all__ = [
@@ -66,6 +67,7 @@ DEFAULT_SETTINGS: dict = {
 def resolve_settings(settings: dict | None) -> dict:
     """``DEFAULT_SETTINGS`` updated with ``settings``; unknown keys and bad values raise ``ValueError`` naming them."""
     out = copy.deepcopy(DEFAULT_SETTINGS)
+    out["learning_rate"] = {m: METHODS[m].learning_rate for m in METHODS}  # methods registered since import too
     for key, value in (settings or {}).items():
         if key not in out:
             raise ValueError(f"unknown training setting {key!r}; known: {sorted(out)}")
@@ -105,6 +107,7 @@ def run_stage(
     schedule: list[int],
     first_epoch: int,
     init_state=None,
+    reference_state=None,
     out_state,
     out_metrics,
     settings: dict | None = None,
@@ -120,6 +123,8 @@ def run_stage(
         then ``init_state``, ``out_state`` and ``out_metrics`` are lists with one path per seed.
       schedule: SVI steps of each epoch; epochs are numbered ``first_epoch, first_epoch + 1, ...``.
       init_state: state file of a previous stage to continue from (same data set, architecture and prior), or None.
+      reference_state: for a method that declares a :attr:`~bmrsparse.methods.Method.reference`, the state file of
+        that method's same epoch (one epoch per stage), whose keep-masks the prune function reads; else None.
       out_state, out_metrics: the state file and the tidy metrics CSV to write (atomically, at the end).
       settings: overrides of :data:`DEFAULT_SETTINGS`.
       checkpoint_path: where to checkpoint every ``checkpoint_every`` steps (default: the first ``out_state`` +
@@ -127,7 +132,9 @@ def run_stage(
         an existing checkpoint of the same stage is resumed; it is removed once the outputs are written.
 
     Returns:
-      The metrics as a DataFrame with :data:`METRIC_COLUMNS` (all seeds).
+      The metrics as a DataFrame with :data:`METRIC_COLUMNS` (all seeds). The CSV files also carry the
+      provenance columns (:data:`bmrsparse.provenance.PROVENANCE_COLUMNS`: library digest, device, versions), and
+      each state header has them under ``extra["provenance"]``.
     """
     many = isinstance(seed, (list, tuple))
     seeds = [int(x) for x in seed] if many else [int(seed)]
@@ -137,8 +144,9 @@ def run_stage(
         raise ValueError("give one out_state and one out_metrics path per seed")
     if init_state is not None and many and len(init_state) != len(seeds):
         raise ValueError("give one init_state path per seed")
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
+    if reference_state is not None and many and len(reference_state) != len(seeds):
+        raise ValueError("give one reference_state path per seed")
+    meth = get_method(method)
     if arch not in ARCHS:
         raise ValueError(f"unknown architecture {arch!r}; choose from {list(ARCHS)}")
     schedule = [int(s) for s in schedule]
@@ -149,12 +157,23 @@ def run_stage(
     if ds.name != dataset:
         raise ValueError(f"{data_path} holds data set {ds.name!r}, not {dataset!r}")
     trainer = Trainer(arch=arch, method=method, dataset=ds, seeds=seeds, settings=s)
-    meth = get_method(method)
+    if meth.reference is not None and (reference_state is None or len(schedule) != 1):
+        raise ValueError(f"method {method!r} prunes against {meth.reference!r}'s state of the same epoch: run one "
+                         "epoch per stage and give that state as reference_state")
+    reference = None
+    if meth.reference is not None:
+        ref_state, ref_head = trainer.load(reference_state)
+        if ref_head.get("method") != meth.reference:
+            raise StateMismatchError(f"{reference_state} is a state of {ref_head.get('method')!r}; method "
+                                     f"{method!r} prunes against {meth.reference!r}")
+        reference = ref_state.masks
     ckpt = str(checkpoint_path or f"{out_states[0]}.ckpt.npz")
     fingerprint = _fingerprint(
         dataset=dataset, arch=arch, method=method, seeds=seeds, schedule=schedule, first_epoch=int(first_epoch),
         init_state=[os.path.basename(str(p)) for p in init_state] if many and init_state else
         (os.path.basename(str(init_state)) if init_state else None), settings=s,
+        reference_state=[os.path.basename(str(p)) for p in reference_state] if many and reference_state else
+        (os.path.basename(str(reference_state)) if reference_state else None),
     )
 
     rows: list[dict] = []
@@ -190,10 +209,10 @@ def run_stage(
         steps = schedule[epoch_idx]
         if meth.prunes and done_in_epoch == 0:
             t0 = time.perf_counter()
-            state = trainer.prune(state)
+            state = trainer.prune(state, reference)
             jax.block_until_ready(state.masks)
             fractions = ", ".join(f"{f:.4f}" for f in trainer.pruned_fraction(state))
-            print(f"epoch {epoch}: BMR prune took {time.perf_counter() - t0:.3f} s; pruned fraction {fractions}",
+            print(f"epoch {epoch}: prune took {time.perf_counter() - t0:.3f} s; pruned fraction {fractions}",
                   flush=True)
         last_ckpt_step = state.step
         t_start = time.perf_counter()
@@ -227,10 +246,12 @@ def run_stage(
             save_checkpoint(state, epoch_idx, 0, 0.0, rows)
 
     df = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
+    prov = provenance()
     for i, sd in enumerate(seeds):
         mine = df[df.seed == sd]
-        trainer.save(state, out_states[i], extra={"metrics": mine.to_dict("records"), "settings": s}, index=i)
-        atomic_write_text(out_metrics_[i], mine.to_csv(index=False))
+        trainer.save(state, out_states[i], extra={"metrics": mine.to_dict("records"), "settings": s,
+                                                  "provenance": prov}, index=i)
+        atomic_write_text(out_metrics_[i], mine.assign(**prov).to_csv(index=False))
     if os.path.exists(ckpt):
         os.remove(ckpt)
     return df

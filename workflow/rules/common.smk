@@ -8,6 +8,9 @@ import jsonschema
 import yaml
 from snakemake.exceptions import WorkflowError
 
+# The method registry: every module of bmrsparse.methods and every entry point of the group "bmrsparse.methods".
+from bmrsparse.methods import METHODS as METHOD_INFO, fill_schema
+
 
 ENV = "../../envs/bmrsparse.yaml"
 
@@ -119,7 +122,7 @@ def _fill_defaults(instance, schema, root):
 def validate_config(cfg, schema_path, label="workflow/schemas/config.schema.yaml"):
     """Coerce command-line strings, check `cfg` against the schema (naming every bad key), fill in defaults."""
     with open(schema_path) as handle:
-        schema = yaml.safe_load(handle)
+        schema = fill_schema(yaml.safe_load(handle))  # the method enum and learning rates from the registry
     cfg.update(_coerce(dict(cfg), schema, schema))
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
@@ -132,13 +135,20 @@ def validate_config(cfg, schema_path, label="workflow/schemas/config.schema.yaml
 validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 def _library_digest():
-    """A digest of the installed bmrsparse source: cached warm-ups are reused only by the same library code."""
+    """Digest of the library source (= bmrsparse.provenance.library_digest): a param of every rule whose output
+    depends on library code, so a library change reruns them and misses the between-workflow cache.
+
+    The workflow's own src/bmrsparse (what `pip install -e .` and the conda env's post-deploy script install),
+    else the importable bmrsparse (a copy of the workflow without src/).
+    """
     import hashlib
     import pathlib
 
-    import bmrsparse
+    root = pathlib.Path(workflow.basedir) / "src" / "bmrsparse"
+    if not root.is_dir():
+        import bmrsparse
 
-    root = pathlib.Path(bmrsparse.__file__).parent
+        root = pathlib.Path(bmrsparse.__file__).parent
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode())
@@ -183,14 +193,19 @@ def train_dir(dataset, arch, method, seed):
     return f"results/train/{dataset}/{arch}/{method}/seed{seed}"
 
 
+def epoch_dir(dataset, arch, method, seed, epoch):
+    """Folder of epoch `epoch` of a method that runs one job per epoch."""
+    return f"{train_dir(dataset, arch, method, seed)}/epoch{epoch}"
+
+
 def bmr_dir(dataset, arch, seed, epoch):
-    return f"{train_dir(dataset, arch, 'bmr_ss', seed)}/epoch{epoch}"
+    return epoch_dir(dataset, arch, "bmr_ss", seed, epoch)
 
 
 def final_posterior(dataset, arch, method, seed):
-    """The posterior a method ends with (BMR-S&S: the one of its last epoch)."""
-    if method == "bmr_ss":
-        return f"{bmr_dir(dataset, arch, seed, NUM_EPOCHS)}/posterior.npz"
+    """The posterior a method ends with (a per-epoch method: the one of its last epoch)."""
+    if METHOD_INFO[method].per_epoch:
+        return f"{epoch_dir(dataset, arch, method, seed, NUM_EPOCHS)}/posterior.npz"
     return f"{train_dir(dataset, arch, method, seed)}/posterior.npz"
 
 
@@ -227,35 +242,62 @@ def get_warmup_posterior(wildcards):
     return paths if VMAP_SEEDS else paths[0]
 
 
-def get_bmr_init(wildcards):
-    """BMR-S&S epoch k starts from the posterior of epoch k-1 (epoch 1 from the Flat-FF warm-up)."""
+def _epoch_of(wildcards):
     epoch = int(wildcards.epoch)
     if not 1 <= epoch <= NUM_EPOCHS:
-        raise WorkflowError(f"BMR-S&S epoch {epoch} is outside 1..schedule.num_epochs ({NUM_EPOCHS})")
-    if epoch == 1:
-        return get_warmup_posterior(wildcards)
-    paths = [f"{bmr_dir(wildcards.dataset, wildcards.arch, s, epoch - 1)}/posterior.npz" for s in _seeds_of(wildcards)]
+        label = METHOD_INFO[wildcards.method].label
+        raise WorkflowError(f"{label} epoch {epoch} is outside 1..schedule.num_epochs ({NUM_EPOCHS})")
+    return epoch
+
+
+def _per_seed_paths(wildcards, path_of_seed):
+    paths = [path_of_seed(s) for s in _seeds_of(wildcards)]
     return paths if VMAP_SEEDS else paths[0]
 
 
+def get_epoch_init(wildcards):
+    """Epoch k of a per-epoch method starts from its epoch k-1 (epoch 1 from the Flat-FF warm-up)."""
+    epoch = _epoch_of(wildcards)
+    if epoch == 1:
+        return get_warmup_posterior(wildcards)
+    d, a, m = wildcards.dataset, wildcards.arch, wildcards.method
+    return _per_seed_paths(wildcards, lambda s: f"{epoch_dir(d, a, m, s, epoch - 1)}/posterior.npz")
+
+
+def get_epoch_reference(wildcards):
+    """The declared reference method's state of the same epoch (e.g. BMR-S&S's, for the matched baselines)."""
+    reference = METHOD_INFO[wildcards.method].reference
+    if reference is None:
+        return []
+    epoch, d, a = _epoch_of(wildcards), wildcards.dataset, wildcards.arch
+    return _per_seed_paths(wildcards, lambda s: f"{epoch_dir(d, a, reference, s, epoch)}/posterior.npz")
+
+
+def get_bmr_init(wildcards):
+    """BMR-S&S epoch k starts from the posterior of epoch k-1 (epoch 1 from the Flat-FF warm-up)."""
+    return get_epoch_init(Namedlist(fromdict=dict(wildcards.items(), method="bmr_ss")))
+
+
+def stage_metrics(dataset, arch, method, seed):
+    """Metrics CSVs of a method's stages, in epoch order: the shared warm-up (its epoch 0) for methods that
+    start from it, then one CSV per epoch for per-epoch methods or the CSV of its single job."""
+    info = METHOD_INFO[method]
+    files = [f"{warmup_dir(dataset, arch, seed)}/metrics.csv"] if info.start == "warmup" else []
+    if info.per_epoch:
+        files += [f"{epoch_dir(dataset, arch, method, seed, e)}/metrics.csv" for e in range(1, NUM_EPOCHS + 1)]
+    else:
+        files.append(f"{train_dir(dataset, arch, method, seed)}/metrics.csv")
+    return files
+
+
 def metrics_parts():
-    """[metrics CSV, method label] of every stage, in grid order; the warm-up is epoch 0 of Flat-FF and BMR-S&S."""
-    parts = []
-    for dataset, arch, seed in product(DATASETS, ARCHS, SEEDS):
-        warmup = f"{warmup_dir(dataset, arch, seed)}/metrics.csv"
-        for method in METHODS:
-            if method == "flat_ff":
-                parts.append([warmup, "flat_ff"])
-                parts.append([f"{train_dir(dataset, arch, method, seed)}/metrics.csv", "flat_ff"])
-            elif method == "bmr_ss":
-                parts.append([warmup, "bmr_ss"])
-                parts += [
-                    [f"{bmr_dir(dataset, arch, seed, epoch)}/metrics.csv", "bmr_ss"]
-                    for epoch in range(1, NUM_EPOCHS + 1)
-                ]
-            else:
-                parts.append([f"{train_dir(dataset, arch, method, seed)}/metrics.csv", method])
-    return parts
+    """[metrics CSV, method] of every stage, in grid order; the warm-up is epoch 0 of every method started from it."""
+    return [
+        [path, method]
+        for dataset, arch, seed in product(DATASETS, ARCHS, SEEDS)
+        for method in METHODS
+        for path in stage_metrics(dataset, arch, method, seed)
+    ]
 
 
 def metrics_files():
@@ -299,8 +341,9 @@ def final_targets():
 # Training settings and resources
 # ----------------------------------------------------------------------------------------------------------------
 
-#: Settings that only some methods read; a job receives only those of its own method (fewer needless reruns).
-_METHOD_ONLY = {"dropout": "flat_map", "tau0": "tiered_ff", "alpha0": "bmr_ss", "beta0": "bmr_ss", "bmr_iters": "bmr_ss"}
+#: Settings that only some methods read (their declared `settings`); a job receives only those of its own method.
+_METHOD_ONLY = {key: {m.name for m in METHOD_INFO.values() if key in m.settings}
+                for m in METHOD_INFO.values() for key in m.settings}
 
 
 def job_settings(method, arch):
@@ -312,7 +355,7 @@ def job_settings(method, arch):
     training = config["training"]
     evaluation = config["evaluation"]
     settings = {
-        "learning_rate": {method: training["learning_rate"][method]},
+        "learning_rate": {method: training["learning_rate"].get(method, METHOD_INFO[method].learning_rate)},
         "batch_size": training["batch_size"],
         "chunk_size": training["chunk_size"],
         "checkpoint_every": training["checkpoint_every"],
@@ -324,7 +367,7 @@ def job_settings(method, arch):
         value = training[key]
         if isinstance(value, dict):  # per method (init_radius)
             value = value.get(method)
-        if value is not None and _METHOD_ONLY.get(key, method) == method:
+        if value is not None and method in _METHOD_ONLY.get(key, {method}):
             settings[key] = value
     overrides = training["net"].get(arch)
     if overrides:

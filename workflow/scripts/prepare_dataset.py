@@ -5,6 +5,7 @@ import sys
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from bmrsparse.data import prepare_dataset
+from bmrsparse.provenance import library_digest
 
 prepare_dataset(
     snakemake.wildcards.dataset,
@@ -12,4 +13,4 @@ prepare_dataset(
     source_dir=snakemake.params.source_dir,
     download=snakemake.params.download,
 )
-print(f"wrote {snakemake.output.data}")
+print(f"wrote {snakemake.output.data} with bmrsparse {library_digest()} (planned for {snakemake.params.library})")

@@ -1,0 +1,142 @@
+"""What produced a result: the library digest, the software versions and the device; the GPU guard of jobs.
+
+* :func:`library_digest` hashes the library's source files. The workflow passes the same digest to every rule whose
+  output depends on library code (a change reruns them and misses the between-workflow cache), and
+  :func:`provenance` writes it, with the JAX/NumPyro/Flax versions and the device, into every metrics CSV and state
+  header.
+* :func:`check_accelerator` stops a job that the scheduler gave a GPU but whose JAX runs on the CPU (a CPU-only
+  JAX build on a GPU node would train for hours past the time limit computed for a GPU). Opt out for CPU nodes
+  with ``BMRSPARSE_ALLOW_CPU=1``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+
+__all__ = [
+    "ALLOW_CPU_ENV",
+    "PROVENANCE_COLUMNS",
+    "GPUFallbackError",
+    "library_digest",
+    "software_versions",
+    "device_description",
+    "provenance",
+    "scheduler_gpus",
+    "check_accelerator",
+]
+
+#: Environment variable that allows a job given a GPU to train on the CPU anyway ("1", "true" or "yes").
+ALLOW_CPU_ENV = "BMRSPARSE_ALLOW_CPU"
+#: Packages whose versions are recorded with every result.
+VERSIONED = ("jax", "jaxlib", "numpyro", "flax")
+#: Columns that every metrics CSV written by ``run_stage`` carries after the metrics (one value per job).
+PROVENANCE_COLUMNS = ("library", "device", *VERSIONED)
+
+
+class GPUFallbackError(RuntimeError):
+    """A job was given a GPU by the scheduler but JAX has no GPU backend."""
+
+
+def library_digest(root=None) -> str:
+    """16 hex digits of SHA-256 over the relative path and content of every ``*.py`` under ``root``
+    (default: this package). The workflow computes the same digest of ``src/bmrsparse`` (``common.smk``)."""
+    root = Path(root) if root is not None else Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def software_versions() -> dict[str, str]:
+    out = {}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def device_description() -> str:
+    """The device JAX computes on, e.g. ``"gpu: NVIDIA H100 80GB HBM3"`` or ``"cpu: AMD EPYC 7B13"``."""
+    import jax
+
+    devices = jax.devices()
+    platform_ = devices[0].platform
+    if platform_ == "cpu":
+        return f"cpu: {_cpu_model()}"
+    kinds = sorted({d.device_kind for d in devices})
+    count = f"{len(devices)} x " if len(devices) > 1 else ""
+    return f"{platform_}: {count}{', '.join(kinds)}"
+
+
+def provenance() -> dict[str, str]:
+    """:data:`PROVENANCE_COLUMNS` of this process: library digest, device, versions."""
+    out = {"library": library_digest(), "device": device_description(), **software_versions()}
+    return {key: out[key] for key in PROVENANCE_COLUMNS}
+
+
+def _truthy(value) -> bool:
+    return str(value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def scheduler_gpus(environ=None, resources_gpu: int = 0) -> list[str]:
+    """Why this process looks as if a scheduler gave it a GPU: the evidence, or ``[]``.
+
+    Evidence: ``CUDA_VISIBLE_DEVICES`` naming a device (not empty, not ``-1``), ``SLURM_JOB_GPUS`` /
+    ``SLURM_STEP_GPUS`` set, or a Snakemake job with ``resources.gpu >= 1`` inside a SLURM job (``SLURM_JOB_ID``).
+    A laptop run (none of these set) gives ``[]`` even with ``resources.gpu: 1``.
+    """
+    env = os.environ if environ is None else environ
+    evidence = []
+    cvd = env.get("CUDA_VISIBLE_DEVICES")
+    if cvd is not None and cvd.strip() not in ("", "-1", "NoDevFiles"):
+        evidence.append(f"CUDA_VISIBLE_DEVICES={cvd}")
+    for key in ("SLURM_JOB_GPUS", "SLURM_STEP_GPUS"):
+        if env.get(key):
+            evidence.append(f"{key}={env[key]}")
+    if int(resources_gpu or 0) >= 1 and env.get("SLURM_JOB_ID"):
+        evidence.append(f"resources.gpu={int(resources_gpu)} in SLURM job {env['SLURM_JOB_ID']}")
+    return evidence
+
+
+def check_accelerator(environ=None, resources_gpu: int = 0, backend: str | None = None) -> str:
+    """Stop a job that was given a GPU but whose JAX runs on the CPU; return JAX's backend otherwise.
+
+    Raises :class:`GPUFallbackError` with the cause and the fixes unless ``BMRSPARSE_ALLOW_CPU`` is set.
+    ``backend`` defaults to ``jax.default_backend()``.
+    """
+    env = os.environ if environ is None else environ
+    if backend is None:
+        import jax
+
+        backend = jax.default_backend()
+    if backend != "cpu":
+        return backend
+    evidence = scheduler_gpus(env, resources_gpu)
+    if not evidence or _truthy(env.get(ALLOW_CPU_ENV)):
+        return backend
+    versions = software_versions()
+    raise GPUFallbackError(
+        f"this job was given a GPU ({', '.join(evidence)}) but JAX runs on the CPU: jax {versions['jax']} / "
+        f"jaxlib {versions['jaxlib']} found no GPU backend, so training would run on the node's CPUs, many times "
+        "slower than the GPU runtime the job's time limit was computed for. Fix one of: install JAX's CUDA build "
+        "into the jobs' environment (`pip install -e '.[cuda]'`, or run Snakemake with `--sdm conda`, which gives "
+        "GPU jobs envs/bmrsparse-gpu.yaml); load the cluster's CUDA driver/module on the GPU nodes; or, to train "
+        f"on CPUs on purpose, set `resources.gpu: 0` in the config or export {ALLOW_CPU_ENV}=1."
+    )
