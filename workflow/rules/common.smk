@@ -13,6 +13,8 @@ from bmrsparse.methods import METHODS as METHOD_INFO, fill_schema
 
 
 ENV = "../../envs/bmrsparse.yaml"
+#: Training rules under --sdm conda: JAX's CUDA build when the config asks for GPUs (resources.gpu >= 1).
+GPU_ENV = "../../envs/bmrsparse-gpu.yaml"
 
 #: Performance figure per data set (the paper's numbering).
 PERFORMANCE_FIGURES = {"fashion_mnist": "fig1", "cifar10": "figS1", "cifar100": "figS2"}
@@ -157,6 +159,7 @@ def _library_digest():
 
 
 LIBRARY_DIGEST = _library_digest()
+TRAIN_ENV = GPU_ENV if config["resources"]["gpu"] >= 1 else ENV
 
 DATASETS = config["datasets"]
 ARCHS = config["archs"]

@@ -31,7 +31,7 @@ rule train_warmup:
         runtime=train_runtime(WARMUP_STEPS),
         mem_mb=train_mem_mb,
     conda:
-        ENV
+        TRAIN_ENV
     script:
         "../scripts/train.py"
 
@@ -60,7 +60,7 @@ rule train_flat_ff:
         runtime=train_runtime(EPOCH_STEPS * NUM_EPOCHS),
         mem_mb=train_mem_mb,
     conda:
-        ENV
+        TRAIN_ENV
     script:
         "../scripts/train.py"
 
@@ -90,7 +90,7 @@ rule train_scratch:
         runtime=train_runtime(WARMUP_STEPS + EPOCH_STEPS * NUM_EPOCHS),
         mem_mb=train_mem_mb,
     conda:
-        ENV
+        TRAIN_ENV
     script:
         "../scripts/train.py"
 
@@ -119,6 +119,6 @@ rule bmr_epoch:
         runtime=train_runtime(EPOCH_STEPS),
         mem_mb=train_mem_mb,
     conda:
-        ENV
+        TRAIN_ENV
     script:
         "../scripts/train.py"
