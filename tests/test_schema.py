@@ -12,8 +12,11 @@ import jsonschema
 import pytest
 import yaml
 
+from bmrsparse.methods import fill_schema
+
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+# As the workflow validates: the method enum and learning rates filled in from the method registry.
+SCHEMA = fill_schema(yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text()))
 PROFILES = ("config", "paper", "test")
 
 

@@ -25,7 +25,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_SLURM = ROOT / "tools" / "slurm" / "local-slurm.sh"
-TRAINING_RULES = ("train_warmup", "train_flat_ff", "train_scratch", "bmr_epoch")
+TRAINING_RULES = ("train_warmup", "train_continue", "train_scratch", "train_epoch")
 LIGHT_RULES = ("prepare_dataset", "collect_metrics", "tables")
 TARGET = "results/tables/final_metrics.csv"
 #: What a SLURM without accounting (the local test cluster) needs on top of profiles/slurm.

@@ -13,6 +13,8 @@ import pytest
 import yaml
 from conftest import copy_workflow
 
+from bmrsparse.methods import METHODS as REGISTRY
+
 ROOT = Path(__file__).resolve().parents[1]
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 
@@ -60,12 +62,16 @@ def expected_jobs(config: dict) -> dict[str, int]:
     d, a, m, s = (len(config[k]) for k in ("datasets", "archs", "methods", "seeds"))
     methods, epochs = config["methods"], config["schedule"]["num_epochs"]
     runs = d * a * s
+    # what each trained method declares (a listed method's reference method is trained too)
+    trained = list(methods) + [REGISTRY[x].reference for x in methods
+                               if REGISTRY[x].reference and REGISTRY[x].reference not in methods]
+    info = [REGISTRY[x] for x in trained]
     jobs = {
         "prepare_dataset": d,
-        "train_warmup": runs if {"flat_ff", "bmr_ss"} & set(methods) else 0,
-        "train_flat_ff": runs if "flat_ff" in methods else 0,
-        "train_scratch": runs * len({"flat_map", "tiered_ff"} & set(methods)),
-        "bmr_epoch": runs * epochs if "bmr_ss" in methods else 0,
+        "train_warmup": runs if any(i.start == "warmup" for i in info) else 0,
+        "train_continue": runs * sum(i.start == "warmup" and not i.per_epoch for i in info),
+        "train_scratch": runs * sum(i.start == "scratch" for i in info),
+        "train_epoch": runs * epochs * sum(i.per_epoch for i in info),
         "collect_metrics": 1,
         "tables": 1,
         "plot_performance": d,
@@ -94,8 +100,9 @@ def test_dry_run_paper_plans_the_full_grid(project):
     assert jobs == expected_jobs(load("paper"))
     # 3 datasets x 4 architectures x 4 methods = 48 trained models; BMR-S&S as 5 epoch jobs each.
     assert jobs["prepare_dataset"] == 3
-    assert jobs["train_warmup"] == 12 and jobs["train_flat_ff"] == 12 and jobs["train_scratch"] == 24
-    assert jobs["bmr_epoch"] == 60
+    assert jobs["train_warmup"] == 12 and jobs["train_continue"] == 12 and jobs["train_scratch"] == 24
+    per_epoch = [x for x in load("paper")["methods"] if REGISTRY[x].per_epoch]  # BMR-S&S (and the baselines)
+    assert "bmr_ss" in per_epoch and jobs["train_epoch"] == 60 * len(per_epoch)
     assert jobs["plot_performance"] == 3  # Fig. 1, S1, S2
 
 
@@ -107,8 +114,8 @@ def test_dry_run_profiles(project, name):
 
 def test_subset_from_the_command_line(project):
     jobs = planned_jobs(project, "--configfile", "config/paper.yaml", "--config", "datasets=[cifar10]", "archs=[vit]")
-    assert jobs == {"prepare_dataset": 1, "train_warmup": 1, "train_flat_ff": 1, "train_scratch": 2, "bmr_epoch": 5,
-                    "collect_metrics": 1, "tables": 1, "plot_performance": 1, "plot_pruned_fraction": 1, "all": 1}
+    assert jobs == expected_jobs({**load("paper"), "datasets": ["cifar10"], "archs": ["vit"]})
+    assert jobs["train_warmup"] == 1 and jobs["train_continue"] == 1 and jobs["train_scratch"] == 2
 
 
 def test_figures_follow_the_grid(project):
@@ -182,7 +189,7 @@ def test_vmap_seeds_groups_seed_jobs(project):
     together = planned_jobs(project, "--configfile", "config/paper.yaml", "--config", "seeds=[0,1,2]",
                             "vmap_seeds=true")
     apart = planned_jobs(project, "--configfile", "config/paper.yaml", "--config", "seeds=[0,1,2]")
-    for rule in ("train_warmup", "train_flat_ff", "train_scratch", "bmr_epoch"):
+    for rule in ("train_warmup", "train_continue", "train_scratch", "train_epoch"):
         assert together[rule] == one[rule]
         assert apart[rule] == 3 * one[rule]
 

@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullFormatter
 
 from .io import atomic_path
+from .methods import MethodAttribute
 
 __all__ = [
     "METHOD_LABELS",
@@ -47,10 +48,11 @@ __all__ = [
     "save_figure",
 ]
 
-METHOD_LABELS = {"flat_map": "Flat-MAP", "flat_ff": "Flat-FF", "tiered_ff": "Tiered-FF", "bmr_ss": "BMR-S&S"}
+#: Method labels and colours: live views of the method registry (bmrsparse.methods), in its order.
+METHOD_LABELS = MethodAttribute("label")
 ARCH_LABELS = {"mlp": "MLP", "lenet": "LeNet-5", "mixer": "MLP-Mixer", "vit": "ViT"}
 DATASET_LABELS = {"fashion_mnist": "FashionMNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
-METHOD_COLORS = {"flat_map": "#7f7f7f", "flat_ff": "#1f77b4", "tiered_ff": "#ff7f0e", "bmr_ss": "#2ca02c"}
+METHOD_COLORS = MethodAttribute("color")
 #: Figure name of the performance figure of each data set (the paper's numbering).
 PERFORMANCE_FIGURES = {"fashion_mnist": "fig1", "cifar10": "figS1", "cifar100": "figS2"}
 

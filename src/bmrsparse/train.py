@@ -264,21 +264,33 @@ class Trainer:
         return state, seconds
 
     # ------------------------------------------------------------------ BMR
-    def prune(self, state: State) -> State:
-        """One BMR-S&S step (eqs. 19-23) over every layer but the output layer; masks accumulate."""
+    def prune(self, state: State, reference: dict | None = None) -> State:
+        """Prune before an epoch by the method's declared rule (:attr:`bmrsparse.methods.Method.prune`).
+
+        BMR-S&S: one BMR step (eqs. 19-23) over every layer but the output layer. Masks accumulate. ``reference``:
+        the keep-masks (leading seed axis) of the state of :attr:`~bmrsparse.methods.Method.reference` of the same
+        epoch, for methods that declare one (e.g. pruning baselines matched to BMR-S&S's per-layer counts).
+        """
+        rule = self.method.prune
+        if rule is None:
+            raise ValueError(f"method {self.method.name!r} does not prune")
+        if self.method.reference is not None and reference is None:
+            raise ValueError(f"method {self.method.name!r} prunes against the state of {self.method.reference!r}: "
+                             "pass its masks as reference")
         if self._prune is None:
             built, head = self.built, self.head
             s = self.settings
 
-            def prune_fn(params, masks):
+            def spike_and_slab(params, masks):
                 post = methods.layer_posteriors(built, params)
                 new, _ = bmr.spike_and_slab_layers(
                     post, masks, alpha0=s["alpha0"], beta0=s["beta0"], iters=int(s["bmr_iters"]), frozen=(head,)
                 )
                 return new
 
-            self._prune = jax.jit(jax.vmap(prune_fn))
-        masks = self._prune(self.params(state), state.masks)
+            ctx = methods.PruneContext(built, head, s, spike_and_slab)
+            self._prune = jax.jit(jax.vmap(lambda params, masks, ref: rule(ctx, params, masks, ref)))
+        masks = self._prune(self.params(state), state.masks, reference)
         return State(state.svi_state, state.data_key, masks, state.step)
 
     def pruned_fraction(self, state: State) -> list[float]:

@@ -164,6 +164,29 @@ TRAIN_ENV = GPU_ENV if config["resources"]["gpu"] >= 1 else ENV
 DATASETS = config["datasets"]
 ARCHS = config["archs"]
 METHODS = config["methods"]
+#: The method whose run is the shared warm-up (epoch 0 of every method that declares start="warmup").
+WARMUP_METHOD = "flat_ff"
+
+
+def _with_references(names):
+    """`names` and, recursively, the methods whose states they read (trained, though not reported, if not listed)."""
+    out = list(names)
+    for name in out:
+        reference = METHOD_INFO[name].reference
+        if reference is not None and reference not in out:
+            out.append(reference)
+    return out
+
+
+#: Every method the grid trains.
+RUN_METHODS = _with_references(METHODS)
+
+
+def methods_regex(**declared):
+    """Wildcard constraint: the trained methods whose declaration has these values (e.g. per_epoch=True)."""
+    names = [m for m in RUN_METHODS if all(getattr(METHOD_INFO[m], k) == v for k, v in declared.items())]
+    return "|".join(names) if names else "(?!)"  # (?!) matches nothing
+
 SEEDS = config["seeds"]
 VMAP_SEEDS = bool(config.get("vmap_seeds", False))
 WARMUP_STEPS = config["schedule"]["warmup_steps"]
@@ -174,7 +197,7 @@ NUM_EPOCHS = config["schedule"]["num_epochs"]
 wildcard_constraints:
     dataset="|".join(DATASETS),
     arch="|".join(ARCHS),
-    method="|".join(METHODS),
+    method="|".join(RUN_METHODS),
     seed="|".join(str(s) for s in SEEDS),
     epoch=r"\d+",
 
@@ -274,11 +297,6 @@ def get_epoch_reference(wildcards):
         return []
     epoch, d, a = _epoch_of(wildcards), wildcards.dataset, wildcards.arch
     return _per_seed_paths(wildcards, lambda s: f"{epoch_dir(d, a, reference, s, epoch)}/posterior.npz")
-
-
-def get_bmr_init(wildcards):
-    """BMR-S&S epoch k starts from the posterior of epoch k-1 (epoch 1 from the Flat-FF warm-up)."""
-    return get_epoch_init(Namedlist(fromdict=dict(wildcards.items(), method="bmr_ss")))
 
 
 def stage_metrics(dataset, arch, method, seed):

@@ -1,5 +1,11 @@
-# Training. The Flat-FF warm-up (epoch 0) is shared by the Flat-FF continuation and BMR-S&S; BMR-S&S runs one
-# job per epoch (prune, train, evaluate); Flat-MAP and Tiered-FF train from scratch for the same step budget.
+# Training, generic over the methods registered in bmrsparse.methods (see METHOD_INFO in common.smk): what a
+# method declares decides which rule trains it and what that rule's inputs are.
+#   train_warmup    the shared Flat-FF warm-up (epoch 0 of every method that declares start="warmup")
+#   train_continue  start="warmup", one job for all epochs (Flat-FF)
+#   train_scratch   start="scratch", one job for warm-up budget + all epochs (Flat-MAP, Tiered-FF)
+#   train_epoch     per_epoch=True, one job per epoch (prune, train, evaluate): BMR-S&S and the pruning baselines;
+#                   epoch k starts from the method's epoch k-1 (epoch 1 from the warm-up) and reads the declared
+#                   reference method's state of epoch k
 # Everything that changes a result is a param, so a change reruns exactly the affected jobs and the warm-up's
 # between-workflow cache key (--cache) sees it.
 
@@ -17,10 +23,10 @@ rule train_warmup:
         seed=job_seeds,
         # ... and the library code, so a changed library does not reuse an old cached warm-up
         library=LIBRARY_DIGEST,
-        method="flat_ff",
+        method=WARMUP_METHOD,
         schedule=[WARMUP_STEPS],
         first_epoch=0,
-        settings=settings_of("flat_ff"),
+        settings=settings_of(WARMUP_METHOD),
     log:
         seed_tag("logs/train_warmup/{dataset}/{arch}/seed{seed}.log"),
     # No benchmark: Snakemake refuses one on a cached rule; the metrics CSV holds seconds and steps/s.
@@ -36,24 +42,26 @@ rule train_warmup:
         "../scripts/train.py"
 
 
-rule train_flat_ff:
+rule train_continue:
     input:
         data=get_data,
         init_state=get_warmup_posterior,
     output:
-        posterior=per_seed("results/train/{dataset}/{arch}/flat_ff/seed{seed}/posterior.npz"),
-        metrics=per_seed("results/train/{dataset}/{arch}/flat_ff/seed{seed}/metrics.csv"),
+        posterior=per_seed("results/train/{dataset}/{arch}/{method}/seed{seed}/posterior.npz"),
+        metrics=per_seed("results/train/{dataset}/{arch}/{method}/seed{seed}/metrics.csv"),
+    wildcard_constraints:
+        method=methods_regex(start="warmup", per_epoch=False),
     params:
         seed=job_seeds,
         library=LIBRARY_DIGEST,
-        method="flat_ff",
+        method=lambda wildcards: wildcards.method,
         schedule=[EPOCH_STEPS] * NUM_EPOCHS,
         first_epoch=1,
-        settings=settings_of("flat_ff"),
+        settings=settings_of(),
     log:
-        seed_tag("logs/train_flat_ff/{dataset}/{arch}/seed{seed}.log"),
+        seed_tag("logs/train_continue/{dataset}/{arch}/{method}/seed{seed}.log"),
     benchmark:
-        seed_tag("benchmarks/train_flat_ff/{dataset}/{arch}/seed{seed}.tsv")
+        seed_tag("benchmarks/train_continue/{dataset}/{arch}/{method}/seed{seed}.tsv")
     threads: config["resources"]["threads"]
     resources:
         gpu=config["resources"]["gpu"],
@@ -72,7 +80,7 @@ rule train_scratch:
         posterior=per_seed("results/train/{dataset}/{arch}/{method}/seed{seed}/posterior.npz"),
         metrics=per_seed("results/train/{dataset}/{arch}/{method}/seed{seed}/metrics.csv"),
     wildcard_constraints:
-        method="flat_map|tiered_ff",
+        method=methods_regex(start="scratch", per_epoch=False),
     params:
         seed=job_seeds,
         library=LIBRARY_DIGEST,
@@ -95,24 +103,27 @@ rule train_scratch:
         "../scripts/train.py"
 
 
-rule bmr_epoch:
+rule train_epoch:
     input:
         data=get_data,
-        init_state=get_bmr_init,
+        init_state=get_epoch_init,
+        reference=get_epoch_reference,
     output:
-        posterior=per_seed("results/train/{dataset}/{arch}/bmr_ss/seed{seed}/epoch{epoch}/posterior.npz"),
-        metrics=per_seed("results/train/{dataset}/{arch}/bmr_ss/seed{seed}/epoch{epoch}/metrics.csv"),
+        posterior=per_seed("results/train/{dataset}/{arch}/{method}/seed{seed}/epoch{epoch}/posterior.npz"),
+        metrics=per_seed("results/train/{dataset}/{arch}/{method}/seed{seed}/epoch{epoch}/metrics.csv"),
+    wildcard_constraints:
+        method=methods_regex(per_epoch=True),
     params:
         seed=job_seeds,
         library=LIBRARY_DIGEST,
-        method="bmr_ss",
+        method=lambda wildcards: wildcards.method,
         schedule=[EPOCH_STEPS],
         first_epoch=lambda wildcards: int(wildcards.epoch),
-        settings=settings_of("bmr_ss"),
+        settings=settings_of(),
     log:
-        seed_tag("logs/bmr_epoch/{dataset}/{arch}/seed{seed}/epoch{epoch}.log"),
+        seed_tag("logs/train_epoch/{dataset}/{arch}/{method}/seed{seed}/epoch{epoch}.log"),
     benchmark:
-        seed_tag("benchmarks/bmr_epoch/{dataset}/{arch}/seed{seed}/epoch{epoch}.tsv")
+        seed_tag("benchmarks/train_epoch/{dataset}/{arch}/{method}/seed{seed}/epoch{epoch}.tsv")
     threads: config["resources"]["threads"]
     resources:
         gpu=config["resources"]["gpu"],

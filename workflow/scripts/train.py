@@ -1,4 +1,4 @@
-"""Snakemake script of the training rules (train_warmup, train_flat_ff, train_scratch, bmr_epoch).
+"""Snakemake script of the training rules (train_warmup, train_continue, train_scratch, train_epoch).
 
 Runs one stage of bmrsparse.experiment.run_stage; the rule's params carry the method, the schedule and the
 settings. A killed job resumes from run_stage's checkpoint when the workflow is rerun.
@@ -37,6 +37,10 @@ together = isinstance(seeds, list)
 init_state = snakemake.input.get("init_state")
 if together and init_state:
     init_state = [init_state] if isinstance(init_state, str) else list(init_state)
+# the state of the method's declared reference method at the same epoch (train_epoch; empty otherwise)
+reference_state = snakemake.input.get("reference") or None
+if reference_state is not None and together:
+    reference_state = [reference_state] if isinstance(reference_state, str) else list(reference_state)
 
 run_stage(
     data_path=snakemake.input.data,
@@ -47,6 +51,7 @@ run_stage(
     schedule=list(snakemake.params.schedule),
     first_epoch=int(snakemake.params.first_epoch),
     init_state=init_state,
+    reference_state=reference_state,
     out_state=list(snakemake.output.posterior) if together else snakemake.output.posterior,
     out_metrics=list(snakemake.output.metrics) if together else snakemake.output.metrics,
     settings=snakemake.params.settings,

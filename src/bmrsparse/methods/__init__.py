@@ -1,4 +1,9 @@
-r"""The four inference methods compared in the paper (section 3.1).
+r"""Inference methods: a registry of declarations, and the NumPyro model and guide of a method.
+
+Every method is one module of this package (or of another installed package, through the entry-point group
+``bmrsparse.methods``) that declares ``METHOD = Method(...)``: its name, label and colour, prior and guide,
+default learning rate, where it starts, whether it runs one workflow job per epoch, the other method's state it
+reads, and its prune function. See :mod:`bmrsparse.methods._registry`. The paper's four (section 3.1):
 
 =============  ==========================  ===========================  ==============================
 name           prior                        posterior                    notes
@@ -9,9 +14,9 @@ name           prior                        posterior                    notes
 ``bmr_ss``     flat + spike-and-slab (13)   fully factorised, eq. (16)   BMR prune before each epoch
 =============  ==========================  ===========================  ==============================
 
-A :class:`Method` says which prior and guide to use; :func:`build` turns it, a Flax network and the data size into
-a NumPyro ``(model, guide, sites)`` triple. The model is a plain function of a minibatch; ``y=None`` makes it a
-predictive. The whole evidence bound is scaled by :math:`1/N` (per-datum ELBO).
+:func:`build` turns a :class:`Method`, a Flax network and the data size into a NumPyro ``(model, guide, sites)``
+triple. The model is a plain function of a minibatch; ``y=None`` makes it a predictive. The whole evidence bound
+is scaled by :math:`1/N` (per-datum ELBO).
 """
 
 from __future__ import annotations
@@ -26,38 +31,38 @@ from numpyro import handlers
 
 from . import flat, guides, tiered
 from ._layers import HEAD, Layer, Layout, find_layers
+from ._registry import (
+    ENTRY_POINT_GROUP,
+    METHODS,
+    Method,
+    MethodAttribute,
+    PruneContext,
+    discover,
+    fill_schema,
+    get_method,
+    register,
+    unregister,
+)
 
-__all__ = ["Method", "METHODS", "get_method", "build", "find_layers", "HEAD", "Layer"]
-
-
-@dataclass(frozen=True)
-class Method:
-    """An inference method: its prior, whether its posterior is a point estimate, whether it prunes."""
-
-    name: str
-    label: str  # as in the paper's figures
-    prior: str  # "flat" or "tiered"
-    point_estimate: bool = False
-    prunes: bool = False
-    dropout: bool = False
-    learning_rate: float = 1e-3  # the authors' code's default for this method
-
-
-METHODS = {
-    "flat_map": Method("flat_map", "Flat-MAP", "flat", point_estimate=True, dropout=True, learning_rate=1e-3),
-    "flat_ff": Method("flat_ff", "Flat-FF", "flat", learning_rate=5e-3),
-    "tiered_ff": Method("tiered_ff", "Tiered-FF", "tiered", learning_rate=5e-3),
-    "bmr_ss": Method("bmr_ss", "BMR-S&S", "flat", prunes=True, learning_rate=1e-2),
-}
+__all__ = [
+    "Method",
+    "METHODS",
+    "PruneContext",
+    "ENTRY_POINT_GROUP",
+    "register",
+    "unregister",
+    "get_method",
+    "fill_schema",
+    "MethodAttribute",
+    "build",
+    "find_layers",
+    "HEAD",
+    "Layer",
+]
 
 _PRIORS = {"flat": flat, "tiered": tiered}
 
-
-def get_method(name: str) -> Method:
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise ValueError(f"unknown method {name!r}; choose one of {sorted(METHODS)}") from None
+discover(__path__, __name__)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,246 @@
+r"""The method registry: everything the library, the workflow and the figures need to know about a method.
+
+A method is declared once, as ``METHOD = Method(...)`` in a module. It is registered
+
+- by being a module of the package :mod:`bmrsparse.methods` (every module whose name does not start with ``_``
+  and that defines ``METHOD``), or
+- from another installed package, through an entry point of the group ``bmrsparse.methods`` that names either
+  such a module or a :class:`Method` object, e.g. in that package's ``pyproject.toml``::
+
+      [project.entry-points."bmrsparse.methods"]
+      my_method = "my_package.my_method"
+
+- or, at run time, by :func:`register` (tests, notebooks; a Snakemake workflow does not see such methods).
+
+:data:`METHODS` maps names to declarations, in the order of :attr:`Method.order` (then name).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import importlib.metadata
+import pkgutil
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, NamedTuple
+
+__all__ = [
+    "Method",
+    "PruneContext",
+    "METHODS",
+    "ENTRY_POINT_GROUP",
+    "register",
+    "get_method",
+    "discover",
+    "fill_schema",
+    "MethodAttribute",
+]
+
+ENTRY_POINT_GROUP = "bmrsparse.methods"
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+STARTS = ("scratch", "warmup")
+GUIDES = ("mean_field", "point")
+PRIORS = ("flat", "tiered")
+
+
+class PruneContext(NamedTuple):
+    r"""What a method's prune function may use (one seed; the trainer vmaps it over seeds and compiles it).
+
+    ``built``: the :class:`~bmrsparse.methods.Built` model (:func:`~bmrsparse.methods.layer_posteriors` gives
+    ``{layer: {leaf: (mu, sigma)}}`` of :math:`q(\hat w)` from guide params); ``head``: the output layer's name,
+    never to be pruned; ``settings``: the resolved training settings; ``spike_and_slab(params, masks)``: one
+    BMR-S&S prune step (eqs. 19-23) with the run's settings, returning the new masks.
+    """
+
+    built: Any
+    head: str
+    settings: dict
+    spike_and_slab: Callable
+
+
+@dataclass(frozen=True)
+class Method:
+    """Declaration of an inference method.
+
+    Attributes:
+      name: identifier used in configs, paths and the ``{method}`` wildcard (``[a-z][a-z0-9_]*``).
+      label: name in figures and tables.
+      color: matplotlib colour of its lines.
+      prior: ``"flat"`` (eq. 15) or ``"tiered"`` (regularised horseshoe, eq. 17).
+      guide: ``"mean_field"`` (fully factorised, eqs. 16/18) or ``"point"`` (MAP).
+      learning_rate: default AdaBelief step size (``training.learning_rate.<name>`` overrides it).
+      start: ``"scratch"`` (trains ``warmup_steps + num_epochs * epoch_steps`` steps from a fresh guide) or
+        ``"warmup"`` (continues from the shared Flat-FF warm-up, which is its epoch 0; needs the flat prior and
+        a mean-field guide).
+      per_epoch: one workflow job per epoch (methods that prune between epochs) instead of one job for all epochs;
+        needs ``start="warmup"``.
+      prune: ``prune(ctx, params, masks, reference) -> masks``, called for one seed before each epoch of a
+        per-epoch method (:class:`PruneContext`; ``params``: constrained guide params; ``masks``: current
+        keep-masks ``{layer: {leaf: bool}}``, ``True`` = kept; ``reference``: the keep-masks of the
+        :attr:`reference` method's state of the same epoch, or None). Masks must accumulate and the output layer
+        (``ctx.head``) must stay whole. None: the method never prunes.
+      reference: name of a per-epoch method whose state of the same epoch this method's epoch job reads (a DAG edge
+        between methods), or None.
+      dropout: the network uses dropout while training (``training.dropout``).
+      settings: training settings only this method reads (a job of another method does not receive them, so
+        changing them reruns only this method's jobs).
+      order: position in tables and legends (then by name).
+      description: one line for the docs and the config schema.
+    """
+
+    name: str
+    label: str
+    color: str
+    prior: str = "flat"
+    guide: str = "mean_field"
+    learning_rate: float = 1e-3
+    start: str = "scratch"
+    per_epoch: bool = False
+    prune: Callable | None = field(default=None, compare=False)
+    reference: str | None = None
+    dropout: bool = False
+    settings: tuple = ()
+    order: float = 100.0
+    description: str = ""
+
+    def __post_init__(self):
+        problems = []
+        if not _NAME.match(self.name):
+            problems.append(f"name must match {_NAME.pattern}")
+        if self.prior not in PRIORS:
+            problems.append(f"prior must be one of {PRIORS}")
+        if self.guide not in GUIDES:
+            problems.append(f"guide must be one of {GUIDES}")
+        if self.start not in STARTS:
+            problems.append(f"start must be one of {STARTS}")
+        if self.start == "warmup" and (self.prior != "flat" or self.guide != "mean_field"):
+            problems.append("start='warmup' continues the Flat-FF warm-up: it needs prior='flat', guide='mean_field'")
+        if self.per_epoch and self.start != "warmup":
+            problems.append("per_epoch=True needs start='warmup'")
+        if self.prune is not None and not self.per_epoch:
+            problems.append("a method that prunes between epochs needs per_epoch=True")
+        if self.reference is not None and (self.prune is None or self.reference == self.name):
+            problems.append("reference is read by the prune function: it needs prune= and another method's name")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+            problems.append("learning_rate must be a positive number")
+        if problems:
+            raise ValueError(f"method {self.name!r}: " + "; ".join(problems))
+
+    @property
+    def point_estimate(self) -> bool:
+        return self.guide == "point"
+
+    @property
+    def prunes(self) -> bool:
+        return self.prune is not None
+
+
+class _Registry(Mapping):
+    """Name -> :class:`Method`, ordered by (order, name)."""
+
+    def __init__(self):
+        self._methods: dict[str, Method] = {}
+
+    def __getitem__(self, name: str) -> Method:
+        return self._methods[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._methods, key=lambda n: (self._methods[n].order, n)))
+
+    def __len__(self) -> int:
+        return len(self._methods)
+
+    def __repr__(self) -> str:
+        return f"METHODS({', '.join(self)})"
+
+
+METHODS: Mapping[str, Method] = _Registry()
+
+
+def register(method: Method, *, replace: bool = False, origin: str = "") -> Method:
+    """Add ``method`` to :data:`METHODS`; a second method of the same name is an error unless ``replace``."""
+    if not isinstance(method, Method):
+        raise TypeError(f"register() wants a bmrsparse.methods.Method, got {type(method).__name__} {origin}")
+    old = METHODS._methods.get(method.name)  # type: ignore[attr-defined]
+    if old is not None and old is not method and not replace:
+        raise ValueError(f"two methods are named {method.name!r}{' (' + origin + ')' if origin else ''}")
+    METHODS._methods[method.name] = method  # type: ignore[attr-defined]
+    return method
+
+
+def unregister(name: str) -> None:
+    """Remove a method registered at run time (tests)."""
+    METHODS._methods.pop(name, None)  # type: ignore[attr-defined]
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; registered methods: {', '.join(METHODS)}") from None
+
+
+def _from_object(obj, origin: str) -> Method:
+    method = getattr(obj, "METHOD", obj)
+    if not isinstance(method, Method):
+        raise TypeError(f"{origin} is neither a Method nor a module defining METHOD = Method(...)")
+    return method
+
+
+def discover(package_path, package_name: str) -> None:
+    """Register the methods of the modules in ``package_path``, then those of the entry-point group."""
+    for info in pkgutil.iter_modules(package_path):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{package_name}.{info.name}")
+        if hasattr(module, "METHOD"):
+            register(_from_object(module, module.__name__), origin=module.__name__)
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        origin = f"entry point {ep.name} = {ep.value} of group {ENTRY_POINT_GROUP}"
+        try:
+            obj = ep.load()
+        except Exception as exc:  # a broken plug-in is named, not silently skipped
+            raise ImportError(f"cannot load {origin}: {exc}") from exc
+        method = _from_object(obj, origin)
+        if method.name != ep.name:
+            raise ValueError(f"{origin} declares a method named {method.name!r}; name the entry point after it")
+        register(method, origin=origin)
+    for method in METHODS.values():
+        if method.reference is not None:
+            ref = METHODS.get(method.reference)
+            if ref is None or not ref.per_epoch:
+                raise ValueError(f"method {method.name!r} reads {method.reference!r}, which is not a registered "
+                                 "per-epoch method")
+
+
+def fill_schema(schema: dict) -> dict:
+    """The config schema with the registry filled in: the ``method`` enum and ``training.learning_rate``."""
+    schema = copy.deepcopy(schema)
+    names = list(METHODS)
+    schema["$defs"]["method"]["enum"] = names
+    lr = schema["properties"]["training"]["properties"]["learning_rate"]
+    lr["properties"] = {
+        m.name: {"type": "number", "exclusiveMinimum": 0, "default": m.learning_rate,
+                 "description": f"learning rate of {m.label}"}
+        for m in METHODS.values()
+    }
+    lr["additionalProperties"] = False
+    return schema
+
+
+class MethodAttribute(Mapping):
+    """A live read-only view ``{name: getattr(method, attribute)}`` of the registry (e.g. labels, colours)."""
+
+    def __init__(self, attribute: str):
+        self._attribute = attribute
+
+    def __getitem__(self, name: str):
+        return getattr(METHODS[name], self._attribute)
+
+    def __iter__(self):
+        return iter(METHODS)
+
+    def __len__(self):
+        return len(METHODS)

@@ -1,0 +1,112 @@
+"""The method registry: declarations, their checks, and what the library and the workflow read from it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bmrsparse import methods, plots
+from bmrsparse.experiment import resolve_settings
+from bmrsparse.methods import METHODS, Method, fill_schema, get_method, register, unregister
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = ("flat_map", "flat_ff", "tiered_ff", "bmr_ss")
+
+
+def test_the_papers_methods_are_declared_in_their_modules_in_the_papers_order():
+    assert list(METHODS)[:4] == list(PAPER)
+    assert [METHODS[m].label for m in PAPER] == ["Flat-MAP", "Flat-FF", "Tiered-FF", "BMR-S&S"]
+    for name in PAPER:
+        assert sys.modules[f"bmrsparse.methods.{name}"].METHOD is METHODS[name]
+    assert METHODS["flat_map"].point_estimate and METHODS["flat_map"].dropout
+    assert METHODS["tiered_ff"].prior == "tiered" and METHODS["tiered_ff"].start == "scratch"
+    assert METHODS["flat_ff"].start == "warmup" and not METHODS["flat_ff"].per_epoch
+    bmr = METHODS["bmr_ss"]
+    assert bmr.start == "warmup" and bmr.per_epoch and bmr.prunes and bmr.reference is None
+    # the prior and helper modules of the package are not methods
+    assert not {"flat", "guides", "tiered"} & set(METHODS)
+
+
+def test_unknown_method_names_the_registered_ones():
+    with pytest.raises(ValueError, match="unknown method 'bmr'; registered methods: flat_map, flat_ff"):
+        get_method("bmr")
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(name="Bad-Name"), "name must match"),
+    (dict(prior="gaussian"), "prior must be one of"),
+    (dict(start="warmup", prior="tiered"), "needs prior='flat'"),
+    (dict(per_epoch=True), "per_epoch=True needs start='warmup'"),
+    (dict(start="warmup", prune=lambda *a: a[2]), "needs per_epoch=True"),
+    (dict(start="warmup", per_epoch=True, reference="bmr_ss"), "needs prune="),
+    (dict(learning_rate=0), "learning_rate must be a positive number"),
+])
+def test_inconsistent_declarations_are_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        Method(**{"name": "toy", "label": "Toy", "color": "k", **change})
+
+
+def test_a_registered_method_reaches_labels_colours_settings_and_schema():
+    toy = Method("toy_reg", "Toy", "#123456", learning_rate=3e-3, order=99)
+    assert "toy_reg" not in plots.METHOD_LABELS
+    register(toy)
+    try:
+        assert plots.METHOD_LABELS["toy_reg"] == "Toy" and plots.METHOD_COLORS["toy_reg"] == "#123456"
+        assert list(plots.METHOD_LABELS)[-1] == "toy_reg"  # order 99: after the built-in methods
+        assert resolve_settings(None)["learning_rate"]["toy_reg"] == 3e-3
+        schema = fill_schema(yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text()))
+        assert "toy_reg" in schema["$defs"]["method"]["enum"]
+        assert schema["properties"]["training"]["properties"]["learning_rate"]["properties"]["toy_reg"][
+            "default"] == 3e-3
+        with pytest.raises(ValueError, match="two methods are named 'toy_reg'"):
+            register(replace(toy, label="Other"))
+    finally:
+        unregister("toy_reg")
+    assert "toy_reg" not in plots.METHOD_LABELS
+    with pytest.raises(ValueError, match="unknown method"):
+        resolve_settings({"learning_rate": {"toy_reg": 1e-3}})
+
+
+def test_prune_needs_the_declared_reference():
+    """A method that prunes against another's state refuses to prune without it (Trainer.prune)."""
+    from bmrsparse.train import Trainer
+
+    calls = []
+    toy = register(Method("toy_ref", "Toy", "k", start="warmup", per_epoch=True, reference="bmr_ss",
+                          prune=lambda ctx, p, m, r: calls.append(r) or m))
+    try:
+        import numpy as np
+
+        from bmrsparse import data as bdata
+        from bmrsparse.experiment import resolve_settings as rs
+
+        x = np.zeros((32, 28, 28, 1), np.uint8)
+        y = np.arange(32) % 10
+        ds = bdata.Dataset("fashion_mnist", x, y, x, y, 10)
+        trainer = Trainer(arch="mlp", method=toy.name, dataset=ds, seeds=[0],
+                          settings=rs({"batch_size": 32, "net": {"mlp": {"width": 4, "depth": 1}}}))
+        state = trainer.init()
+        with pytest.raises(ValueError, match="pass its masks as reference"):
+            trainer.prune(state)
+        trainer.prune(state, state.masks)
+        assert calls and calls[0] is not None
+    finally:
+        unregister("toy_ref")
+
+
+def test_workflow_lists_the_registered_methods_for_an_unknown_one(tmp_path):
+    from conftest import copy_workflow
+
+    project = copy_workflow(tmp_path / "project")
+    run = subprocess.run([sys.executable, "-m", "snakemake", "--dry-run", "--quiet", "rules",
+                          "--config", "methods=[flat_ff,bmr]"], cwd=project, capture_output=True, text=True,
+                         timeout=300)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "Invalid configuration" in out and "'methods[1]'" in out
+    assert "flat_map, flat_ff, tiered_ff, bmr_ss" in out, out[-2000:]
