@@ -115,3 +115,21 @@ def test_training_job_given_a_gpu_stops_then_runs_with_opt_out(tmp_path):
     record = prov.provenance()
     for column in prov.PROVENANCE_COLUMNS:  # the job's provenance is in its metrics CSV
         assert (metrics[column].astype(str) == record[column]).all(), column
+
+
+def test_provenance_table_reads_each_jobs_record(tmp_path):
+    record = {"library": "abc123", "device": "gpu: NVIDIA H100", "jax": "0.10.2", "jaxlib": "0.10.2",
+              "numpyro": "0.22.0", "flax": "0.12.8"}
+    new = tmp_path / "results" / "warmup" / "mlp" / "metrics.csv"
+    old = tmp_path / "results" / "train" / "mlp" / "metrics.csv"
+    new.parent.mkdir(parents=True)
+    old.parent.mkdir(parents=True)
+    pd.DataFrame([{"epoch": 0, "acc": 0.5, **record}, {"epoch": 1, "acc": 0.6, **record}]).to_csv(new, index=False)
+    pd.DataFrame([{"epoch": 0, "acc": 0.5}]).to_csv(old, index=False)
+    table = prov.provenance_table([new, old])
+    assert table.job.tolist() == ["warmup/mlp", "train/mlp"]
+    assert table.iloc[0].drop("job").to_dict() == record
+    assert set(table.iloc[1].drop("job")) == {"not recorded"}
+    pd.DataFrame([{"epoch": 0, **record}, {"epoch": 1, **record, "device": "cpu: other"}]).to_csv(new, index=False)
+    with pytest.raises(ValueError, match="more than one device"):
+        prov.provenance_table([new])

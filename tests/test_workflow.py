@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,7 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "train_epoch": runs * epochs * sum(i.per_epoch for i in info),
         "collect_metrics": 1,
         "tables": 1,
+        "provenance": 1,
         "plot_performance": d,
         "plot_pruned_fraction": 1 if "bmr_ss" in methods else 0,
         "plot_posterior_cdf": 1 if "fashion_mnist" in config["datasets"] and {"mlp", "lenet"} & set(config["archs"]) else 0,
@@ -142,8 +144,13 @@ def test_training_jobs_ask_for_gpu_runtime_and_memory(project):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not FASHION_MNIST.exists(), reason="needs Debian's FashionMNIST (apt-get install dataset-fashion-mnist)")
-def test_test_profile_runs_end_to_end(tmp_path):
+def test_test_profile_runs_end_to_end(tmp_path, monkeypatch):
     project = copy_project(tmp_path / "project")
+    # the library source as in a checkout, and imported from there: the workflow's digest of it is a param of
+    # every library-dependent rule
+    shutil.copytree(ROOT / "src" / "bmrsparse", project / "src" / "bmrsparse",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv("PYTHONPATH", str(project / "src"))
     config = load("test")
     run = snakemake(project, "--cores", "2", "--configfile", "config/test.yaml", timeout=1800)
     assert run.returncode == 0, failure_report(project, run)
@@ -181,6 +188,16 @@ def test_test_profile_runs_end_to_end(tmp_path):
     again = snakemake(project, "--dry-run", "--configfile", "config/test.yaml")
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr
+
+    # One provenance: every job's metrics name the library digest that the workflow planned it with ...
+    provenance = pd.read_csv(project / "results" / "tables" / "provenance.csv")
+    digest = re.search(r"Library digest of this workflow: (\w+)\.",
+                       (project / "results" / "tables" / "provenance.md").read_text()).group(1)
+    assert len(provenance) == len(set(provenance.job)) > 0 and (provenance.library == digest).all()
+    # ... and a change to one library file plans the data preparation and every training job again.
+    library_file = project / "src" / "bmrsparse" / "bmr.py"
+    library_file.write_text(library_file.read_text() + "\n# changed\n")
+    assert planned_jobs(project, "--configfile", "config/test.yaml") == expected_jobs(config)
 
 
 def test_vmap_seeds_groups_seed_jobs(project):

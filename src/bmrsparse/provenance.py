@@ -27,6 +27,7 @@ __all__ = [
     "provenance",
     "scheduler_gpus",
     "check_accelerator",
+    "provenance_table",
 ]
 
 #: Environment variable that allows a job given a GPU to train on the CPU anyway ("1", "true" or "yes").
@@ -140,3 +141,26 @@ def check_accelerator(environ=None, resources_gpu: int = 0, backend: str | None 
         "GPU jobs envs/bmrsparse-gpu.yaml); load the cluster's CUDA driver/module on the GPU nodes; or, to train "
         f"on CPUs on purpose, set `resources.gpu: 0` in the config or export {ALLOW_CPU_ENV}=1."
     )
+
+
+def provenance_table(paths) -> "pandas.DataFrame":
+    """One row per metrics CSV (one training job): ``job`` (its folder under ``results/``) and the
+    :data:`PROVENANCE_COLUMNS` it recorded ("not recorded" for a file written before they existed).
+
+    Raises ``ValueError`` when a file records more than one value of a column (it should hold one job's rows).
+    """
+    import pandas as pd
+
+    rows = []
+    for path in paths:
+        frame = pd.read_csv(path)
+        job = str(Path(path).parent)
+        job = job.split("results/", 1)[1] if "results/" in job else job
+        row = {"job": job}
+        for column in PROVENANCE_COLUMNS:
+            values = frame[column].dropna().astype(str).unique() if column in frame else []
+            if len(values) > 1:
+                raise ValueError(f"{path}: more than one {column} ({', '.join(values)})")
+            row[column] = values[0] if len(values) else "not recorded"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["job", *PROVENANCE_COLUMNS])

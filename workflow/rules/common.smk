@@ -354,6 +354,7 @@ def final_targets():
     return [
         "results/metrics/metrics.csv",
         *expand("results/tables/{table}.{ext}", table=["final_metrics", "paper_claims"], ext=["csv", "md"]),
+        *expand("results/tables/provenance.{ext}", ext=["csv", "md"]),
         *expand("results/figures/{figure}.{ext}", figure=figures(), ext=["pdf", "png"]),
     ]
 

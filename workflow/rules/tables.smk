@@ -64,3 +64,34 @@ rule tables:
         ENV
     script:
         "../scripts/make_tables.py"
+
+
+# Which library code, software versions and device produced each training job (read back from its metrics CSV).
+rule provenance:
+    input:
+        metrics_files(),
+    output:
+        csv=report(
+            "results/tables/provenance.csv",
+            caption="../report/provenance.rst",
+            category="Tables",
+            labels={"table": "provenance", "format": "CSV"},
+        ),
+        md=report(
+            "results/tables/provenance.md",
+            caption="../report/provenance.rst",
+            category="Tables",
+            labels={"table": "provenance", "format": "Markdown"},
+        ),
+    params:
+        library=LIBRARY_DIGEST,
+    log:
+        "logs/provenance.log",
+    localrule: True
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/provenance_table.py"
