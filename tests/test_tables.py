@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from bmrsparse import tables
-from bmrsparse.tables import collect_metrics, final_metrics, paper_claims, read_metrics, to_markdown, write_table
+from bmrsparse.tables import (collect_metrics, describe_settings, final_metrics, paper_claims, read_metrics, to_markdown,
+                              write_table)
 
 METHODS = ("flat_map", "flat_ff", "tiered_ff", "bmr_ss")
 # Final-epoch numbers per method, shaped like the paper's claims (BMR lowest ECE/NLL, Tiered-FF next).
@@ -86,7 +87,7 @@ def test_final_metrics_takes_last_epoch_and_averages_seeds():
 
 def test_paper_claims_hold_on_paper_like_numbers():
     claims = paper_claims(make_metrics(), acc_tolerance=0.05, pruned_threshold=0.5)
-    assert list(claims.columns) == ["claim_id", "claim", "scope", "verdict", "evidence"]
+    assert list(claims.columns) == ["claim_id", "claim", "scope", "verdict", "seeds", "evidence"]
     assert verdicts(claims, 1) == {"fashion_mnist / mlp": "holds", "fashion_mnist / lenet": "holds", "all": "holds"}
     assert verdicts(claims, 2)["all"] == "holds"
     # LeNet-5 on FashionMNIST is the paper's exception: it prunes 80 % here, so that scope does not hold.
@@ -97,6 +98,9 @@ def test_paper_claims_hold_on_paper_like_numbers():
     assert "+15.0 %" in speed
     ece = claims[(claims.claim_id == 2) & (claims.scope == "fashion_mnist / mlp")]["evidence"].iloc[0]
     assert ece.startswith("ECE: bmr_ss 0.02 < tiered_ff 0.03")
+    assert set(claims[claims.claim_id < 5]["seeds"]) == {"1 of 1", "0 of 1"}
+    assert verdicts(claims, 5) == {"fashion_mnist / mlp": "not applicable", "fashion_mnist / lenet": "not applicable",
+                                   "all": "not applicable"}  # no pruning baselines in this grid
 
 
 def test_paper_claims_fail_when_numbers_disagree():
@@ -114,10 +118,80 @@ def test_paper_claims_fail_when_numbers_disagree():
     assert "-10.0 %" in claims[(claims.claim_id == 4) & (claims.scope == "all")]["evidence"].iloc[0]
 
 
+def test_paper_claims_judged_per_seed():
+    metrics = make_metrics(archs=("mlp",), seeds=(0, 1, 2))
+    # In seed 2 Tiered-FF beats BMR-S&S on NLL at the last epoch; the mean over seeds still ranks BMR-S&S first.
+    last = (metrics.seed == 2) & (metrics.method == "tiered_ff") & (metrics.epoch == metrics.epoch.max())
+    metrics.loc[last, "nll"] = 0.34
+    claims = paper_claims(metrics)
+    row = claims[(claims.claim_id == 2) & (claims.scope == "fashion_mnist / mlp")].iloc[0]
+    assert row["seeds"] == "2 of 3" and row["verdict"] == "does not hold"
+    assert row["evidence"].startswith("mean over seeds: ECE") and row["evidence"].endswith("fails in seed(s) 2")
+    assert "NLL: bmr_ss 0.35 < tiered_ff 0.3533" in row["evidence"]  # the mean's ranking
+    everywhere = claims[(claims.claim_id == 2) & (claims.scope == "all")].iloc[0]
+    assert everywhere["seeds"] == "2 of 3" and everywhere["verdict"] == "does not hold"
+    row = claims[(claims.claim_id == 1) & (claims.scope == "all")].iloc[0]
+    assert row["seeds"] == "3 of 3" and row["verdict"] == "holds"
+
+
+def test_speed_claim_from_a_timing_taken_alone():
+    metrics = make_metrics(archs=("mlp", "lenet"))  # the training jobs' speeds: BMR-S&S 15 % faster
+    timing = pd.DataFrame([
+        dict(device="cpu", dataset="fashion_mnist", arch="mlp", method="tiered_ff", steps_per_s=100.0),
+        dict(device="cpu", dataset="fashion_mnist", arch="mlp", method="bmr_ss", steps_per_s=110.0),
+        dict(device="cpu", dataset="fashion_mnist", arch="mlp", method="bmr_ss", steps_per_s=130.0),
+        dict(device="cpu", dataset="fashion_mnist", arch="lenet", method="tiered_ff", steps_per_s=100.0),
+        dict(device="cpu", dataset="fashion_mnist", arch="lenet", method="bmr_ss", steps_per_s=95.0),
+    ])
+    claims = paper_claims(metrics, timing=timing)
+    sel = claims[claims.claim_id == 4].set_index("scope")
+    assert sel.loc["fashion_mnist / mlp", "verdict"] == "holds"
+    assert "+20.0 %" in sel.loc["fashion_mnist / mlp", "evidence"]  # mean of the two BMR-S&S runs
+    assert "timed alone on cpu" in sel.loc["fashion_mnist / mlp", "evidence"]
+    assert sel.loc["fashion_mnist / lenet", "verdict"] == "does not hold"  # the metrics say +15 %, ignored
+    assert sel.loc["all", "verdict"] == "does not hold" and set(sel["seeds"]) == {"timed alone"}
+    claims = paper_claims(metrics, timing=timing[timing.arch == "mlp"])
+    assert verdicts(claims, 4) == {"fashion_mnist / mlp": "holds", "fashion_mnist / lenet": "not applicable",
+                                   "all": "holds"}
+
+
+def test_claim_beyond_the_paper_needs_the_pruning_baselines():
+    final = dict(FINAL)
+    final["magnitude_ss"] = dict(FINAL["bmr_ss"], nll=0.41)
+    final["snr_ss"] = dict(FINAL["bmr_ss"], nll=0.37)
+    methods = METHODS + ("magnitude_ss", "snr_ss")
+    metrics = make_metrics(archs=("mlp",), methods=methods, final=final, seeds=(0, 1))
+    claims = paper_claims(metrics)
+    assert verdicts(claims, 5) == {"fashion_mnist / mlp": "holds", "all": "holds"}
+    row = claims[(claims.claim_id == 5) & (claims.scope == "fashion_mnist / mlp")].iloc[0]
+    assert row["seeds"] == "2 of 2" and "snr_ss 0.37" in row["evidence"]
+    # The baselines stay out of the paper's claims: claim 1 ignores them, claim 2 ranks the paper's methods.
+    assert verdicts(claims, 2)["all"] == "holds"
+    metrics.loc[(metrics.method == "snr_ss") & (metrics.seed == 1), "nll"] = 0.30  # SNR pruning wins in seed 1
+    claims = paper_claims(metrics)
+    row = claims[(claims.claim_id == 5) & (claims.scope == "fashion_mnist / mlp")].iloc[0]
+    assert row["seeds"] == "1 of 2" and row["verdict"] == "does not hold"
+    only_magnitude = paper_claims(metrics[metrics.method != "snr_ss"])
+    assert verdicts(only_magnitude, 5)["all"] == "holds"
+
+
 def test_paper_claims_not_applicable_without_the_methods():
     claims = paper_claims(make_metrics(methods=("flat_ff",), archs=("vit",), datasets=("cifar10",)))
     assert set(claims["verdict"]) == {"not applicable"}
-    assert len(claims) == 8  # four claims x (one scope + "all")
+    assert len(claims) == 10  # five claims x (one scope + "all")
+
+
+def test_describe_settings():
+    config = {"seeds": [0, 1], "methods": ["flat_ff", "bmr_ss"], "schedule": {"warmup_steps": 100000, "epoch_steps": 20000, "num_epochs": 5},
+              "training": {"batch_size": 128, "learning_rate": {"flat_map": 1e-3, "flat_ff": 1e-3, "bmr_ss": 1e-2},
+                           "elbo": "trace_graph",
+                           "bmr_iters": None},
+              "evaluation": {"num_samples": 100, "test_subset": None}}
+    text = describe_settings(config, ["config/paper.yaml", "config/authors-code.yaml"])
+    assert text == ("config files config/paper.yaml, config/authors-code.yaml (later ones override); seeds 0, 1; "
+                    "schedule: warm-up 100000 "
+                    "steps, then 5 epochs of 20000 steps; batch size 128; AdaBelief learning rates flat_ff 0.001, "
+                    "bmr_ss 0.01; ELBO trace_graph; 100 predictive samples on all test images")
 
 
 def test_markdown_and_write_table(tmp_path):
@@ -127,6 +201,8 @@ def test_markdown_and_write_table(tmp_path):
     write_table(frame, tmp_path / "t.csv", tmp_path / "t.md", title="T")
     assert pd.read_csv(tmp_path / "t.csv").shape == (2, 2)
     assert (tmp_path / "t.md").read_text() == text
+    write_table(frame, tmp_path / "t.csv", tmp_path / "t.md", title="T", note="Settings: x")
+    assert (tmp_path / "t.md").read_text().splitlines()[:4] == ["# T", "", "Settings: x", ""]
     assert not list(tmp_path.glob(".*tmp*"))
 
 

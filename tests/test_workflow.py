@@ -75,6 +75,7 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "train_epoch": runs * epochs * sum(i.per_epoch for i in info),
         "collect_metrics": 1,
         "tables": 1,
+        "time_steps": 1 if {"tiered_ff", "bmr_ss"} <= set(methods) else 0,  # claim 4's timing, taken alone
         "provenance": 1,
         "plot_performance": d,
         "plot_pruned_fraction": 1 if "bmr_ss" in methods else 0,

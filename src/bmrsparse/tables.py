@@ -9,7 +9,15 @@ the Flat-FF warm-up as their epoch 0, so :func:`read_metrics` can relabel the wa
 1. all methods reach comparable top-1 accuracy;
 2. BMR-S&S has the lowest ECE and NLL, Tiered-FF the second lowest;
 3. BMR-S&S prunes a large fraction of the weights everywhere except LeNet-5 on FashionMNIST;
-4. a BMR-S&S gradient step is faster than a Tiered-FF step (the paper: about 15 %).
+4. a BMR-S&S gradient step is faster than a Tiered-FF step (the paper: about 15 %), judged from a timing taken
+   alone (``python -m bmrsparse.bench``) when one is given;
+
+and one beyond the paper (when the pruning baselines ``magnitude_ss`` / ``snr_ss`` are in the grid):
+
+5. at the sparsity BMR-S&S reaches, it has a lower NLL than magnitude and SNR pruning at the same per-layer
+   sparsity.
+
+Each claim is judged per seed; the table says in how many seeds it holds.
 
 Example::
 
@@ -21,7 +29,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,6 +46,7 @@ __all__ = [
     "collect_metrics",
     "final_metrics",
     "paper_claims",
+    "describe_settings",
     "to_markdown",
     "write_table",
 ]
@@ -47,7 +56,7 @@ _OPTIONAL = "ece_width15"  # kept when every part has it
 METRIC_COLUMNS = tuple(c for c in ALL_METRIC_COLUMNS if c != _OPTIONAL)
 _KEY = ["dataset", "arch", "method", "seed", "epoch"]
 
-METHOD_ORDER = ("flat_map", "flat_ff", "tiered_ff", "bmr_ss")
+METHOD_ORDER = ("flat_map", "flat_ff", "tiered_ff", "bmr_ss", "magnitude_ss", "snr_ss")
 ARCH_ORDER = ("mlp", "lenet", "mixer", "vit")
 DATASET_ORDER = ("fashion_mnist", "cifar10", "cifar100")
 
@@ -56,7 +65,12 @@ _CLAIMS = {
     2: "BMR-S&S has the lowest ECE and NLL, Tiered-FF the second lowest",
     3: "BMR-S&S prunes a large fraction of the weights, except LeNet-5 on FashionMNIST",
     4: "A BMR-S&S gradient step is faster than a Tiered-FF step (paper: about 15 %)",
+    5: "(beyond the paper) At the sparsity BMR-S&S reaches, it has lower NLL than magnitude and SNR pruning at the "
+    "same per-layer sparsity",
 }
+#: The methods the paper compares (claim 2 ranks these); the pruning baselines of claim 5.
+PAPER_METHODS = ("flat_map", "flat_ff", "tiered_ff", "bmr_ss")
+BASELINE_METHODS = ("magnitude_ss", "snr_ss")
 HOLDS, FAILS, NA = "holds", "does not hold", "not applicable"
 
 
@@ -149,6 +163,7 @@ def _fmt(x: float, digits: int = 4) -> str:
 
 
 def _claim_accuracy(scope: pd.DataFrame, tolerance: float) -> tuple[str, str]:
+    scope = scope[scope["method"].isin(PAPER_METHODS)]  # the paper's claim is about its four methods
     if len(scope) < 2:
         return NA, f"only {len(scope)} method(s) in the grid"
     spread = scope["acc"].max() - scope["acc"].min()
@@ -161,6 +176,7 @@ def _claim_calibration(scope: pd.DataFrame) -> tuple[str, str]:
     methods = set(scope["method"])
     if not {"bmr_ss", "tiered_ff"} <= methods:
         return NA, f"needs bmr_ss and tiered_ff; the grid has {sorted(methods)}"
+    scope = scope[scope["method"].isin(PAPER_METHODS)]  # the paper's comparison: its four methods
     verdicts, parts = [], []
     for column in ("ece", "nll"):
         ranked = scope.sort_values(column, kind="stable")
@@ -182,68 +198,184 @@ def _claim_pruning(scope: pd.DataFrame, dataset: str, arch: str, threshold: floa
     return verdict, f"pruned {100 * fraction:.1f} % (threshold {100 * threshold:g} %)"
 
 
-def _claim_speed(scope: pd.DataFrame) -> tuple[str, str, float]:
-    rates = dict(zip(scope["method"], scope["steps_per_s"]))
-    if "bmr_ss" not in rates or "tiered_ff" not in rates:
-        return NA, "needs bmr_ss and tiered_ff", float("nan")
-    bmr, tiered = rates["bmr_ss"], rates["tiered_ff"]
+def _speed(bmr: float, tiered: float, source: str) -> tuple[str, str, float]:
     if not (np.isfinite(bmr) and np.isfinite(tiered) and tiered > 0):
         return NA, f"steps/s not finite (bmr_ss {bmr}, tiered_ff {tiered})", float("nan")
     gain = bmr / tiered - 1.0
     verdict = HOLDS if gain > 0 else FAILS
-    return verdict, f"bmr_ss {bmr:.1f} vs tiered_ff {tiered:.1f} steps/s: {100 * gain:+.1f} %", gain
+    return verdict, f"bmr_ss {bmr:.1f} vs tiered_ff {tiered:.1f} steps/s ({source}): {100 * gain:+.1f} %", gain
+
+
+def _claim_speed(scope: pd.DataFrame) -> tuple[str, str, float]:
+    rates = dict(zip(scope["method"], scope["steps_per_s"]))
+    if "bmr_ss" not in rates or "tiered_ff" not in rates:
+        return NA, "needs bmr_ss and tiered_ff", float("nan")
+    return _speed(rates["bmr_ss"], rates["tiered_ff"], "training jobs, which may have shared the machine")
+
+
+def _claim_speed_timed(timing: pd.DataFrame, dataset: str, arch: str) -> tuple[str, str, float]:
+    sel = timing[(timing["dataset"] == dataset) & (timing["arch"] == arch)]
+    rates = sel.groupby("method")["steps_per_s"].agg(["mean", "count"])
+    if not {"bmr_ss", "tiered_ff"} <= set(rates.index):
+        return NA, "no timing of both bmr_ss and tiered_ff for this pair", float("nan")
+    device = ", ".join(sorted(set(sel["device"].astype(str)))) if "device" in sel else "?"
+    runs = int(rates.loc[["bmr_ss", "tiered_ff"], "count"].min())
+    source = f"timed alone on {device}, mean of {runs} run(s) each"
+    return _speed(float(rates.loc["bmr_ss", "mean"]), float(rates.loc["tiered_ff", "mean"]), source)
+
+
+def _claim_baselines(scope: pd.DataFrame) -> tuple[str, str]:
+    nll = dict(zip(scope["method"], scope["nll"]))
+    baselines = [m for m in BASELINE_METHODS if m in nll]
+    if "bmr_ss" not in nll or not baselines:
+        return NA, f"needs bmr_ss and {' or '.join(BASELINE_METHODS)}; the grid has {sorted(nll)}"
+    lower = all(nll["bmr_ss"] < nll[m] for m in baselines)
+    evidence = f"NLL: bmr_ss {_fmt(nll['bmr_ss'])}; " + ", ".join(f"{m} {_fmt(nll[m])}" for m in baselines)
+    if "pruned_fraction" in scope:
+        pruned = dict(zip(scope["method"], scope["pruned_fraction"]))
+        evidence += "; pruned: " + ", ".join(f"{m} {100 * pruned[m]:.1f} %" for m in ["bmr_ss", *baselines])
+    return (HOLDS if lower else FAILS), evidence
+
+
+def _judge(claim_id: int, scope: pd.DataFrame, dataset: str, arch: str, acc_tolerance: float,
+           pruned_threshold: float) -> tuple[str, str]:
+    if claim_id == 1:
+        return _claim_accuracy(scope, acc_tolerance)
+    if claim_id == 2:
+        return _claim_calibration(scope)
+    if claim_id == 3:
+        return _claim_pruning(scope, dataset, arch, pruned_threshold)
+    if claim_id == 4:
+        return _claim_speed(scope)[:2]
+    return _claim_baselines(scope)
+
+
+def _last_epochs(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Each (dataset, arch, method, seed)'s row of its last epoch, with the method's mean training speed."""
+    last = metrics.loc[metrics.groupby(["dataset", "arch", "method", "seed"])["epoch"].idxmax()].copy()
+    speed = _speed_rows(metrics).groupby(["dataset", "arch", "method", "seed"])["steps_per_s"].mean()
+    last["steps_per_s"] = [speed.get(k, np.nan) for k in zip(last["dataset"], last["arch"], last["method"],
+                                                              last["seed"])]
+    return last
 
 
 def paper_claims(
-    metrics: pd.DataFrame, *, acc_tolerance: float = 0.05, pruned_threshold: float = 0.5
+    metrics: pd.DataFrame,
+    *,
+    acc_tolerance: float = 0.05,
+    pruned_threshold: float = 0.5,
+    timing: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Judge the paper's Results claims on the final metrics, per (dataset, arch) and over the whole grid.
+    """Judge the paper's Results claims (and one beyond it) on the final metrics, per seed.
+
+    Each claim is judged in every (dataset, arch) scope once per seed, on that seed's final metrics; the column
+    ``seeds`` says in how many of the seeds where it applies it holds ("2 of 3"), and the verdict is "holds" only
+    when it holds in all of them. The evidence gives the numbers of the mean over seeds (:func:`final_metrics`).
+    Claim 4 (speed) is judged from ``timing`` when given: rows ``dataset, arch, method, steps_per_s`` (and
+    ``device``) of :mod:`bmrsparse.bench` runs that had the machine to themselves; the runs of one method are
+    averaged and ``seeds`` reads "timed alone". Without ``timing`` it falls back to the training jobs' speeds.
+    Claim 5 (beyond the paper) applies only when ``magnitude_ss`` or ``snr_ss`` are in the metrics.
 
     Args:
       metrics: the tidy metrics table (:func:`collect_metrics`).
-      acc_tolerance: claim 1 holds in a scope when max - min of the methods' final accuracies (mean over seeds)
-        is at most this (0.05 = 5 percentage points).
+      acc_tolerance: claim 1 holds in a scope when max - min of the methods' final accuracies is at most this
+        (0.05 = 5 percentage points).
       pruned_threshold: claim 3 holds when BMR-S&S's final pruned fraction is at least this, and for the
         exception (LeNet-5 on FashionMNIST) when it is below.
+      timing: speeds measured alone, for claim 4 (None: from the metrics).
 
     Returns:
-      A DataFrame with columns claim_id, claim, scope, verdict ("holds", "does not hold" or "not applicable")
-      and evidence (the numbers behind the verdict). Each claim ends with a row of scope "all": it holds when it
-      holds in every scope where it applies.
+      A DataFrame with columns claim_id, claim, scope, verdict ("holds", "does not hold" or "not applicable"),
+      seeds and evidence. Each claim ends with a row of scope "all": it holds when it holds in every scope where it
+      applies; its ``seeds`` counts the seeds in which it holds in every such scope.
     """
-    final = final_metrics(metrics)
+    last = _last_epochs(metrics)
+    mean = final_metrics(metrics)
     rows: list[dict] = []
     for claim_id, claim in _CLAIMS.items():
-        verdicts, gains = [], []
-        for (dataset, arch), scope in final.groupby(["dataset", "arch"], sort=False):
-            if claim_id == 1:
-                verdict, evidence = _claim_accuracy(scope, acc_tolerance)
-            elif claim_id == 2:
-                verdict, evidence = _claim_calibration(scope)
-            elif claim_id == 3:
-                verdict, evidence = _claim_pruning(scope, dataset, arch, pruned_threshold)
+        scope_verdicts, gains = [], []
+        seed_ok: dict[int, bool] = {}  # per seed: holds in every scope where it applies
+        for (dataset, arch), scope in mean.groupby(["dataset", "arch"], sort=False):
+            if claim_id == 4 and timing is not None:
+                verdict, evidence, gain = _claim_speed_timed(timing, dataset, arch)
+                seeds = "timed alone" if verdict != NA else ""
             else:
-                verdict, evidence, gain = _claim_speed(scope)
-                if verdict != NA:
-                    gains.append(gain)
-            verdicts.append(verdict)
+                verdict, evidence = _judge(claim_id, scope, dataset, arch, acc_tolerance, pruned_threshold)
+                if claim_id == 4:
+                    gain = _claim_speed(scope)[2]
+                per_seed = {}
+                here = last[(last["dataset"] == dataset) & (last["arch"] == arch)]
+                for seed, seed_scope in here.groupby("seed", sort=True):
+                    v, _ = _judge(claim_id, seed_scope, dataset, arch, acc_tolerance, pruned_threshold)
+                    if v != NA:
+                        per_seed[int(seed)] = v == HOLDS
+                        seed_ok[int(seed)] = seed_ok.get(int(seed), True) and v == HOLDS
+                if per_seed:
+                    n_hold = sum(per_seed.values())
+                    seeds = f"{n_hold} of {len(per_seed)}"
+                    verdict = HOLDS if n_hold == len(per_seed) else FAILS
+                    if len(per_seed) > 1:
+                        evidence = f"mean over seeds: {evidence}"
+                        failing = [str(s) for s, ok in per_seed.items() if not ok]
+                        if failing:
+                            evidence += f"; fails in seed(s) {', '.join(failing)}"
+                else:
+                    seeds, verdict = "", NA
+            if claim_id == 4 and verdict != NA:
+                gains.append(gain)
+            scope_verdicts.append(verdict)
             rows.append(dict(claim_id=claim_id, claim=claim, scope=f"{dataset} / {arch}", verdict=verdict,
-                             evidence=evidence))
-        applicable = [v for v in verdicts if v != NA]
+                             seeds=seeds, evidence=evidence))
+        applicable = [v for v in scope_verdicts if v != NA]
         n_hold = sum(v == HOLDS for v in applicable)
         if not applicable:
-            verdict, evidence = NA, "no (dataset, arch) pair has the data"
+            verdict, evidence, seeds = NA, "no (dataset, arch) pair has the data", ""
         else:
             verdict = HOLDS if n_hold == len(applicable) else FAILS
             evidence = f"holds in {n_hold} of {len(applicable)} (dataset, arch) pairs"
             if claim_id == 4:
                 evidence += f"; mean speed-up {100 * float(np.mean(gains)):+.1f} %"
-        rows.append(dict(claim_id=claim_id, claim=claim, scope="all", verdict=verdict, evidence=evidence))
-    return pd.DataFrame(rows, columns=["claim_id", "claim", "scope", "verdict", "evidence"])
+            seeds = "timed alone" if claim_id == 4 and timing is not None else (
+                f"{sum(seed_ok.values())} of {len(seed_ok)}" if seed_ok else "")
+        rows.append(dict(claim_id=claim_id, claim=claim, scope="all", verdict=verdict, seeds=seeds,
+                         evidence=evidence))
+    return pd.DataFrame(rows, columns=["claim_id", "claim", "scope", "verdict", "seeds", "evidence"])
 
 
-def to_markdown(frame: pd.DataFrame, *, title: str | None = None, digits: int = 4) -> str:
-    """A GitHub-flavoured Markdown table of ``frame`` (floats with ``digits`` significant digits, NaN empty)."""
+def describe_settings(config: Mapping, configfiles: Sequence[str] = ()) -> str:
+    """One line naming the settings that produced a run's tables: config files, seeds, schedule, batch size,
+    learning rates and (when the config has them) the ELBO estimator and BMR iterations."""
+    parts = []
+    if configfiles:
+        parts.append("config files " + ", ".join(str(f) for f in configfiles) + " (later ones override)")
+    if "seeds" in config:
+        parts.append("seeds " + ", ".join(str(s) for s in config["seeds"]))
+    schedule = config.get("schedule", {})
+    if schedule:
+        parts.append(f"schedule: warm-up {schedule.get('warmup_steps')} steps, then {schedule.get('num_epochs')} "
+                     f"epochs of {schedule.get('epoch_steps')} steps")
+    training = config.get("training", {})
+    if "batch_size" in training:
+        parts.append(f"batch size {training['batch_size']}")
+    rates = training.get("learning_rate")
+    if isinstance(rates, Mapping):
+        grid = config.get("methods") or list(rates)
+        parts.append("AdaBelief learning rates " + ", ".join(f"{m} {r:g}" for m, r in rates.items() if m in grid))
+    elif rates is not None:
+        parts.append(f"AdaBelief learning rate {rates}")
+    for key, name in (("elbo", "ELBO"), ("bmr_iters", "BMR fixed-point iterations"), ("keep_rule", "keep rule")):
+        if training.get(key) is not None:
+            parts.append(f"{name} {training[key]}")
+    evaluation = config.get("evaluation", {})
+    if evaluation:
+        subset = evaluation.get("test_subset") or "all"
+        parts.append(f"{evaluation.get('num_samples')} predictive samples on {subset} test images")
+    return "; ".join(parts)
+
+
+def to_markdown(frame: pd.DataFrame, *, title: str | None = None, note: str | None = None, digits: int = 4) -> str:
+    """A GitHub-flavoured Markdown table of ``frame`` (floats with ``digits`` significant digits, NaN empty);
+    ``note`` is a paragraph between the title and the table (e.g. the settings)."""
 
     def cell(value) -> str:
         if isinstance(value, (float, np.floating)):
@@ -253,7 +385,7 @@ def to_markdown(frame: pd.DataFrame, *, title: str | None = None, digits: int = 
     header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    lines = ([f"# {title}", ""] if title else []) + [header, rule, *body]
+    lines = ([f"# {title}", ""] if title else []) + ([note, ""] if note else []) + [header, rule, *body]
     return "\n".join(lines) + "\n"
 
 
@@ -263,8 +395,10 @@ def write_table(
     md_path: str | os.PathLike | None = None,
     *,
     title: str | None = None,
+    note: str | None = None,
 ) -> None:
-    """Write ``frame`` as CSV (and Markdown when ``md_path`` is given), each file atomically."""
+    """Write ``frame`` as CSV (and Markdown when ``md_path`` is given, with ``note`` under the title), each file
+    atomically."""
     atomic_write_text(csv_path, frame.to_csv(index=False))
     if md_path is not None:
-        atomic_write_text(md_path, to_markdown(frame, title=title))
+        atomic_write_text(md_path, to_markdown(frame, title=title, note=note))

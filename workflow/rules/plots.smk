@@ -19,17 +19,17 @@ rule plot_performance:
             subcategory="Performance",
             labels={"figure": "{figure}", "format": "PNG"},
         ),
-    wildcard_constraints:
-        figure="|".join(PERFORMANCE_FIGURES[d] for d in DATASETS),
-    params:
-        dataset=lambda wildcards: {v: k for k, v in PERFORMANCE_FIGURES.items()}[wildcards.figure],
     log:
         "logs/plot_performance/{figure}.log",
+    wildcard_constraints:
+        figure="|".join(PERFORMANCE_FIGURES[d] for d in DATASETS),
+    conda:
+        ENV
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        dataset=lambda wildcards: {v: k for k, v in PERFORMANCE_FIGURES.items()}[wildcards.figure],
     script:
         "../scripts/plot_performance.py"
 
@@ -54,11 +54,11 @@ rule plot_pruned_fraction:
         ),
     log:
         "logs/plot_pruned_fraction.log",
+    conda:
+        ENV
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        ENV
     script:
         "../scripts/plot_pruned_fraction.py"
 
@@ -82,15 +82,15 @@ rule plot_posterior_cdf:
             subcategory="Sparsity",
             labels={"figure": "fig3", "format": "PNG"},
         ),
-    params:
-        panels=posterior_panels(),
     log:
         "logs/plot_posterior_cdf.log",
+    conda:
+        ENV
     resources:
         mem_mb=4000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        panels=posterior_panels(),
     script:
         "../scripts/plot_posterior_cdf.py"
 
@@ -114,14 +114,14 @@ rule plot_first_layer:
             subcategory="Sparsity",
             labels={"figure": "fig4", "format": "PNG"},
         ),
-    params:
-        panels=posterior_panels(),
     log:
         "logs/plot_first_layer.log",
+    conda:
+        ENV
     resources:
         mem_mb=4000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        panels=posterior_panels(),
     script:
         "../scripts/plot_first_layer.py"

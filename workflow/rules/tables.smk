@@ -1,4 +1,18 @@
-# Tidy per-epoch metrics of every training stage, the final-metrics table and the paper-claims table.
+# Tidy per-epoch metrics of every training stage, the timing of claim 4, the final-metrics table and the
+# paper-claims table.
+
+#: Methods whose step speed claim 4 compares; timed alone (rule time_steps) when the grid has both.
+SPEED_METHODS = ("tiered_ff", "bmr_ss")
+SPEED_TIMING = {"timing": "results/bench/speed.csv"} if all(m in METHODS for m in SPEED_METHODS) else {}
+#: The config files in the order they were merged: the Snakefile's default, then those of --configfile.
+CONFIG_FILES = [str(f) for f in workflow.configfiles if f not in (workflow.overwrite_configfiles or ())] + [
+    str(f) for f in workflow.overwrite_configfiles or ()
+]
+
+
+# The timing runs on the host that runs the workflow (under a cluster executor: the submitting host).
+localrules:
+    time_steps,
 
 
 rule collect_metrics:
@@ -11,21 +25,54 @@ rule collect_metrics:
             category="Tables",
             labels={"table": "per-epoch metrics", "format": "CSV"},
         ),
-    params:
-        parts=metrics_parts(),
     log:
         "logs/collect_metrics.log",
+    conda:
+        ENV
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        parts=metrics_parts(),
     script:
         "../scripts/collect_metrics.py"
 
 
+rule time_steps:
+    input:
+        # Every training job must have finished: then this job has the machine to itself.
+        metrics="results/metrics/metrics.csv",
+    output:
+        timing=report(
+            "results/bench/speed.csv",
+            caption="../report/speed.rst",
+            category="Tables",
+            labels={"table": "step speed, timed alone", "format": "CSV"},
+        ),
+    log:
+        "logs/time_steps.log",
+    conda:
+        ENV
+    # Every core the workflow may use (--cores), so that nothing else runs beside it.
+    threads: lambda wildcards: min(workflow._cores or 1, os.cpu_count() or 1)
+    resources:
+        mem_mb=max(config["resources"]["mem_mb"].values()),
+        runtime=60,
+    params:
+        datasets=DATASETS,
+        archs=ARCHS,
+        methods=SPEED_METHODS,
+        settings={a: {m: job_settings(m, a) for m in SPEED_METHODS} for a in ARCHS},
+        steps=max(10, min(200, config["schedule"]["epoch_steps"])),
+        epoch_steps=config["schedule"]["epoch_steps"],
+        repeats=2,
+    script:
+        "../scripts/time_steps.py"
+
+
 rule tables:
     input:
+        **SPEED_TIMING,
         metrics="results/metrics/metrics.csv",
     output:
         final_csv=report(
@@ -52,16 +99,17 @@ rule tables:
             category="Tables",
             labels={"table": "paper claims", "format": "Markdown"},
         ),
-    params:
-        acc_tolerance=config["claims"]["acc_tolerance"],
-        pruned_threshold=config["claims"]["pruned_threshold"],
     log:
         "logs/tables.log",
+    conda:
+        ENV
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        acc_tolerance=config["claims"]["acc_tolerance"],
+        pruned_threshold=config["claims"]["pruned_threshold"],
+        configfiles=[os.path.relpath(f) if os.path.isabs(f) else f for f in CONFIG_FILES],
     script:
         "../scripts/make_tables.py"
 
@@ -83,15 +131,15 @@ rule provenance:
             category="Tables",
             labels={"table": "provenance", "format": "Markdown"},
         ),
-    params:
-        library=LIBRARY_DIGEST,
     log:
         "logs/provenance.log",
     localrule: True
+    conda:
+        ENV
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        library=LIBRARY_DIGEST,
     script:
         "../scripts/provenance_table.py"

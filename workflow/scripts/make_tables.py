@@ -1,4 +1,9 @@
-"""Snakemake script of rule tables: final metrics and the paper-claims table, as CSV and Markdown."""
+"""Snakemake script of rule tables: final metrics and the paper-claims table, as CSV and Markdown.
+
+Both tables name the settings that produced them (config files, seeds, schedule, learning rates...): a line under
+the Markdown title and, in the claims CSV, a ``settings`` column. Claim 4 reads the timing taken alone (rule
+time_steps) when the grid has both Tiered-FF and BMR-S&S.
+"""
 
 import sys
 
@@ -6,14 +11,19 @@ sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 import pandas as pd
 
-from bmrsparse.tables import final_metrics, paper_claims, write_table
+from bmrsparse.io import atomic_write_text
+from bmrsparse.tables import describe_settings, final_metrics, paper_claims, to_markdown, write_table
 
 metrics = pd.read_csv(snakemake.input.metrics)
+note = f"Settings: {describe_settings(snakemake.config, snakemake.params.configfiles)}."
 final = final_metrics(metrics)
 write_table(final, snakemake.output.final_csv, snakemake.output.final_md,
-            title="Final metrics per dataset x architecture x method")
+            title="Final metrics per dataset x architecture x method", note=note)
+timing = pd.read_csv(snakemake.input.timing) if "timing" in snakemake.input.keys() else None
 claims = paper_claims(metrics, acc_tolerance=snakemake.params.acc_tolerance,
-                      pruned_threshold=snakemake.params.pruned_threshold)
-write_table(claims, snakemake.output.claims_csv, snakemake.output.claims_md,
-            title="The paper's claims, judged on these numbers")
+                      pruned_threshold=snakemake.params.pruned_threshold, timing=timing)
+atomic_write_text(snakemake.output.claims_csv, claims.assign(settings=note[len("Settings: "):-1]).to_csv(index=False))
+atomic_write_text(snakemake.output.claims_md,
+                  to_markdown(claims, title="The paper's claims, judged on these numbers", note=note))
+print(note)
 print(claims.to_string())
