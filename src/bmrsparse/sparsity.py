@@ -1,0 +1,275 @@
+r"""Sparsity-accuracy curves: prune a trained posterior by a score, without retraining, and evaluate it.
+
+For the final Flat-FF posterior of a network, a fraction :math:`p` of its non-output weights (every parameter BMR-S&S
+may prune: all layers but the output layer ``head``, biases and norm parameters included) is removed network-wide,
+the lowest-scoring first, by one of three scores of the mean-field posterior
+:math:`q(\hat w) = \mathcal{N}(\mu, \sigma^2)`:
+
+============  =====================================================  ========================================
+score          a weight is removed first when                         reference
+============  =====================================================  ========================================
+``bmr``        its log-evidence gain of removal                       eq. (19) at :math:`\theta = 0`
+               :math:`\Delta F(\lambda=0) = -\frac12[\ln\sigma^2 + \mu^2/\sigma^2]` is largest  (:func:`bmrsparse.bmr.delta_f_zero`)
+``magnitude``  its posterior mean :math:`|E_q[w]|` is smallest        magnitude pruning
+``snr``        its signal-to-noise ratio :math:`|\mu|/\sigma` of      Graves (2011); Blundell et al. (2015)
+               :math:`q(\hat w)` is smallest
+============  =====================================================  ========================================
+
+The pruned network is evaluated exactly as training evaluates (the trainer's keep-masks and posterior-predictive
+mean, :meth:`bmrsparse.train.Trainer.predictive_probs`), with the same random draws for every score and fraction,
+and its pruned fraction is counted by the rule of :func:`bmrsparse.metrics.pruned_fraction`, so the curves share an
+axis with the retrained methods' end points (BMR-S&S and the pruning baselines).
+
+Example::
+
+    curve = sparsity_curve("results/train/fashion_mnist/mlp/flat_ff/seed0/posterior.npz",
+                           "results/data/fashion_mnist.npz")
+    fig = plot_sparsity_accuracy(curve, metrics)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from . import bmr, methods, metrics as bmetrics
+
+__all__ = [
+    "SCORES",
+    "SCORE_LABELS",
+    "SCORE_METHODS",
+    "FRACTIONS",
+    "CURVE_COLUMNS",
+    "keep_scores",
+    "prune_masks",
+    "sparsity_curve",
+    "plot_sparsity_accuracy",
+]
+
+#: The scores, each with the retrained method that prunes by it (its colour is the curve's).
+SCORES = ("bmr", "magnitude", "snr")
+SCORE_LABELS = {"bmr": r"BMR $\Delta F(\lambda{=}0)$", "magnitude": r"$|E[w]|$", "snr": r"SNR $|\mu|/\sigma$"}
+SCORE_METHODS = {"bmr": "bmr_ss", "magnitude": "magnitude_ss", "snr": "snr_ss"}
+_FALLBACK_COLORS = {"bmr": "#2ca02c", "magnitude": "#9467bd", "snr": "#d62728"}
+#: Fractions of the non-output weights removed (about ten, denser where the curves bend).
+FRACTIONS = (0.0, 0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+#: Columns of a curve table: one row per seed, score and fraction.
+CURVE_COLUMNS = ("dataset", "arch", "seed", "score", "fraction", "pruned_fraction", "acc", "nll", "ece")
+
+
+# ------------------------------------------------------------------------------------------------------ scores
+def keep_scores(posterior: Mapping, mean_weights: Mapping, score: str) -> dict:
+    r"""How much each weight is worth keeping under ``score`` (higher: kept longer), ``{layer: {leaf: array}}``.
+
+    Args:
+      posterior: ``{layer: {leaf: (mu, sigma)}}`` of :math:`q(\hat w)` (:func:`bmrsparse.methods.layer_posteriors`).
+      mean_weights: ``{layer: {leaf: E_q[w]}}`` (only read by ``"magnitude"``).
+      score: ``"bmr"`` (:math:`-\Delta F(\lambda=0)`), ``"magnitude"`` (:math:`|E_q[w]|`) or ``"snr"``
+        (:math:`|\mu|/\sigma`).
+    """
+    if score not in SCORES:
+        raise ValueError(f"unknown score {score!r}; choose one of {list(SCORES)}")
+    out = {}
+    for layer, leaves in posterior.items():
+        out[layer] = {}
+        for leaf, (mu, sigma) in leaves.items():
+            mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
+            if score == "bmr":
+                value = -np.asarray(bmr.delta_f_zero(mu, sigma), np.float64)
+            elif score == "snr":
+                value = np.abs(mu) / sigma
+            else:
+                value = np.abs(np.asarray(mean_weights[layer][leaf], np.float64))
+            out[layer][leaf] = value
+    return out
+
+
+def prune_masks(scores: Mapping, fraction: float, frozen: Sequence[str] = ()) -> dict:
+    """Keep-masks removing ``round(fraction * n)`` of the ``n`` weights outside ``frozen``, lowest score first.
+
+    The ranking is network-wide (one threshold for all layers); ties go in layer, leaf and index order, so exactly
+    that many weights are removed. Frozen layers (the output layer) are always kept whole.
+    """
+    if not 0.0 <= float(fraction) <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction!r}")
+    names = [(layer, leaf) for layer, leaves in scores.items() if layer not in frozen for leaf in leaves]
+    flat = (np.concatenate([np.ravel(scores[layer][leaf]) for layer, leaf in names]) if names
+            else np.zeros(0))
+    k = int(round(float(fraction) * flat.size))
+    keep = np.ones(flat.size, bool)
+    keep[np.argsort(flat, kind="stable")[:k]] = False
+    masks, start = {}, 0
+    for layer, leaves in scores.items():
+        masks[layer] = {}
+        for leaf, value in leaves.items():
+            shape = np.shape(value)
+            if layer in frozen:
+                masks[layer][leaf] = np.ones(shape, bool)
+                continue
+            n = int(np.prod(shape))
+            masks[layer][leaf] = keep[start:start + n].reshape(shape)
+            start += n
+    return masks
+
+
+# ------------------------------------------------------------------------------------------------------ curves
+def _trainer(state_path, data_path, settings: Mapping | None):
+    from . import data as bdata
+    from .experiment import resolve_settings
+    from .train import Trainer
+
+    with np.load(state_path, allow_pickle=False) as z:
+        head = json.loads(str(z["header"]))
+    s = resolve_settings({**((head.get("extra") or {}).get("settings") or {}), **dict(settings or {})})
+    ds = bdata.load_prepared(data_path)
+    trainer = Trainer(arch=head["arch"], method=head["method"], dataset=ds, seeds=head["seeds"][:1], settings=s)
+    state, head = trainer.load(state_path)
+    return trainer, state, head
+
+
+def _leaves_of(params: Mapping, layers) -> dict:
+    out = {}
+    for layer in layers:
+        node = params
+        for key in layer.path:
+            node = node[key]
+        out[layer.name] = {leaf: np.asarray(node[leaf] if isinstance(node, Mapping) else node)
+                           for leaf in layer.leaves}
+    return out
+
+
+def sparsity_curve(state_path, data_path, *, fractions: Sequence[float] = FRACTIONS,
+                   scores: Sequence[str] = SCORES, settings: Mapping | None = None) -> pd.DataFrame:
+    """ACC, NLL and ECE of a mean-field posterior pruned by each score at each fraction, without retraining.
+
+    Args:
+      state_path: a single-seed state file of a mean-field method (the final Flat-FF posterior).
+      data_path: the prepared data set it was trained on.
+      fractions: fractions of the non-output weights to remove.
+      scores: which of :data:`SCORES` to rank by.
+      settings: overrides of the state's training settings; the evaluation ones matter here
+        (``num_eval_samples``, ``test_subset``, ``eval_batch_size``).
+
+    Returns:
+      A table with :data:`CURVE_COLUMNS`. ``fraction`` is the requested share, ``pruned_fraction`` the share of
+      all weights counted as pruned by :func:`bmrsparse.metrics.pruned_fraction`. Every evaluation uses the same
+      posterior draws (:meth:`~bmrsparse.train.Trainer.eval_keys` of tag 0), so the curves differ only by their
+      masks.
+    """
+    trainer, state, head = _trainer(state_path, data_path, settings)
+    if trainer.method.point_estimate or trainer.method.prior != "flat":
+        raise ValueError(f"{state_path}: sparsity curves need a flat mean-field posterior (e.g. flat_ff), "
+                         f"not {trainer.method.name!r}")
+    params = jax.tree.map(lambda a: a[0], trainer.params(state))
+    posterior = jax.device_get(methods.layer_posteriors(trainer.built, params))
+    mean_w = _leaves_of(trainer.posterior_mean_weights(state), trainer.layers)
+    kept0 = jax.tree.map(lambda m: np.asarray(m)[0], jax.device_get(state.masks))
+    if not all(np.all(m) for leaves in kept0.values() for m in leaves.values()):
+        raise ValueError(f"{state_path}: the posterior is already pruned; give an unpruned one (Flat-FF)")
+    keys = trainer.eval_keys(0)
+    num_samples = int(trainer.settings["num_eval_samples"])
+    rows, cache = [], {}
+    for score in scores:
+        ranking = keep_scores(posterior, mean_w, score)
+        for fraction in fractions:
+            masks = prune_masks(ranking, float(fraction), frozen=(trainer.head,))
+            key = (float(fraction) if float(fraction) == 0.0 else (score, float(fraction)))
+            if key not in cache:
+                batched = jax.tree.map(lambda m: jnp.asarray(m)[None], masks)
+                pruned_state = state._replace(masks=batched)
+                probs = trainer.predictive_probs(pruned_state, keys, num_samples)[0]
+                m = bmetrics.evaluate_probs(probs, trainer.y_test)
+                m["pruned_fraction"] = trainer.pruned_fraction(pruned_state)[0]
+                cache[key] = m
+            m = cache[key]
+            rows.append(dict(dataset=head["dataset"], arch=head["arch"], seed=int(head["seeds"][0]), score=score,
+                             fraction=float(fraction), pruned_fraction=m["pruned_fraction"], acc=m["acc"],
+                             nll=m["nll"], ece=m["ece"]))
+    return pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
+
+
+# ------------------------------------------------------------------------------------------------------ figure
+def _method_style(name: str):
+    """Label and colour of a method from the method registry, else from the figures' tables, else the name."""
+    from . import plots
+
+    label = getattr(methods.METHODS.get(name), "label", None) or plots.METHOD_LABELS.get(name, name)
+    color = getattr(methods.METHODS.get(name), "color", None) or plots.METHOD_COLORS.get(name)
+    return label, color
+
+
+def _final_points(metrics: pd.DataFrame, dataset: str, arch: str, method: str) -> pd.DataFrame:
+    sel = metrics[(metrics.dataset == dataset) & (metrics.arch == arch) & (metrics.method == method)]
+    if sel.empty:
+        return sel
+    return sel[sel.epoch == sel.epoch.max()]
+
+
+def plot_sparsity_accuracy(curves: pd.DataFrame, metrics: pd.DataFrame | None = None,
+                           retrained: Sequence[str] | None = None) -> Figure:
+    """ACC and NLL against the pruned fraction: the pruned-without-retraining curves of every score, per data set
+    (two rows each: ACC, NLL) and architecture (columns), with the retrained methods' final epochs as markers.
+
+    Args:
+      curves: rows of :func:`sparsity_curve` for any number of data sets, architectures and seeds (lines: mean over
+        seeds; band: min..max when there are several).
+      metrics: the tidy metrics table; its final epoch of each method in ``retrained`` is drawn as a marker
+        (mean over seeds, error bars min..max).
+      retrained: methods to overlay (default: ``bmr_ss`` and the pruning baselines, those present in ``metrics``).
+    """
+    from . import plots
+
+    if curves.empty:
+        raise ValueError("no sparsity curves to draw")
+    datasets = plots._ordered(curves.dataset, list(plots.DATASET_LABELS))
+    archs = plots._ordered(curves.arch, list(plots.ARCH_LABELS))
+    if retrained is None:
+        retrained = list(SCORE_METHODS.values())
+    present = set(metrics.method) if metrics is not None else set()
+    retrained = [m for m in retrained if m in present]
+    fig = Figure(figsize=(max(6.0, 3.2 * len(archs) + 0.6), 2.6 * 2 * len(datasets) + 0.6), layout="constrained")
+    axes = fig.subplots(2 * len(datasets), len(archs), squeeze=False, sharex=True)
+    for di, dataset in enumerate(datasets):
+        for ai, arch in enumerate(archs):
+            sel = curves[(curves.dataset == dataset) & (curves.arch == arch)]
+            for ri, metric in enumerate(("acc", "nll")):
+                ax = axes[2 * di + ri, ai]
+                for score in [s for s in SCORES if s in set(sel.score)]:
+                    g = sel[sel.score == score].groupby("fraction")
+                    x = g.pruned_fraction.mean()
+                    y = g[metric]
+                    color = _method_style(SCORE_METHODS[score])[1] or _FALLBACK_COLORS[score]
+                    ax.plot(x.values, y.mean().values, "-o", ms=3, lw=1.4, color=color,
+                            label=f"{SCORE_LABELS[score]}, not retrained")
+                    if sel.seed.nunique() > 1:
+                        ax.fill_between(x.values, y.min().values, y.max().values, color=color, alpha=0.15, lw=0)
+                for method in retrained:
+                    pts = _final_points(metrics, dataset, arch, method)
+                    if pts.empty:
+                        continue
+                    label, color = _method_style(method)
+                    xm, ym = pts.pruned_fraction.mean(), pts[metric].mean()
+                    err = ([[ym - pts[metric].min()], [pts[metric].max() - ym]] if len(pts) > 1 else None)
+                    ax.errorbar([xm], [ym], yerr=err, fmt="*", ms=11, mec="black", mew=0.6,
+                                color=color or "black", label=f"{label}, retrained", zorder=5)
+                ax.set_xlim(-0.02, 1.02)
+                ax.grid(alpha=0.3)
+                if di == 0 and ri == 0:
+                    ax.set_title(plots._label(plots.ARCH_LABELS, arch))
+                if ai == 0:
+                    ax.set_ylabel(f"{plots._label(plots.DATASET_LABELS, dataset)}\n{metric.upper()}")
+                if 2 * di + ri == 2 * len(datasets) - 1:
+                    ax.set_xlabel("pruned fraction")
+    handles = {}
+    for ax in axes.ravel():
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(l, h)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=2 if len(archs) < 3 else 3,
+               fontsize="small", frameon=False)
+    return fig
