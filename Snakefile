@@ -23,6 +23,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/sparsity.smk"
 
 
 # Light rules run on the submitting host even under a cluster executor (--profile profiles/slurm).
@@ -35,6 +36,7 @@ localrules:
     plot_pruned_fraction,
     plot_posterior_cdf,
     plot_first_layer,
+    plot_sparsity_accuracy,
 
 
 rule all:

@@ -347,6 +347,8 @@ def figures():
         names.append("fig2")
     if posterior_figure_archs():
         names += ["fig3", "fig4"]
+    if "flat_ff" in METHODS:  # pruned without retraining: the final Flat-FF posteriors (sparsity.smk)
+        names.append("sparsity_accuracy")
     return sorted(names)
 
 

@@ -1,0 +1,74 @@
+# Beyond the paper: the sparsity-accuracy figure. The final Flat-FF posterior of each (dataset, architecture, seed)
+# is pruned by three scores at about ten fractions and evaluated without retraining (no training: a few
+# evaluations per job); the figure overlays the final epochs of BMR-S&S and of the pruning baselines.
+
+#: Fractions of the non-output weights removed for the curves.
+SPARSITY_FRACTIONS = [0.0, 0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99]
+
+
+def sparsity_curve_files():
+    return expand(
+        "results/sparsity/{dataset}/{arch}/seed{seed}.csv",
+        dataset=DATASETS,
+        arch=ARCHS,
+        seed=SEEDS,
+    )
+
+
+rule sparsity_curve:
+    input:
+        data=get_data,
+        posterior=lambda wildcards: final_posterior(wildcards.dataset, wildcards.arch, "flat_ff", wildcards.seed),
+    output:
+        curve="results/sparsity/{dataset}/{arch}/seed{seed}.csv",
+    log:
+        "logs/sparsity_curve/{dataset}/{arch}/seed{seed}.log",
+    benchmark:
+        "benchmarks/sparsity_curve/{dataset}/{arch}/seed{seed}.tsv"
+    conda:
+        ENV
+    threads: config["resources"]["threads"]
+    resources:
+        gpu=config["resources"]["gpu"],
+        runtime=lambda wildcards, attempt: config["resources"]["overhead_minutes"] * 3 * attempt,
+        mem_mb=train_mem_mb,
+    params:
+        library=LIBRARY_DIGEST,
+        fractions=SPARSITY_FRACTIONS,
+        settings={
+            "num_eval_samples": config["evaluation"]["num_samples"],
+            "test_subset": config["evaluation"]["test_subset"],
+            "eval_batch_size": config["evaluation"]["eval_batch_size"],
+        },
+    script:
+        "../scripts/sparsity_curve.py"
+
+
+rule plot_sparsity_accuracy:
+    input:
+        curves=sparsity_curve_files(),
+        metrics="results/metrics/metrics.csv",
+    output:
+        pdf=report(
+            "results/figures/sparsity_accuracy.pdf",
+            caption="../report/sparsity_accuracy.rst",
+            category="Figures",
+            subcategory="Sparsity",
+            labels={"figure": "sparsity_accuracy", "format": "PDF"},
+        ),
+        png=report(
+            "results/figures/sparsity_accuracy.png",
+            caption="../report/sparsity_accuracy.rst",
+            category="Figures",
+            subcategory="Sparsity",
+            labels={"figure": "sparsity_accuracy", "format": "PNG"},
+        ),
+    log:
+        "logs/plot_sparsity_accuracy.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/plot_sparsity_accuracy.py"

@@ -1,0 +1,15 @@
+"""Snakemake script of rule plot_sparsity_accuracy: ACC and NLL against the pruned fraction, pruned without
+retraining (three scores) and retrained (BMR-S&S and the pruning baselines)."""
+
+import sys
+
+sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+import pandas as pd
+
+from bmrsparse.plots import save_figure
+from bmrsparse.sparsity import plot_sparsity_accuracy
+
+curves = pd.concat([pd.read_csv(path) for path in snakemake.input.curves], ignore_index=True)
+metrics = pd.read_csv(snakemake.input.metrics)
+save_figure(plot_sparsity_accuracy(curves, metrics), snakemake.output.pdf, snakemake.output.png)

@@ -1,0 +1,25 @@
+"""Snakemake script of rule sparsity_curve: prune the final Flat-FF posterior by each score, evaluate, no training."""
+
+import os
+import sys
+
+log = open(snakemake.log[0], "w", buffering=1)
+os.dup2(log.fileno(), 1)
+os.dup2(log.fileno(), 2)
+sys.stdout = sys.stderr = log
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+if snakemake.config.get("jax_cache_dir"):
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.abspath(snakemake.config["jax_cache_dir"]))
+
+import time
+
+from bmrsparse.io import atomic_write_text
+from bmrsparse.sparsity import sparsity_curve
+
+t0 = time.perf_counter()
+curve = sparsity_curve(snakemake.input.posterior, snakemake.input.data, fractions=snakemake.params.fractions,
+                       settings=snakemake.params.settings)
+print(curve.to_string(index=False), flush=True)
+print(f"{len(curve)} rows in {time.perf_counter() - t0:.1f} s", flush=True)
+atomic_write_text(snakemake.output.curve, curve.to_csv(index=False))
