@@ -43,7 +43,7 @@ def expected_count(arch, dataset):
         block = _norm(d) + _dense(s, 512) + _dense(512, s) + _norm(d) + _dense(d, 512) + _dense(512, d)
         return _conv(4, c, d) + 6 * block + _norm(d) + _dense(d, k)
     block = _norm(d) + _dense(d, 3 * d) + _dense(d, d) + _norm(d) + _dense(d, 512) + _dense(512, d)
-    return _conv(4, c, d) + s * d + 6 * block + _norm(d) + _dense(d, k)
+    return _conv(4, c, d) + d + (s + 1) * d + 6 * block + _norm(d) + _dense(d, k)  # class token, positions
 
 
 def full_shapes(arch, dataset):
@@ -81,7 +81,8 @@ def test_layer_conventions_full_size(arch, dataset):
         elif kind == "norm":
             assert set(leaf) == {"scale", "bias"}, path
         else:
-            assert arch == "vit" and path == "embed_pos" and leaf["embedding"].shape == (1, 64, 256)
+            assert arch == "vit" and path == "embed_pos" and set(leaf) == {"cls_token", "embedding"}
+            assert leaf["cls_token"].shape == (1, 1, 256) and leaf["embedding"].shape == (1, 65, 256)
     first_kernel = layers[0][2]["kernel"].shape
     if arch == "lenet":
         assert first_kernel == (5, 5, input_shape(arch, dataset)[-1], 6 if dataset == "fashion_mnist" else 18)
@@ -163,3 +164,67 @@ def test_input_shape_and_errors():
     net = make_net("mixer", "cifar10", patch_size=5, **SMALL["mixer"])
     with pytest.raises(ValueError, match="not divisible by the patch size 5"):
         net.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+
+
+def test_vit_predicts_from_the_class_token():
+    net, variables, x = small_init("vit", "cifar10")
+    params = variables["params"]
+    assert params["embed_pos"]["cls_token"].shape == (1, 1, 8)
+    assert params["embed_pos"]["embedding"].shape == (1, 64 + 1, 8)
+    moved = jax.tree.map(lambda a: a, params)
+    moved["embed_pos"]["cls_token"] = params["embed_pos"]["cls_token"] + 1.0
+    assert not np.allclose(net.apply({"params": moved}, x), net.apply(variables, x))
+    # The head reads the class token (the first token after the final LayerNorm), not the mean over tokens.
+    captured = net.apply(variables, x, capture_intermediates=lambda mdl, _: mdl.name == "encoder_norm")
+    tokens = captured[1]["intermediates"]["encoder_norm"]["__call__"][0]  # [B, 1 + S, D]
+    head = params["head"]
+    np.testing.assert_allclose(net.apply(variables, x), tokens[:, 0] @ head["kernel"] + head["bias"], rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_tiered_prior_gives_rows_of_every_layer_their_own_scales():
+    """Tiered-FF: dense/conv output units, LayerNorm features and embedding rows (tokens) get their own local
+    scales, as in the authors' code; the output layer only a global one."""
+    from numpyro import handlers
+
+    from bmrsparse.methods import _layers, tiered
+
+    _, variables, _ = small_init("vit", "cifar10")
+    layers = _layers.find_layers(variables["params"])
+    by_name = {layer.name: layer for layer in layers}
+    sites = {s.name: s for s in tiered.sites(layers)}
+    d, s = 8, 64  # embedding dimension, patches (32x32 images, 4x4 patches)
+    expected_rows = 0
+    for layer in layers:
+        if layer.is_head:
+            continue
+        if layer.kind in ("dense", "conv"):
+            expected_rows += int(np.prod(layer.rows))
+        elif layer.kind == "norm":
+            expected_rows += d
+        else:
+            assert layer.name == "embed_pos"
+            expected_rows += 1 + (s + 1)  # class token + positions: one row per token
+    assert sites["tau_a"].shape == (expected_rows,) and sites["tau_b"].shape == (expected_rows,)
+
+    rng = np.random.default_rng(0)
+    values = {"w_hat": jnp.ones(_layers.Layout(layers).size)}  # w = gamma * w_hat: the weights are the prior scales
+    for name in ("c_inv_sqr", "v_a", "v_b", "tau_a", "tau_b"):
+        values[name] = jnp.asarray(rng.uniform(0.5, 2.0, sites[name].shape), jnp.float32)
+    with handlers.seed(rng_seed=0), handlers.substitute(data=values):
+        params = tiered.weights(layers)
+    norm = params["encoder_0"]["attention"]["norm"]
+    np.testing.assert_allclose(norm["scale"], norm["bias"])  # a feature's scale and shift share its scale
+    assert len(np.unique(np.round(np.asarray(norm["scale"]), 6))) == d  # each feature its own
+    emb = params["embed_pos"]
+    for leaf in ("cls_token", "embedding"):
+        value = np.asarray(emb[leaf])
+        np.testing.assert_allclose(value, np.broadcast_to(value[..., :1], value.shape))  # shared along D
+    tokens = np.concatenate([np.asarray(emb["cls_token"])[0, :, 0], np.asarray(emb["embedding"])[0, :, 0]])
+    assert len(np.unique(np.round(tokens, 6))) == 1 + s + 1  # each token its own
+    kernel = np.asarray(params["embed"]["kernel"])  # conv: one scale per output channel
+    np.testing.assert_allclose(kernel, np.broadcast_to(kernel[:1, :1, :1, :], kernel.shape))
+    np.testing.assert_allclose(params["embed"]["bias"], kernel[0, 0, 0])
+    head = np.asarray(params["head"]["kernel"])
+    assert np.unique(np.round(head, 6)).size == 1  # the output layer: one global scale
+    assert by_name["head"].is_head

@@ -11,12 +11,19 @@ import jax.numpy as jnp
 from bmrsparse.nets._common import check_patch_grid, indexed_names
 
 
-class _PositionEmbedding(nn.Module):
-    """Adds a learned position embedding, param ``embedding`` of shape [1, S, D] (no kernel/bias: not a layer)."""
+class _TokenEmbedding(nn.Module):
+    """Prepends a learned class token and adds a learned position embedding (as the authors' code).
+
+    Params ``cls_token`` [1, 1, D] and ``embedding`` [1, S + 1, D] (one position per patch and one for the class
+    token); no kernel/bias: not a dense layer. In the authors' code both are rows of one parameter matrix.
+    """
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        embedding = self.param("embedding", nn.initializers.normal(stddev=0.02), (1,) + x.shape[1:])
+        d = x.shape[-1]
+        cls_token = self.param("cls_token", nn.initializers.normal(stddev=0.02), (1, 1, d))
+        embedding = self.param("embedding", nn.initializers.normal(stddev=0.02), (1, x.shape[1] + 1, d))
+        x = jnp.concatenate([jnp.broadcast_to(cls_token, (x.shape[0], 1, d)).astype(x.dtype), x], axis=1)
         return x + embedding
 
 
@@ -73,10 +80,11 @@ class _EncoderBlock(nn.Module):
 
 class ViT(nn.Module):
     """Patch embedding ``embed`` (Conv, kernel = stride = ``patch_size``, ``embed_dim`` features), learned
-    position embedding ``embed_pos``, ``num_blocks`` pre-norm encoder blocks ``encoder_k``, final LayerNorm
-    ``encoder_norm``, global average pooling over tokens, Dense ``head``.
+    class token and position embedding ``embed_pos``, ``num_blocks`` pre-norm encoder blocks ``encoder_k``,
+    final LayerNorm ``encoder_norm``, Dense ``head`` on the class token.
 
-    No class token is prepended: the classifier reads the mean over all tokens (global average pooling).
+    As in the authors' code (bmr4pml, after DINO's ViT), a learned class token is prepended to the patch tokens
+    and the classifier reads its final representation (not the mean over tokens).
     Dropout (``dropout_rate``, rng ``'dropout'``, only with ``train=True``) acts on the input of the second
     Dense layer of every MLP branch and on the input of ``head``.
     """
@@ -95,10 +103,10 @@ class ViT(nn.Module):
         p = (self.patch_size, self.patch_size)
         x = nn.Conv(self.embed_dim, p, strides=p, padding="VALID", name="embed")(x)
         x = x.reshape((x.shape[0], -1, x.shape[-1]))  # [B, S, D]
-        x = _PositionEmbedding(name="embed_pos")(x)
+        x = _TokenEmbedding(name="embed_pos")(x)  # [B, 1 + S, D]: class token first
         for name in indexed_names("encoder", self.num_blocks):
             x = _EncoderBlock(self.num_heads, self.mlp_dim, self.dropout_rate, name=name)(x, train=train)
         x = nn.LayerNorm(name="encoder_norm")(x)
-        x = jnp.mean(x, axis=1)
+        x = x[:, 0]  # the class token
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
         return nn.Dense(self.num_classes, name="head")(x)
