@@ -1,12 +1,14 @@
 # Configuration, validated against workflow/schemas/config.schema.yaml, and the input functions of the rules.
 
-import copy
 import math
+import os
+import tempfile
 from itertools import product
 
 import jsonschema
 import yaml
 from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
 
 # The method registry: every module of bmrsparse.methods and every entry point of the group "bmrsparse.methods".
 from bmrsparse.methods import METHODS as METHOD_INFO, fill_schema
@@ -111,27 +113,23 @@ def _describe(error):
     return f"{where}: {error.message}"
 
 
-def _fill_defaults(instance, schema, root):
-    schema = _resolve(schema, root)
-    for key, sub in schema.get("properties", {}).items():
-        sub = _resolve(sub, root)
-        if key not in instance and "default" in sub:
-            instance[key] = copy.deepcopy(sub["default"])
-        if isinstance(instance.get(key), dict):
-            _fill_defaults(instance[key], sub, root)
-
-
 def validate_config(cfg, schema_path, label="workflow/schemas/config.schema.yaml"):
-    """Coerce command-line strings, check `cfg` against the schema (naming every bad key), fill in defaults."""
+    """Coerce command-line strings (by hand), then `snakemake.utils.validate`: it checks `cfg` against the schema,
+    fills in the defaults and honours a module's `skip_validation`. A failure names every bad key."""
     with open(schema_path) as handle:
         schema = fill_schema(yaml.safe_load(handle))  # the method enum and learning rates from the registry
     cfg.update(_coerce(dict(cfg), schema, schema))
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(cfg), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
-    if errors:
-        lines = "\n".join(f"  - {_describe(e)}" for e in errors)
-        raise WorkflowError(f"Invalid configuration (see {label}):\n{lines}")
-    _fill_defaults(cfg, schema, schema)
+    with tempfile.TemporaryDirectory() as folder:  # validate() reads a schema file: the registry-filled one
+        filled = os.path.join(folder, os.path.basename(schema_path))
+        with open(filled, "w") as handle:
+            yaml.safe_dump(schema, handle, sort_keys=False)
+        try:
+            validate(cfg, filled, set_default=True)
+        except WorkflowError:
+            validator = jsonschema.Draft202012Validator(schema)
+            errors = sorted(validator.iter_errors(cfg), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+            lines = "\n".join(f"  - {_describe(e)}" for e in errors)
+            raise WorkflowError(f"Invalid configuration (see {label}):\n{lines}") from None
 
 
 validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
