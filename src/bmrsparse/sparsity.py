@@ -221,7 +221,8 @@ def plot_sparsity_accuracy(curves: pd.DataFrame, metrics: pd.DataFrame | None = 
         seeds; band: min..max when there are several).
       metrics: the tidy metrics table; its final epoch of each method in ``retrained`` is drawn as a marker
         (mean over seeds, error bars min..max).
-      retrained: methods to overlay (default: ``bmr_ss`` and the pruning baselines, those present in ``metrics``).
+      retrained: methods to overlay (default: those in ``metrics`` that prune: ``bmr_ss``, the pruning baselines
+        and any registered method whose declaration says it prunes).
     """
     from . import plots
 
@@ -229,9 +230,10 @@ def plot_sparsity_accuracy(curves: pd.DataFrame, metrics: pd.DataFrame | None = 
         raise ValueError("no sparsity curves to draw")
     datasets = plots._ordered(curves.dataset, list(plots.DATASET_LABELS))
     archs = plots._ordered(curves.arch, list(plots.ARCH_LABELS))
-    if retrained is None:
-        retrained = list(SCORE_METHODS.values())
     present = set(metrics.method) if metrics is not None else set()
+    if retrained is None:  # the methods that prune: BMR-S&S, the baselines, any registered later
+        retrained = [m for m in plots._ordered(present, list(SCORE_METHODS.values()))
+                     if m in SCORE_METHODS.values() or getattr(methods.METHODS.get(m), "prunes", False)]
     retrained = [m for m in retrained if m in present]
     fig = Figure(figsize=(max(6.0, 3.2 * len(archs) + 0.6), 2.6 * 2 * len(datasets) + 0.6), layout="constrained")
     axes = fig.subplots(2 * len(datasets), len(archs), squeeze=False, sharex=True)
