@@ -14,7 +14,7 @@ from bmrsparse.experiment import resolve_settings, run_stage
 from bmrsparse.io import atomic_savez
 from bmrsparse.train import Trainer
 
-BASELINES = ["magnitude_ss"]
+BASELINES = ["magnitude_ss", "snr_ss"]
 TINY = {"mlp": {"width": 16, "depth": 2}}
 
 
@@ -117,10 +117,10 @@ def test_magnitude_ranks_by_the_posterior_mean_weight():
         assert (~keep).any() and ew[~keep].max() <= ew[keep].min()
 
 
-@pytest.mark.parametrize("name", BASELINES)
-def test_run_stage_matches_bmr_ss_per_layer_counts_from_its_state_file(name, tiny_data, tmp_path):
-    """Warm-up -> BMR-S&S epochs 1, 2 -> the baseline's epochs 1, 2, each reading BMR-S&S's state of that epoch."""
-    settings = {"batch_size": 32, "net": TINY, "init_radius": 0.5, "num_eval_samples": 2, "chunk_size": 10}
+def test_run_stage_matches_bmr_ss_per_layer_counts_from_its_state_file(tiny_data, tmp_path):
+    """Warm-up -> BMR-S&S epochs 1, 2 -> each baseline's epochs 1, 2, reading BMR-S&S's state of that epoch."""
+    settings = {"batch_size": 32, "net": TINY, "init_radius": 0.5, "num_eval_samples": 2, "chunk_size": 10,
+                "test_subset": 32, "eval_batch_size": 32}
     common = dict(data_path=tiny_data, dataset="fashion_mnist", arch="mlp", seed=[0, 1], settings=settings,
                   progress=False)
 
@@ -129,27 +129,29 @@ def test_run_stage_matches_bmr_ss_per_layer_counts_from_its_state_file(name, tin
 
     warm, warm_csv = paths("warm")
     run_stage(method="flat_ff", schedule=[30], first_epoch=0, out_state=warm, out_metrics=warm_csv, **common)
-    previous = {"bmr_ss": warm, name: warm}
+    previous = dict.fromkeys(["bmr_ss", *BASELINES], warm)
     for epoch in (1, 2):
         bmr, bmr_csv = paths(f"bmr{epoch}")
         run_stage(method="bmr_ss", schedule=[10], first_epoch=epoch, init_state=previous["bmr_ss"], out_state=bmr,
                   out_metrics=bmr_csv, **common)
-        base, base_csv = paths(f"{name}{epoch}")
-        df = run_stage(method=name, schedule=[10], first_epoch=epoch, init_state=previous[name],
-                       reference_state=bmr, out_state=base, out_metrics=base_csv, **common)
-        previous = {"bmr_ss": bmr, name: base}
-        for seed in (0, 1):
-            theirs = _masks(bmr[seed])
-            ours = _masks(base[seed])
-            assert sum((~m).sum() for m in theirs.values()) > 0, "BMR-S&S pruned nothing: the test would be empty"
-            assert set(ours) == set(theirs)
-            for layer in ours:
-                assert (~ours[layer]).sum() == (~theirs[layer]).sum(), (epoch, seed, layer)
-            assert ours["head"].all()
+        previous["bmr_ss"] = bmr
         bmr_rows = [row for path in bmr_csv for row in _csv(path)]
-        assert list(df["pruned_fraction"]) == pytest.approx([r["pruned_fraction"] for r in bmr_rows])
+        for name in BASELINES:
+            base, base_csv = paths(f"{name}{epoch}")
+            df = run_stage(method=name, schedule=[10], first_epoch=epoch, init_state=previous[name],
+                           reference_state=bmr, out_state=base, out_metrics=base_csv, **common)
+            previous[name] = base
+            for seed in (0, 1):
+                theirs = _masks(bmr[seed])
+                ours = _masks(base[seed])
+                assert sum((~m).sum() for m in theirs.values()) > 0, "BMR-S&S pruned nothing: the test is empty"
+                assert set(ours) == set(theirs)
+                for layer in ours:
+                    assert (~ours[layer]).sum() == (~theirs[layer]).sum(), (name, epoch, seed, layer)
+                assert ours["head"].all()
+            assert list(df["pruned_fraction"]) == pytest.approx([r["pruned_fraction"] for r in bmr_rows])
     with pytest.raises(ValueError, match="reference_state"):
-        run_stage(method=name, schedule=[10], first_epoch=1, init_state=warm, out_state=paths("x")[0],
+        run_stage(method=BASELINES[0], schedule=[10], first_epoch=1, init_state=warm, out_state=paths("x")[0],
                   out_metrics=paths("x")[1], **common)
 
 
