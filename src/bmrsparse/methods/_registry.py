@@ -189,10 +189,10 @@ def _from_object(obj, origin: str) -> Method:
     return method
 
 
-def discover(package_path, package_name: str) -> None:
-    """Register the methods of the modules in ``package_path``, then those of the entry-point group."""
+def discover(package_path, package_name: str, skip=()) -> None:
+    """Register the methods of the modules in ``package_path`` (but ``skip``), then those of the entry-point group."""
     for info in pkgutil.iter_modules(package_path):
-        if info.name.startswith("_"):
+        if info.name.startswith("_") or info.name in skip:
             continue
         module = importlib.import_module(f"{package_name}.{info.name}")
         if hasattr(module, "METHOD"):
