@@ -145,3 +145,57 @@ def test_test_workflow_on_slurm_requests_gpus_and_matches_local_run(local_slurm,
         on_slurm[["dataset", "arch", "method", "epoch", "step"]], local[["dataset", "arch", "method", "epoch", "step"]]
     )
     pd.testing.assert_frame_equal(on_slurm[COMPARED_COLUMNS], local[COMPARED_COLUMNS], rtol=1e-5, atol=1e-6)
+
+
+
+#: Merged over config/test.yaml for the retry test: one MLP warm-up. Runtime = ceil(overhead_minutes +
+#: safety_factor * steps * ms_per_step / 60000) * attempt; the step estimate is ~0 here, so attempt k asks SLURM
+#: for k minutes (1 + steps * 1e-20 / 60000 rounds to exactly 1.0). The number of steps is chosen from a calibration
+#: run so that the warm-up needs about
+#: TARGET_SECONDS: over the first attempt's minute (SLURM checks limits every 30 s and kills some seconds later),
+#: well under the 2 minutes of the second attempt once it resumes from the checkpoint.
+RETRY_OVERRIDE = """\
+archs: [mlp]
+methods: [flat_ff]
+schedule: {{warmup_steps: {steps}}}
+training:
+  checkpoint_every: 1000
+  chunk_size: 500
+resources:
+  overhead_minutes: 1
+  safety_factor: 1.0
+  ms_per_step:
+    gpu: {{mlp: 1.0e-20}}
+    cpu: {{mlp: 1.0e-20}}
+"""
+RETRY_TARGET = "results/warmup/fashion_mnist/mlp/seed0/metrics.csv"
+CALIBRATION_STEPS = 4000
+TARGET_SECONDS = 110
+
+
+def test_timed_out_job_is_retried_with_more_time_and_resumes_bit_identical(local_slurm, tmp_path):
+    calibration = copy_workflow(tmp_path / "calibration", RETRY_OVERRIDE.format(steps=CALIBRATION_STEPS))
+    _snakemake(calibration, "--cores", "1", "--", RETRY_TARGET)
+    steps_per_s = float(pd.read_csv(calibration / RETRY_TARGET)["steps_per_s"].iloc[0])
+    steps = max(20000, int(steps_per_s * TARGET_SECONDS) // 1000 * 1000)
+    override = RETRY_OVERRIDE.format(steps=steps)
+
+    slurm_dir = copy_workflow(tmp_path / "slurm", override)
+    out = _snakemake(slurm_dir, "--profile", "profiles/slurm", *LOCAL_CLUSTER_ARGS, "--", RETRY_TARGET,
+                     timeout=1500)
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", out)
+    states = [(job["JobState"], job["TimeLimit"]) for job in map(_scontrol_job, submitted)]
+    # attempt 1: 1 minute, killed by SLURM at its limit; the next attempt asks for 2 (then 3) minutes and completes
+    assert states[0] == ("TIMEOUT", "00:01:00"), (steps, states)
+    assert states[-1][0] == "COMPLETED", (steps, states)
+    assert [limit for _, limit in states] == [f"00:0{k}:00" for k in range(1, len(states) + 1)], states
+    log = (slurm_dir / "logs/train_warmup/fashion_mnist/mlp/seed0.log").read_text()
+    assert "resuming from" in log, log[-3000:]
+
+    local_dir = copy_workflow(tmp_path / "local", override)
+    _snakemake(local_dir, "--cores", "1", "--", RETRY_TARGET, timeout=1500)
+    compared = ["epoch", "step", "acc", "ece", "nll", "pruned_fraction"]
+    retried = pd.read_csv(slurm_dir / RETRY_TARGET)[compared]
+    uninterrupted = pd.read_csv(local_dir / RETRY_TARGET)[compared]
+    assert retried["step"].tolist() == [steps]
+    pd.testing.assert_frame_equal(retried, uninterrupted, check_exact=True)
