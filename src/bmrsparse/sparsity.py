@@ -57,6 +57,8 @@ SCORES = ("bmr", "magnitude", "snr")
 SCORE_LABELS = {"bmr": r"BMR $\Delta F(\lambda{=}0)$", "magnitude": r"$|E[w]|$", "snr": r"SNR $|\mu|/\sigma$"}
 SCORE_METHODS = {"bmr": "bmr_ss", "magnitude": "magnitude_ss", "snr": "snr_ss"}
 _FALLBACK_COLORS = {"bmr": "#2ca02c", "magnitude": "#9467bd", "snr": "#d62728"}
+#: Markers of the retrained methods' end points (they sit at about the same sparsity: matched baselines).
+_MARKERS = ("*", "D", "s", "^", "v", "P", "X")
 #: Fractions of the non-output weights removed (about ten, denser where the curves bend).
 FRACTIONS = (0.0, 0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
 #: Columns of a curve table: one row per seed, score and fraction.
@@ -251,14 +253,15 @@ def plot_sparsity_accuracy(curves: pd.DataFrame, metrics: pd.DataFrame | None = 
                             label=f"{SCORE_LABELS[score]}, not retrained")
                     if sel.seed.nunique() > 1:
                         ax.fill_between(x.values, y.min().values, y.max().values, color=color, alpha=0.15, lw=0)
-                for method in retrained:
+                for index, method in enumerate(retrained):
                     pts = _final_points(metrics, dataset, arch, method)
                     if pts.empty:
                         continue
                     label, color = _method_style(method)
                     xm, ym = pts.pruned_fraction.mean(), pts[metric].mean()
                     err = ([[ym - pts[metric].min()], [pts[metric].max() - ym]] if len(pts) > 1 else None)
-                    ax.errorbar([xm], [ym], yerr=err, fmt="*", ms=11, mec="black", mew=0.6,
+                    marker = _MARKERS[index % len(_MARKERS)]
+                    ax.errorbar([xm], [ym], yerr=err, fmt=marker, ms=11 if marker == "*" else 7, mec="black", mew=0.6,
                                 color=color or "black", label=f"{label}, retrained", zorder=5)
                 ax.set_xlim(-0.02, 1.02)
                 ax.grid(alpha=0.3)
