@@ -6,15 +6,6 @@
 SPARSITY_FRACTIONS = [0.0, 0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99]
 
 
-def sparsity_curve_files():
-    return expand(
-        "results/sparsity/{dataset}/{arch}/seed{seed}.csv",
-        dataset=DATASETS,
-        arch=ARCHS,
-        seed=SEEDS,
-    )
-
-
 rule sparsity_curve:
     input:
         data=get_data,
@@ -46,7 +37,7 @@ rule sparsity_curve:
 
 rule plot_sparsity_accuracy:
     input:
-        curves=sparsity_curve_files(),
+        curves=expand("results/sparsity/{dataset}/{arch}/seed{seed}.csv", dataset=DATASETS, arch=ARCHS, seed=SEEDS),
         metrics="results/metrics/metrics.csv",
     output:
         pdf=report(
