@@ -176,7 +176,9 @@ def test_test_profile_runs_end_to_end(tmp_path, monkeypatch):
     final = pd.read_csv(project / "results" / "tables" / "final_metrics.csv")
     assert len(final) == len(config["archs"]) * len(config["methods"])
     claims = pd.read_csv(project / "results" / "tables" / "paper_claims.csv")
-    assert set(claims["claim_id"]) == {1, 2, 3, 4}
+    assert set(claims["claim_id"]) == {1, 2, 3, 4, 5}  # 5: beyond the paper (pruning baselines)
+    assert set(claims.loc[claims["claim_id"] == 4, "seeds"]) == {"timed alone"}  # rule time_steps
+    assert claims["settings"].str.contains("config/test.yaml").all()
     assert set(claims["verdict"]) <= {"holds", "does not hold", "not applicable"}
     assert (project / "results" / "tables" / "paper_claims.md").read_text().startswith("# ")
 
