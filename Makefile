@@ -1,6 +1,7 @@
 # make reproduce   : set up .venv (first time), run the default profile, build the report (results/report.html)
 # make test        : set up .venv (first time), run the test suite
 # make dryrun-paper: show the jobs of the paper's full grid without running them
+# make unlock      : remove the lock a killed Snakemake left (refuses while one runs in this folder)
 #
 # Set-up is redone only when pyproject.toml changes (stamp file .venv/.installed).
 
@@ -12,7 +13,7 @@ PROFILE ?= profiles/local
 CONFIG ?= config/config.yaml
 REPORT ?= results/report.html
 
-.PHONY: reproduce test dryrun-paper report setup clean-results
+.PHONY: reproduce test dryrun-paper report setup clean-results unlock
 
 setup: $(STAMP)
 
@@ -21,12 +22,19 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install -e '.[test]'
 	touch $@
 
+# A lock left by a killed Snakemake is removed first (tools/unlock_stale.py: only if no Snakemake on this machine
+# works in this folder), so rerunning `make reproduce` after a kill resumes from the checkpoints.
 reproduce: $(STAMP)
+	$(VENV)/bin/python tools/unlock_stale.py .
 	$(SNAKEMAKE) --profile $(PROFILE) --configfile $(CONFIG)
 	$(MAKE) report
 
 report: $(STAMP)
+	$(VENV)/bin/python tools/unlock_stale.py .
 	$(SNAKEMAKE) --profile $(PROFILE) --configfile $(CONFIG) --report $(REPORT)
+
+unlock: $(STAMP)
+	$(VENV)/bin/python tools/unlock_stale.py .
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -q
