@@ -128,6 +128,8 @@ def validate_config(cfg, schema_path, label="workflow/schemas/config.schema.yaml
         except WorkflowError:
             validator = jsonschema.Draft202012Validator(schema)
             errors = sorted(validator.iter_errors(cfg), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+            if not errors:  # not a validation error (e.g. an unreadable schema): Snakemake's own message
+                raise
             lines = "\n".join(f"  - {_describe(e)}" for e in errors)
             raise WorkflowError(f"Invalid configuration (see {label}):\n{lines}") from None
 
