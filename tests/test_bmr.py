@@ -185,11 +185,11 @@ def test_fixed_point_matches_eq22(shape):
 
     if len(shape) == 1:  # in float64 the agreement is to round-off
         with jax.enable_x64(True):
-            q64, keep64 = spike_and_slab(mu, sigma)
+            q64, keep64 = spike_and_slab(mu, sigma, keep="q")
         np.testing.assert_allclose(np.asarray(q64), q_ref, rtol=1e-10, atol=1e-12)
         np.testing.assert_array_equal(np.asarray(keep64), keep_ref)
 
-    q, keep = spike_and_slab(mu, sigma)  # default float32
+    q, keep = spike_and_slab(mu, sigma, keep="q")  # default float32
     assert q.shape == shape and keep.shape == shape and keep.dtype == bool
     np.testing.assert_allclose(np.asarray(q), q_ref, atol=1e-5)
     decided = np.abs(q_ref - 0.5) > 1e-4  # away from the threshold float32 cannot flip a decision
@@ -201,12 +201,12 @@ def test_fixed_point_matches_eq22(shape):
 def test_fixed_point_accepts_numpy_and_jax_inputs():
     rng = np.random.default_rng(3)
     mu, sigma = _random_layer(rng, (60,))
-    q_np, keep_np = spike_and_slab(mu.astype(np.float32), sigma.astype(np.float32))
-    q_jax, keep_jax = spike_and_slab(jnp.asarray(mu, jnp.float32), jnp.asarray(sigma, jnp.float32))
+    q_np, keep_np = spike_and_slab(mu.astype(np.float32), sigma.astype(np.float32), keep="q")
+    q_jax, keep_jax = spike_and_slab(jnp.asarray(mu, jnp.float32), jnp.asarray(sigma, jnp.float32), keep="q")
     np.testing.assert_array_equal(np.asarray(q_np), np.asarray(q_jax))
     np.testing.assert_array_equal(np.asarray(keep_np), np.asarray(keep_jax))
     # float64 numpy input (downcast by JAX in its default mode) agrees with the float64 reference
-    q64in, _ = spike_and_slab(mu, sigma)
+    q64in, _ = spike_and_slab(mu, sigma, keep="q")
     np.testing.assert_allclose(np.asarray(q64in), _reference_fixed_point(mu, sigma), atol=1e-5)
 
 
@@ -221,7 +221,7 @@ def test_fixed_point_respects_alpha0_beta0_iters(alpha0, beta0, iters):
     # the setting matters for this layer, so a library that ignored it would fail below
     assert np.max(np.abs(q_ref - q_default)) > 1e-3
     with jax.enable_x64(True):
-        q, keep = spike_and_slab(mu, sigma, alpha0=alpha0, beta0=beta0, iters=iters)
+        q, keep = spike_and_slab(mu, sigma, alpha0=alpha0, beta0=beta0, iters=iters, keep="q")
     np.testing.assert_allclose(np.asarray(q), q_ref, rtol=1e-10, atol=1e-12)
     np.testing.assert_array_equal(np.asarray(keep), q_ref >= 0.5)
 
@@ -233,7 +233,7 @@ def test_uninformative_weight_is_pruned_informative_kept_in_a_mostly_prunable_la
     # after one iteration, lower after more) and it is pruned, while the N(3, 0.1²) weight is kept whatever ζ is.
     mu = np.concatenate([np.zeros(58), [0.0, 3.0]])
     sigma = np.concatenate([np.full(58, 0.1), [1.0, 0.1]])
-    q, keep = spike_and_slab(mu, sigma)
+    q, keep = spike_and_slab(mu, sigma, keep="q")
     keep = np.asarray(keep)
     assert not keep[:58].any()
     assert not keep[58], "posterior N(0, 1) should be pruned in a layer where most weights are prunable (ζ < 0)"
@@ -248,7 +248,7 @@ def test_uninformative_weight_is_kept_in_a_layer_of_informative_weights():
     rng = np.random.default_rng(5)
     mu = np.concatenate([rng.choice([-3.0, 3.0], size=59), [0.0]])
     sigma = np.concatenate([np.full(59, 0.1), [1.0]])
-    q, keep = spike_and_slab(mu, sigma)
+    q, keep = spike_and_slab(mu, sigma, keep="q")
     assert np.asarray(keep).all()
     assert float(q[-1]) > 0.9
     np.testing.assert_allclose(np.asarray(q), _reference_fixed_point(mu, sigma), atol=1e-5)
@@ -271,7 +271,7 @@ def _network(rng):
 def test_layers_structure_and_each_layer_is_one_group():
     rng = np.random.default_rng(6)
     posterior, masks = _network(rng)
-    new_masks, q = spike_and_slab_layers(posterior, masks, frozen=("head",))
+    new_masks, q = spike_and_slab_layers(posterior, masks, frozen=("head",), keep="q")
     assert set(new_masks) == set(posterior) == set(q)
     for layer, leaves in posterior.items():
         assert set(new_masks[layer]) == set(leaves) == set(q[layer])
@@ -296,9 +296,9 @@ def test_frozen_layer_is_never_pruned():
     posterior, masks = _network(rng)
     # make the head entirely prunable: N(0, 0.1²) everywhere
     posterior["head"] = {leaf: (np.zeros_like(mu), np.full_like(s, 0.1)) for leaf, (mu, s) in posterior["head"].items()}
-    unfrozen, _ = spike_and_slab_layers(posterior, masks)
+    unfrozen, _ = spike_and_slab_layers(posterior, masks, keep="q")
     assert not any(np.asarray(m).all() for m in unfrozen["head"].values())  # it would be pruned if not frozen
-    frozen, q = spike_and_slab_layers(posterior, masks, frozen=("head",))
+    frozen, q = spike_and_slab_layers(posterior, masks, frozen=("head",), keep="q")
     for leaf in ("kernel", "bias"):
         assert np.asarray(frozen["head"][leaf]).all()
         assert np.asarray(q["head"][leaf]).shape == posterior["head"][leaf][0].shape
@@ -320,7 +320,7 @@ def test_masks_accumulate_and_pruned_weights_count_as_pruned():
     old_bias = np.array([True, True, False, True])
     masks["dense0"] = {"kernel": old_kernel, "bias": old_bias}
 
-    new_masks, q = spike_and_slab_layers(posterior, masks, frozen=("head",))
+    new_masks, q = spike_and_slab_layers(posterior, masks, frozen=("head",), keep="q")
     # the posterior alone would keep every weight of dense0 (q >= 1/2) ...
     assert np.all(np.asarray(q["dense0"]["kernel"]) >= 0.5) and np.all(np.asarray(q["dense0"]["bias"]) >= 0.5)
     # ... but a weight pruned before stays pruned, however informative its posterior now is; the rest are kept
@@ -328,7 +328,7 @@ def test_masks_accumulate_and_pruned_weights_count_as_pruned():
     np.testing.assert_array_equal(np.asarray(new_masks["dense0"]["bias"]), old_bias)
 
     # a second prune step never revives a weight: new masks are a subset of the old ones in every layer
-    again, _ = spike_and_slab_layers(posterior, new_masks, frozen=("head",))
+    again, _ = spike_and_slab_layers(posterior, new_masks, frozen=("head",), keep="q")
     for layer in posterior:
         for leaf in posterior[layer]:
             old, new = np.asarray(new_masks[layer][leaf]), np.asarray(again[layer][leaf])
@@ -344,8 +344,124 @@ def test_pruned_weights_enter_zeta_with_their_posterior():
     prior_mask = rng.uniform(size=20) < 0.7
     mu = np.where(prior_mask, mu, np.where(np.arange(20) % 2 == 0, 0.0, mu))
     sigma = np.where(prior_mask, sigma, np.where(np.arange(20) % 2 == 0, 1.0, sigma))
-    new_masks, q = spike_and_slab_layers({"l": {"kernel": (mu, sigma)}}, {"l": {"kernel": prior_mask}})
+    new_masks, q = spike_and_slab_layers({"l": {"kernel": (mu, sigma)}}, {"l": {"kernel": prior_mask}}, keep="q")
     q_ref = _reference_fixed_point(mu, sigma)
     np.testing.assert_allclose(np.asarray(q["l"]["kernel"]), q_ref, atol=1e-5)
     decided = np.abs(q_ref - 0.5) > 1e-4
     np.testing.assert_array_equal(np.asarray(new_masks["l"]["kernel"])[decided], (prior_mask & (q_ref >= 0.5))[decided])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Keep rules: the authors' code tests ΔF(λ=0) <= ζ after its k_max-th update of (α, β), i.e. q^{k_max+1} >= 1/2
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _authors_keep(mu, sigma, alpha0=1.0, beta0=1.0, iters=4):
+    """The authors' loop written out: ζ⁰ from (α₀, β₀); k_max times q = σ(ζ - ΔF), update α, β, ζ; keep ΔF <= ζ."""
+    mu, sigma = np.asarray(mu, np.float64).ravel(), np.asarray(sigma, np.float64).ravel()
+    df0 = -0.5 * (np.log(sigma**2) + mu**2 / sigma**2)
+    zeta = digamma(alpha0) - digamma(beta0)
+    for _ in range(iters):
+        with np.errstate(over="ignore"):
+            q = 1.0 / (1.0 + np.exp(-(zeta - df0)))
+        zeta = digamma(np.sum(q) + alpha0) - digamma(np.sum(1.0 - q) + beta0)
+    return df0 <= zeta
+
+
+def _slow_layer(rng, n=200):
+    """A layer whose ΔF(λ=0) straddle 0 (μ = 0, σ from e^-1.5 to e^1.5): ζ moves for many iterations."""
+    return np.zeros(n), np.exp(rng.uniform(-1.5, 1.5, size=n))
+
+
+@pytest.mark.parametrize("iters", [1, 4, 5])
+def test_zeta_rule_is_the_authors_and_one_iteration_past_q(iters):
+    mu, sigma = _slow_layer(np.random.default_rng(10))
+    with jax.enable_x64(True):
+        q_zeta, keep_zeta = spike_and_slab(mu, sigma, iters=iters, keep="zeta")
+        _, keep_default = spike_and_slab(mu, sigma, iters=iters)
+        _, keep_q = spike_and_slab(mu, sigma, iters=iters, keep="q")
+    np.testing.assert_array_equal(np.asarray(keep_zeta), _authors_keep(mu, sigma, iters=iters))
+    np.testing.assert_array_equal(np.asarray(keep_default), np.asarray(keep_zeta))  # the default is the authors'
+    # the returned q is q^{k_max+1} of eq. (22) ...
+    np.testing.assert_allclose(np.asarray(q_zeta), _reference_fixed_point(mu, sigma, iters=iters + 1), rtol=1e-10)
+    # ... and the two rules really differ on this layer: "q" tests one iteration earlier
+    np.testing.assert_array_equal(np.asarray(keep_q), _reference_fixed_point(mu, sigma, iters=iters) >= 0.5)
+    assert np.asarray(keep_q).sum() != np.asarray(keep_zeta).sum()
+
+
+def test_keep_rule_reaches_spike_and_slab_layers_and_bad_rule_raises():
+    mu, sigma = _slow_layer(np.random.default_rng(10))
+    post = {"a": {"kernel": (mu[:190].reshape(19, 10), sigma[:190].reshape(19, 10)), "bias": (mu[190:], sigma[190:])}}
+    masks = {"a": {"kernel": np.ones((19, 10), bool), "bias": np.ones(10, bool)}}
+    ref = {"zeta": _authors_keep(mu, sigma), "q": _reference_fixed_point(mu, sigma) >= 0.5}
+    assert (ref["zeta"] != ref["q"]).any()
+    for rule in ("zeta", "q"):
+        new, _ = spike_and_slab_layers(post, masks, keep=rule)
+        got = np.concatenate([np.asarray(new["a"]["kernel"]).ravel(), np.asarray(new["a"]["bias"])])
+        np.testing.assert_array_equal(got, ref[rule])
+    with pytest.raises(ValueError, match="keep rule"):
+        spike_and_slab(mu, sigma, keep="paper")
+    with pytest.raises(ValueError, match="keep rule"):
+        spike_and_slab_layers(post, masks, keep="")
+
+
+def test_first_prune_fraction_against_k_max():
+    from bmrsparse.bmr import first_prune_fraction
+
+    rng = np.random.default_rng(12)
+    layers = {name: _slow_layer(rng, n=80) for name in ("a", "b")}
+    post = {name: {"kernel": ml} for name, ml in layers.items()}
+    post["head"] = {"kernel": (np.zeros(8), np.full(8, 0.01))}  # all prunable, but frozen
+    got = first_prune_fraction(post, frozen=("head",), iters=(1, 4, 5, None))
+    for k in (1, 4, 5):
+        pruned = sum(int((_reference_fixed_point(*layers[n], iters=k) < 0.5).sum()) for n in layers)
+        assert got[k] == pytest.approx(pruned / 160)
+    # converged: one more iteration changes nothing
+    conv = sum(int((_reference_fixed_point(*layers[n], iters=400) < 0.5).sum()) for n in layers)
+    assert got["converged"] == pytest.approx(conv / 160)
+    assert got[1] != got[5]  # the fraction depends on k_max on this posterior
+    # "zeta" at k_max is "q" at k_max + 1
+    assert first_prune_fraction(post, frozen=("head",), iters=(4,), keep="zeta")[4] == pytest.approx(got[5])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The training settings bmr_keep and elbo reach the trainer (tiny network, a few steps)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_keep_setting_reaches_the_prune_step_and_elbo_setting_the_svi(fmnist_small, tmp_path, monkeypatch):
+    from numpyro.infer import TraceGraph_ELBO, TraceMeanField_ELBO
+
+    from bmrsparse import bmr as bmr_module
+    from bmrsparse.data import load_prepared
+    from bmrsparse.experiment import resolve_settings
+    from bmrsparse.train import Trainer
+
+    from conftest import TINY_NETS
+
+    ds = load_prepared(fmnist_small)
+    base = {"net": TINY_NETS, "chunk_size": 10, "init_radius": 0.5}
+    seen = []
+    real = bmr_module.spike_and_slab_layers
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("keep"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bmr_module, "spike_and_slab_layers", spy)
+    for rule, elbo, loss_type in (("zeta", "trace_graph", TraceGraph_ELBO), ("q", "mean_field", TraceMeanField_ELBO)):
+        tr = Trainer(arch="mlp", method="bmr_ss", dataset=ds, seeds=[0, 1],
+                     settings=resolve_settings({**base, "bmr_keep": rule, "elbo": elbo}))
+        assert type(tr.svi.loss) is loss_type
+        state, _ = tr.train(tr.init(), 20, chunk_size=10, progress=False)  # the vmapped two-seed path
+        assert np.isfinite(np.asarray(tr.params(state)["w_hat.loc"])).all()
+        assert len(tr.pruned_fraction(tr.prune(state))) == 2
+    assert seen == ["zeta", "q"]
+    # MAP keeps TraceMeanField_ELBO whatever the setting (as the authors' code)
+    tr = Trainer(arch="mlp", method="flat_map", dataset=ds, seeds=[0],
+                 settings=resolve_settings({**base, "elbo": "trace_graph"}))
+    assert type(tr.svi.loss) is TraceMeanField_ELBO
+    with pytest.raises(ValueError, match="bmr_keep"):
+        resolve_settings({"bmr_keep": "last"})
+    with pytest.raises(ValueError, match="elbo"):
+        resolve_settings({"elbo": "trace"})

@@ -5,6 +5,19 @@ Public API (works on numpy or JAX arrays, elementwise):
 - :func:`delta_f` -- the change in variational free energy :math:`\Delta F(\theta)` of eq. (19) when a weight's
   prior :math:`\mathcal{N}(0, 1)` is replaced by the reduced prior :math:`\mathcal{N}(0, \theta^2)`.
 - :func:`spike_and_slab` -- the Beta-Bernoulli fixed point of eq. (22) and the pruning rule of eq. (23) for one layer.
+- :func:`first_prune_fraction` -- the fraction a prune step removes as a function of :math:`k_{max}` (sensitivity).
+
+Keep rules (``keep``): the fixed point is stopped after :math:`k_{max}` iterations, and two readings of the rule differ
+by one iteration:
+
+- ``"zeta"`` (default, the authors' code): a weight stays when :math:`\Delta F(\lambda=0) \le \zeta^{k_{max}}`, with
+  :math:`\zeta` computed after the :math:`k_{max}`-th update of :math:`(\alpha, \beta)`; that is
+  :math:`q^{k_{max}+1} \ge \tfrac12`.
+- ``"q"`` (eq. 23 read literally): a weight stays when :math:`q^{k_{max}} \ge \tfrac12`, i.e.
+  :math:`\Delta F(\lambda=0) \le \zeta^{k_{max}-1}`.
+
+The fixed point is far from converged after four iterations, so the two differ a lot (see
+:func:`first_prune_fraction`).
 
 Sign convention (the paper's): :math:`\Delta F > 0` means the reduced model has the larger evidence, i.e. it is the
 better explanation of the data.
@@ -20,7 +33,10 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import digamma
 
-__all__ = ["delta_f", "delta_f_zero", "spike_and_slab", "spike_and_slab_layers"]
+__all__ = ["KEEP_RULES", "delta_f", "delta_f_zero", "spike_and_slab", "spike_and_slab_layers", "first_prune_fraction"]
+
+#: Keep rules of a prune step (see the module docstring).
+KEEP_RULES = ("zeta", "q")
 
 
 def delta_f(mu, sigma, theta):
@@ -76,7 +92,21 @@ def _fixed_point(df0, alpha0, beta0, iters):
     return q, alpha, beta
 
 
-def spike_and_slab(mu, sigma, alpha0: float = 1.0, beta0: float = 1.0, iters: int = 4):
+def _check_keep(keep):
+    if keep not in KEEP_RULES:
+        raise ValueError(f"keep rule must be one of {KEEP_RULES}, got {keep!r}")
+
+
+def _keep_q(df0, alpha0, beta0, iters, keep):
+    """Keep-probabilities whose ``>= 1/2`` is the keep rule ``keep`` (``q^{k_max+1}`` for ``"zeta"``)."""
+    _check_keep(keep)
+    q, alpha, beta = _fixed_point(df0, alpha0, beta0, iters)
+    if keep == "zeta":
+        q = jax.nn.sigmoid(digamma(alpha) - digamma(beta) - df0)
+    return q
+
+
+def spike_and_slab(mu, sigma, alpha0: float = 1.0, beta0: float = 1.0, iters: int = 4, keep: str = "zeta"):
     r"""Posterior keep-probabilities of a spike-and-slab prior over one layer (eqs. 22-23).
 
     Let :math:`\alpha_0, \beta_0` denote ``alpha0``, ``beta0`` (the Beta prior over the layer's inclusion rate
@@ -90,7 +120,8 @@ def spike_and_slab(mu, sigma, alpha0: float = 1.0, beta0: float = 1.0, iters: in
         \alpha^{k+1} = \textstyle\sum_{ij} q_{ij}^{k+1} + \alpha_0, \quad
         \beta^{k+1} = \textstyle\sum_{ij} (1 - q_{ij}^{k+1}) + \beta_0 .
 
-    A weight is kept when :math:`q \ge 1/2` (eq. 23), i.e. when :math:`\Delta F(\lambda=0) \le \zeta`. Because
+    A weight is kept when :math:`q \ge 1/2` (eq. 23), i.e. when :math:`\Delta F(\lambda=0) \le \zeta`, with
+    :math:`\zeta = \zeta^{k_{max}}` (``keep="zeta"``, the authors' code) or :math:`\zeta^{k_{max}-1}` (``keep="q"``). Because
     :math:`\zeta` is shared by the layer, a weight whose posterior equals its prior (:math:`\Delta F = 0`) is pruned
     in a layer where most weights are prunable (:math:`\zeta < 0`) and kept where most are kept.
 
@@ -100,22 +131,24 @@ def spike_and_slab(mu, sigma, alpha0: float = 1.0, beta0: float = 1.0, iters: in
       alpha0: :math:`\alpha_0` (default 1, the paper's).
       beta0: :math:`\beta_0` (default 1).
       iters: :math:`k_{max}`, number of fixed-point iterations (default 4, the paper's).
+      keep: ``"zeta"`` or ``"q"``, the keep rule (see the module docstring).
 
     Returns:
-      ``(q, keep)``: ``q`` the keep-probabilities (same shape as ``mu``), ``keep = q >= 1/2`` (bool).
+      ``(q, keep)``: ``q`` the keep-probabilities (same shape as ``mu``): :math:`q^{k_{max}+1}` for
+      ``keep="zeta"``, :math:`q^{k_{max}}` for ``keep="q"``; and the mask ``q >= 1/2`` (bool).
     """
     df0 = delta_f_zero(mu, sigma)
-    q, _, _ = _fixed_point(df0, float(alpha0), float(beta0), int(iters))
+    q = _keep_q(df0, float(alpha0), float(beta0), int(iters), keep)
     return q, q >= 0.5
 
 
-def spike_and_slab_layers(posterior, masks, *, alpha0=1.0, beta0=1.0, iters=4, frozen=()):
+def spike_and_slab_layers(posterior, masks, *, alpha0=1.0, beta0=1.0, iters=4, keep="zeta", frozen=()):
     r"""One BMR-S&S prune step over a whole network (eqs. 19-23), masks accumulating.
 
     Args:
       posterior: ``{layer: {leaf: (mu, sigma)}}`` posterior means and standard deviations of :math:`\hat w`.
       masks: ``{layer: {leaf: bool array}}`` current keep-masks (``True`` = still in the model).
-      alpha0, beta0, iters: as in :func:`spike_and_slab`.
+      alpha0, beta0, iters, keep: as in :func:`spike_and_slab`.
       frozen: layer names that are never pruned (the output layer).
 
     Returns:
@@ -125,6 +158,7 @@ def spike_and_slab_layers(posterior, masks, *, alpha0=1.0, beta0=1.0, iters=4, f
       relaxes back towards the prior :math:`\mathcal{N}(0, 1)` (:math:`\Delta F \to 0`), so it neither pushes
       :math:`\zeta` down (which would prune ever more in a ratchet) nor comes back (masks accumulate).
     """
+    _check_keep(keep)
     new_masks, qs = {}, {}
     for layer, leaves in posterior.items():
         if layer in frozen:
@@ -134,7 +168,7 @@ def spike_and_slab_layers(posterior, masks, *, alpha0=1.0, beta0=1.0, iters=4, f
         names = list(leaves)
         sizes = [jnp.size(leaves[k][0]) for k in names]
         df0 = jnp.concatenate([jnp.ravel(delta_f_zero(*leaves[k])) for k in names])
-        q, _, _ = _fixed_point(df0, float(alpha0), float(beta0), int(iters))
+        q = _keep_q(df0, float(alpha0), float(beta0), int(iters), keep)
         offsets = [0]
         for n in sizes:
             offsets.append(offsets[-1] + int(n))
@@ -145,3 +179,54 @@ def spike_and_slab_layers(posterior, masks, *, alpha0=1.0, beta0=1.0, iters=4, f
             qs[layer][k] = qk
             new_masks[layer][k] = jnp.logical_and(jnp.asarray(masks[layer][k]), qk >= 0.5)
     return new_masks, qs
+
+
+def first_prune_fraction(posterior, frozen=(), *, iters=(1, 2, 4, 5, 8, 20, None), alpha0=1.0, beta0=1.0,
+                         keep="q", tol=1e-6, max_iters=10_000):
+    r"""Fraction of weights one prune step removes, as a function of the number of fixed-point iterations.
+
+    Args:
+      posterior: ``{layer: {leaf: (mu, sigma)}}`` as for :func:`spike_and_slab_layers`.
+      frozen: layer names left out (the output layer).
+      iters: the :math:`k_{max}` values; ``None`` means iterate until :math:`\zeta` of every layer moves by less
+        than ``tol`` (at most ``max_iters`` iterations).
+      keep: keep rule (with ``"q"``, :math:`k_{max}` is the index of the :math:`q` tested; ``"zeta"`` tests one
+        iteration further).
+
+    Returns:
+      ``{k: fraction}`` over all weights of the non-frozen layers (``"converged"`` for ``None``), each layer with
+      its own :math:`\zeta`.
+    """
+    _check_keep(keep)
+    dfs = []
+    for layer, leaves in posterior.items():
+        if layer in frozen:
+            continue
+        dfs.append(jnp.concatenate([jnp.ravel(delta_f_zero(*leaves[k])) for k in leaves]))
+    total = sum(int(d.size) for d in dfs)
+    out = {}
+    for k in iters:
+        pruned = 0
+        for df0 in dfs:
+            if k is None:
+                n = _converged_iters(df0, float(alpha0), float(beta0), tol, max_iters)
+            else:
+                n = int(k)
+            q = _keep_q(df0, float(alpha0), float(beta0), n, keep)
+            pruned += int(jnp.sum(q < 0.5))
+        out["converged" if k is None else int(k)] = pruned / total
+    return out
+
+
+def _converged_iters(df0, alpha0, beta0, tol, max_iters):
+    """Number of iterations after which ζ moves by less than ``tol``."""
+    alpha, beta = alpha0, beta0
+    zeta = float(digamma(alpha) - digamma(beta))
+    for k in range(1, max_iters + 1):
+        q = jax.nn.sigmoid(zeta - df0)
+        alpha, beta = float(jnp.sum(q)) + alpha0, float(jnp.sum(1.0 - q)) + beta0
+        new = float(digamma(alpha) - digamma(beta))
+        if abs(new - zeta) < tol:
+            return k
+        zeta = new
+    raise RuntimeError(f"the spike-and-slab fixed point did not converge in {max_iters} iterations")

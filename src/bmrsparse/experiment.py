@@ -56,6 +56,12 @@ DEFAULT_SETTINGS: dict = {
     "alpha0": 1.0,  # alpha_0 of the Beta prior over a layer's inclusion rate (eq. 22)
     "beta0": 1.0,  # beta_0
     "bmr_iters": 4,  # k_max fixed-point iterations (eq. 22)
+    # keep rule of a prune step: "zeta" keeps a weight when ΔF(λ=0) <= ζ after the k_max-th update of (α, β)
+    # (the authors' code, q^{k_max+1} >= 1/2); "q" when q^{k_max} >= 1/2 (eq. 23 read literally)
+    "bmr_keep": "zeta",
+    # ELBO estimator of the mean-field guides: "trace_graph" (NumPyro's TraceGraph_ELBO, Monte-Carlo KL, as the
+    # authors' code) or "mean_field" (TraceMeanField_ELBO, analytic KL where known); MAP always uses the latter
+    "elbo": "trace_graph",
     "init_radius": 2.0,  # guide locations start uniform in [-r, r] (the authors' r = 2)
     "init_scale": 0.1,  # guide scales start at this value (the authors')
     "dropout": 0.2,  # Flat-MAP dropout rate on dense layers (not in the Mixer)
@@ -88,6 +94,10 @@ def resolve_settings(settings: dict | None) -> dict:
     for key in ("batch_size", "chunk_size", "checkpoint_every", "num_eval_samples", "eval_batch_size", "bmr_iters"):
         if not (isinstance(out[key], int) and out[key] >= 1):
             raise ValueError(f"training.{key} must be an integer >= 1, got {out[key]!r}")
+    if out["bmr_keep"] not in ("zeta", "q"):
+        raise ValueError(f"training.bmr_keep must be 'zeta' or 'q', got {out['bmr_keep']!r}")
+    if out["elbo"] not in ("trace_graph", "mean_field"):
+        raise ValueError(f"training.elbo must be 'trace_graph' or 'mean_field', got {out['elbo']!r}")
     if out["test_subset"] is not None and not (isinstance(out["test_subset"], int) and out["test_subset"] >= 1):
         raise ValueError(f"training.test_subset must be null or an integer >= 1, got {out['test_subset']!r}")
     return out

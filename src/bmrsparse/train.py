@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from numpyro.infer import SVI, TraceMeanField_ELBO
+from numpyro.infer import SVI, TraceGraph_ELBO, TraceMeanField_ELBO
 
 from . import bmr, data as bdata, methods, metrics, nets
 from .io import atomic_path
@@ -112,7 +112,9 @@ class Trainer:
         )
         lr = float((settings.get("learning_rate") or {}).get(method, self.method.learning_rate))
         self.learning_rate = lr
-        self.svi = SVI(self.built.model, self.built.guide, optax.adabelief(lr), loss=TraceMeanField_ELBO())
+        # training.elbo: the mean-field guides' estimator; a point estimate (MAP) always uses TraceMeanField_ELBO
+        elbo = TraceGraph_ELBO if settings.get("elbo") == "trace_graph" and not self.method.point_estimate else None
+        self.svi = SVI(self.built.model, self.built.guide, optax.adabelief(lr), loss=(elbo or TraceMeanField_ELBO)())
 
         self.x_train = jnp.asarray(dataset.x_train)
         self.y_train = jnp.asarray(dataset.y_train, jnp.int32)
@@ -284,7 +286,8 @@ class Trainer:
             def spike_and_slab(params, masks):
                 post = methods.layer_posteriors(built, params)
                 new, _ = bmr.spike_and_slab_layers(
-                    post, masks, alpha0=s["alpha0"], beta0=s["beta0"], iters=int(s["bmr_iters"]), frozen=(head,)
+                    post, masks, alpha0=s["alpha0"], beta0=s["beta0"], iters=int(s["bmr_iters"]), frozen=(head,),
+                    keep=s.get("bmr_keep", "zeta"),
                 )
                 return new
 

@@ -387,7 +387,8 @@ def job_settings(method, arch):
         "eval_batch_size": evaluation["eval_batch_size"],
         "test_subset": evaluation["test_subset"],
     }
-    for key in ("gamma0", "tau0", "alpha0", "beta0", "bmr_iters", "init_radius", "init_scale", "dropout"):
+    for key in ("gamma0", "tau0", "alpha0", "beta0", "bmr_iters", "bmr_keep", "elbo", "init_radius", "init_scale",
+                "dropout"):
         value = training[key]
         if isinstance(value, dict):  # per method (init_radius)
             value = value.get(method)
