@@ -219,12 +219,14 @@ def test_vmap_seeds_groups_seed_jobs(project):
 def test_vmap_seeds_runs_and_writes_every_seed(tmp_path):
     project = copy_project(tmp_path / "project")
     run = snakemake(project, "--cores", "2", "--configfile", "config/test.yaml", "--config", "vmap_seeds=true",
-                    "seeds=[0,1]", "archs=[mlp]", "methods=[flat_ff,bmr_ss]", timeout=1800)
+                    "seeds=[0,1]", "archs=[mlp]", "methods=[flat_ff,bmr_ss,magnitude_ss]", timeout=1800)
     assert run.returncode == 0, failure_report(project, run)
     metrics = pd.read_csv(project / "results" / "metrics" / "metrics.csv")
     assert sorted(set(metrics.seed)) == [0, 1]
     per_seed = metrics.groupby("seed").size()
-    assert per_seed[0] == per_seed[1] == 2 * (load("test")["schedule"]["num_epochs"] + 1)
+    assert per_seed[0] == per_seed[1] == 3 * (load("test")["schedule"]["num_epochs"] + 1)
     for seed in (0, 1):
         assert (project / f"results/train/fashion_mnist/mlp/bmr_ss/seed{seed}/epoch2/posterior.npz").exists()
+        # the baseline's epoch jobs read BMR-S&S's state of the same epoch (one reference file per seed)
+        assert (project / f"results/train/fashion_mnist/mlp/magnitude_ss/seed{seed}/epoch2/posterior.npz").exists()
     assert list((project / "logs" / "train_warmup" / "fashion_mnist" / "mlp").glob("seeds0-1.log"))
