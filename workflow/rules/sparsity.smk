@@ -17,7 +17,7 @@ rule sparsity_curve:
     benchmark:
         "benchmarks/sparsity_curve/{dataset}/{arch}/seed{seed}.tsv"
     conda:
-        ENV
+        TRAIN_ENV
     threads: config["resources"]["threads"]
     resources:
         gpu=config["resources"]["gpu"],

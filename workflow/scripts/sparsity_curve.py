@@ -14,6 +14,12 @@ if snakemake.config.get("jax_cache_dir"):
 
 import time
 
+from bmrsparse.provenance import check_accelerator, device_description
+
+# As in the training jobs: a job the scheduler gave a GPU stops if JAX has none (no silent CPU fallback).
+check_accelerator(resources_gpu=int(getattr(snakemake.resources, "gpu", 0) or 0))
+print(f"device: {device_description()}", flush=True)
+
 from bmrsparse.io import atomic_write_text
 from bmrsparse.sparsity import sparsity_curve
 
