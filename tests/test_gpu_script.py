@@ -4,7 +4,8 @@
   as a config overlay; ``paper`` forces it; no bench rows -> the config's ms/step guesses;
 - the summary: the issue's targets judged from bench rows, rows of a cut architecture read back from the log;
 - measure.sh itself in its CPU smoke mode (bench + XLA dump parts, shrunken MLP, this venv, no wheels): it writes
-  env.txt, bench.csv, xla.txt and summary.txt with the expected rows.
+  env.txt, bench.csv, xla.txt and summary.txt with the expected rows. (The workflow part and the carried wheels
+  are checked by hand: tools/gpu/README.md, "CPU smoke run".)
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ def mlp_rows(ms):
 def test_plan_paper_schedule_when_it_fits(tmp_path):
     csv = bench_csv(tmp_path / "bench.csv", mlp_rows(0.5))
     overlay = tmp_path / "overlay.yaml"
-    # 7e5 steps x 0.5 ms = 350 s of GPU work + 6 chained jobs x 15 s + 40 s = 480 s
-    out = run_summary("plan", csv, ROOT / "config" / "paper.yaml", "auto", 480, "mlp", FOUR, overlay)
-    assert "needs about 480 s" in out and "it fits" in out
+    # 7e5 steps x 0.5 ms = 350 s of GPU work + 6 chained jobs x 20 s + 60 s = 530 s
+    out = run_summary("plan", csv, ROOT / "config" / "paper.yaml", "auto", 530, "mlp", FOUR, overlay)
+    assert "needs about 530 s" in out and "it fits" in out
     assert not overlay.exists()
 
 
@@ -54,8 +55,8 @@ def test_plan_scales_to_the_largest_factor_that_fits(tmp_path):
     csv = bench_csv(tmp_path / "bench.csv", mlp_rows(0.5))
     overlay = tmp_path / "overlay.yaml"
     overlay.write_text("stale: true\n")  # a leftover overlay must not survive a plan
-    # x0.25: 87.5 + 130 = 217.5 s > 200; x0.2: 70 + 130 = 200 s
-    out = run_summary("plan", csv, ROOT / "config" / "paper.yaml", "auto", 200, "mlp", FOUR, overlay)
+    # x0.25: 87.5 + 180 = 267.5 s > 260; x0.2: 70 + 180 = 250 s
+    out = run_summary("plan", csv, ROOT / "config" / "paper.yaml", "auto", 260, "mlp", FOUR, overlay)
     assert "SCALED schedule x0.2" in out
     assert yaml.safe_load(overlay.read_text()) == {
         "schedule": {"warmup_steps": 20000, "epoch_steps": 4000, "num_epochs": 5}}
@@ -89,19 +90,19 @@ def test_summary_judges_the_targets_and_reads_cut_rows_from_the_log(tmp_path):
     assert "no training job finished" in out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="bash and coreutils' timeout")
 def test_measure_smoke_bench_and_xla_parts(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "OUT": str(out), "MEASURE_MODE": "smoke", "PARTS": "bench xla", "BUDGET_S": "400",
-           "BENCH_BUDGET_S": "300", "BENCH_PLAN": "mlp:2:2:1", "METHODS": "flat_map flat_ff", "PY": sys.executable,
+           "BENCH_BUDGET_S": "300", "BENCH_PLAN": "mlp:2:2:1", "METHODS": "flat_ff", "PY": sys.executable,
            "WHEELS": str(tmp_path / "no-wheels"), "JAX_PLATFORMS": "cpu"}
     res = subprocess.run(["bash", str(MEASURE)], env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == ["bench.csv", "env.txt", "measure.log", "summary.txt", "xla.txt"]
     assert "jax.devices(): [CpuDevice" in (out / "env.txt").read_text()
     bench = pd.read_csv(out / "bench.csv")
-    assert sorted(zip(bench.method, bench.seeds)) == [("flat_ff", 1), ("flat_ff", 2), ("flat_map", 1),
-                                                      ("flat_map", 2)]
+    assert sorted(zip(bench.method, bench.seeds)) == [("flat_ff", 1), ("flat_ff", 2)]
     assert (bench.ms_per_step > 0).all() and (bench.arch == "mlp").all()
     xla = (out / "xla.txt").read_text()
     assert xla.count("work-launching ops per SVI step") == 2, xla

@@ -24,8 +24,8 @@ COMPILE_S = 10.0
 REFERENCE_H200_MS = {"flat_map": 0.27, "flat_ff": 0.38}  # authors' code, MLP 5x400, NVIDIA H200
 
 # Per job: Python start, imports, data load, compile, evaluation (seconds, for the estimate only).
-JOB_OVERHEAD_S = 15.0
-FIXED_OVERHEAD_S = 40.0  # prepare_dataset, metrics, tables, figures
+JOB_OVERHEAD_S = 20.0
+FIXED_OVERHEAD_S = 60.0  # prepare_dataset, sparsity curve, metrics, tables, figures
 FACTORS = (1.0, 0.5, 0.25, 0.2, 0.1, 0.05, 0.02, 0.01)
 
 _NOT_KERNELS = {"parameter", "get-tuple-element", "tuple", "constant", "bitcast", "after-all", "partition-id",
