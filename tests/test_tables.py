@@ -184,14 +184,15 @@ def test_paper_claims_not_applicable_without_the_methods():
 def test_describe_settings():
     config = {"seeds": [0, 1], "methods": ["flat_ff", "bmr_ss"], "schedule": {"warmup_steps": 100000, "epoch_steps": 20000, "num_epochs": 5},
               "training": {"batch_size": 128, "learning_rate": {"flat_map": 1e-3, "flat_ff": 1e-3, "bmr_ss": 1e-2},
-                           "elbo": "trace_graph",
-                           "bmr_iters": None},
+                           "elbo": "trace_graph", "bmr_iters": None, "bmr_keep": "zeta",
+                           "init_radius": {"flat_ff": 2.0, "bmr_ss": 2.0}},
               "evaluation": {"num_samples": 100, "test_subset": None}}
     text = describe_settings(config, ["config/paper.yaml", "config/authors-code.yaml"])
     assert text == ("config files config/paper.yaml, config/authors-code.yaml (later ones override); seeds 0, 1; "
                     "schedule: warm-up 100000 "
                     "steps, then 5 epochs of 20000 steps; batch size 128; AdaBelief learning rates flat_ff 0.001, "
-                    "bmr_ss 0.01; ELBO trace_graph; 100 predictive samples on all test images")
+                    "bmr_ss 0.01; ELBO trace_graph; BMR keep rule zeta; guide init radius flat_ff 2.0, bmr_ss 2.0; "
+                    "100 predictive samples on all test images")
 
 
 def test_markdown_and_write_table(tmp_path):

@@ -344,7 +344,8 @@ def paper_claims(
 
 def describe_settings(config: Mapping, configfiles: Sequence[str] = ()) -> str:
     """One line naming the settings that produced a run's tables: config files, seeds, schedule, batch size,
-    learning rates and (when the config has them) the ELBO estimator and BMR iterations."""
+    learning rates and (when the config sets them) the ELBO estimator, BMR iterations and keep rule and the guides'
+    initialisation."""
     parts = []
     if configfiles:
         parts.append("config files " + ", ".join(str(f) for f in configfiles) + " (later ones override)")
@@ -363,9 +364,13 @@ def describe_settings(config: Mapping, configfiles: Sequence[str] = ()) -> str:
         parts.append("AdaBelief learning rates " + ", ".join(f"{m} {r:g}" for m, r in rates.items() if m in grid))
     elif rates is not None:
         parts.append(f"AdaBelief learning rate {rates}")
-    for key, name in (("elbo", "ELBO"), ("bmr_iters", "BMR fixed-point iterations"), ("keep_rule", "keep rule")):
-        if training.get(key) is not None:
-            parts.append(f"{name} {training[key]}")
+    for key, name in (("elbo", "ELBO"), ("bmr_iters", "BMR fixed-point iterations"), ("bmr_keep", "BMR keep rule"),
+                      ("init_radius", "guide init radius"), ("init_scale", "guide init scale")):
+        value = training.get(key)
+        if isinstance(value, Mapping):
+            value = ", ".join(f"{m} {v}" for m, v in value.items()) or None
+        if value is not None:
+            parts.append(f"{name} {value}")
     evaluation = config.get("evaluation", {})
     if evaluation:
         subset = evaluation.get("test_subset") or "all"
