@@ -46,6 +46,8 @@ __all__ = [
     "plot_posterior_cdf",
     "plot_first_layer",
     "save_figure",
+    "CDF_RANGE",
+    "FIRST_LAYER_LIMITS",
 ]
 
 #: Method labels and colours: live views of the method registry (bmrsparse.methods), in its order.
