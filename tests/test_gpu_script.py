@@ -73,6 +73,14 @@ def test_plan_paper_forced_and_guesses_without_bench_rows(tmp_path):
     assert yaml.safe_load(overlay.read_text())["schedule"]["warmup_steps"] == 50000
 
 
+def test_plan_reads_the_rows_of_a_cut_bench_from_the_log(tmp_path):
+    (tmp_path / "measure.log").write_text("".join(
+        f"  gpu:test    mlp {m:>10} x1     0.50 ms/step   2000.0 steps/s  compile   2.00 s\n" for m in FOUR.split()))
+    out = run_summary("plan", tmp_path / "bench.csv", ROOT / "config" / "paper.yaml", "auto", 530, "mlp", FOUR,
+                      tmp_path / "overlay.yaml")
+    assert "guess" not in out and "needs about 530 s" in out and "it fits" in out
+
+
 def test_summary_judges_the_targets_and_reads_cut_rows_from_the_log(tmp_path):
     rows = mlp_rows(0.08)
     rows[2]["ms_per_step"] = 0.16  # tiered_ff: 2x MAP

@@ -15,7 +15,7 @@
 #   OUT=dir            output folder (the device call's $OUT; default tools/gpu/out)
 #   MEASURE_MODE=gpu   gpu: the paper sizes | smoke: shrunken networks, a few steps, config/test.yaml (CPU check)
 #   BUDGET_S=540       wall seconds for everything; parts are cut (timeout) to end inside it
-#   BENCH_BUDGET_S=240 wall seconds for part 2 (all architectures together)
+#   BENCH_BUDGET_S=270 wall seconds for part 2 (all architectures together)
 #   PARTS="bench xla workflow"   which of parts 2-4 to run
 #   WF_SCHEDULE=auto   auto | paper | a fraction such as 0.25 (of the config's warm-up and epoch steps)
 #   BENCH_PLAN="mlp:2000:8:3 ..."  arch:timed steps:seeds:time weight for part 2 (default below, per mode)
@@ -32,7 +32,7 @@ export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 MODE=${MEASURE_MODE:-gpu}
 OUT=${OUT:-$ROOT/tools/gpu/out}
 BUDGET_S=${BUDGET_S:-540}
-BENCH_BUDGET_S=${BENCH_BUDGET_S:-240}
+BENCH_BUDGET_S=${BENCH_BUDGET_S:-270}
 PARTS=${PARTS:-bench xla workflow}
 WF_SCHEDULE=${WF_SCHEDULE:-auto}
 WF_ARCHS=${WF_ARCHS:-mlp}
@@ -138,7 +138,7 @@ fi
 
 # ---- 3. XLA dump: kernels per step of the MLP's Flat-MAP and Flat-FF -----------------------------------------
 if has xla; then
-    s=$(( $(left) < 60 ? $(left) : 60 ))
+    s=$(( $(left) < 45 ? $(left) : 45 ))
     stamp "xla dump of the MLP steps, at most ${s}s"
     rm -rf "$TMP/xla"
     XLA_FLAGS="--xla_dump_to=$TMP/xla --xla_dump_hlo_as_text --xla_dump_hlo_module_re=.*chunk.*" \

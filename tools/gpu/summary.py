@@ -127,7 +127,6 @@ def cmd_xla(dump_dir: str) -> None:
 
 # ---------------------------------------------------------------------------------------------------------------
 def cmd_plan(bench_csv, config, schedule, avail_s, archs, methods, overlay) -> None:
-    import pandas as pd
     import yaml
 
     if os.path.exists(overlay):
@@ -138,7 +137,9 @@ def cmd_plan(bench_csv, config, schedule, avail_s, archs, methods, overlay) -> N
     # SVI steps each method's jobs run (config/paper.yaml's rules: a shared Flat-FF warm-up, Flat-FF and BMR-S&S
     # continue from it, Flat-MAP and Tiered-FF train from scratch over warm-up + epochs)
     steps = {"flat_ff": W + n * E, "bmr_ss": n * E, "flat_map": W + n * E, "tiered_ff": W + n * E}
-    rows = pd.read_csv(bench_csv) if os.path.exists(bench_csv) else None
+    # bench.csv, and the rows an architecture cut before writing its CSV printed into measure.log beside it
+    rows = bench_rows(os.path.dirname(os.path.abspath(bench_csv)), os.path.basename(bench_csv))
+    rows = None if rows.empty else rows
     gpu_s = 0.0
     for arch in archs.split():
         for m in methods:
@@ -177,11 +178,11 @@ def cmd_plan(bench_csv, config, schedule, avail_s, archs, methods, overlay) -> N
 
 
 # ---------------------------------------------------------------------------------------------------------------
-def bench_rows(out):
+def bench_rows(out, name="bench.csv"):
     """bench.csv, or the rows the bench printed in measure.log (an architecture cut before writing its CSV)."""
     import pandas as pd
 
-    csv = os.path.join(out, "bench.csv")
+    csv = os.path.join(out, name)
     df = pd.read_csv(csv) if os.path.exists(csv) else pd.DataFrame()
     log = os.path.join(out, "measure.log")
     printed = []
