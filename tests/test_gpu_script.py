@@ -94,7 +94,7 @@ def test_summary_judges_the_targets_and_reads_cut_rows_from_the_log(tmp_path):
     assert "mlp bmr_ss / MAP = 1.00 <= 1.5: met" in out
     assert "mlp flat_ff 8 seeds / one seed = 1.20 <= 1.5: met" in out
     assert "compile at most 12.50 s (mlp flat_ff x8) <= 10.0: MISSED" in out
-    assert "   vit   flat_map     1     1.500" in out and "from the log" in out
+    assert "   vit   flat_map     1     1.500" in out and "1.00 *" in out and "come from the log" in out
     assert "no training job finished" in out
 
 

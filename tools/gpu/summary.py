@@ -229,8 +229,9 @@ def cmd_summary(out, plan_txt=None) -> None:
             if (r.arch, r.method) in one.index and r.seeds > 1:
                 cost = f"{r.ms_per_step / one.loc[(r.arch, r.method), 'ms_per_step']:.2f}"
             prune = "" if pd.isna(r.prune_ms) else f"{r.prune_ms:.2f}"
+            mark = " *" if str(getattr(r, "source", "")) == "log" else ""
             print(f"{r.arch:>6} {r.method:>10} {r.seeds:>5} {r.ms_per_step:>9.3f} {r.compile_s:>9.2f} {prune:>9} "
-                  f"{cost:>10} {xmap:>6}")
+                  f"{cost:>10} {xmap:>6}{mark}")
         print("\ntargets (issue 13):")
 
         def verdict(ok):
@@ -253,7 +254,7 @@ def cmd_summary(out, plan_txt=None) -> None:
         print(f"  compile at most {worst.compile_s:.2f} s ({worst.arch} {worst.method} x{worst.seeds}) <= {COMPILE_S}: "
               f"{verdict(worst.compile_s <= COMPILE_S)}")
         if "source" in df and (df.source == "log").any():
-            print("  (rows marked from the log: that architecture's bench was cut before writing its CSV)")
+            print("  (rows marked * come from the log: that architecture's bench was cut before writing its CSV)")
     xla = os.path.join(out, "xla.txt")
     if os.path.exists(xla):
         print()
