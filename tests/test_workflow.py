@@ -197,10 +197,21 @@ def test_test_profile_runs_end_to_end(tmp_path, monkeypatch):
     digest = re.search(r"Library digest of this workflow: (\w+)\.",
                        (project / "results" / "tables" / "provenance.md").read_text()).group(1)
     assert len(provenance) == len(set(provenance.job)) > 0 and (provenance.library == digest).all()
-    # ... and a change to one library file plans the data preparation and every training job again.
+    # ... and a change to one library file plans the data preparation and every training job again, each for its
+    # own params (the digest), not only because the data it reads is planned again.
     library_file = project / "src" / "bmrsparse" / "bmr.py"
     library_file.write_text(library_file.read_text() + "\n# changed\n")
-    assert planned_jobs(project, "--configfile", "config/test.yaml") == expected_jobs(config)
+    changed = snakemake(project, "--configfile", "config/test.yaml", "--list-changes", "params")
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    trained = [p.relative_to(project).as_posix() for folder in ("warmup", "train")
+               for p in sorted((project / "results" / folder).rglob("*")) if p.name in ("metrics.csv", "posterior.npz")]
+    assert len(trained) == 2 * sum(n for rule, n in expected_jobs(config).items() if rule.startswith("train_"))
+    missing = set(trained + ["results/data/fashion_mnist.npz"]) - set(changed.stdout.split())
+    assert not missing, f"outputs whose params did not change with the library: {sorted(missing)}"
+    replanned, expected = planned_jobs(project, "--configfile", "config/test.yaml"), expected_jobs(config)
+    library_rules = ["prepare_dataset"] + [rule for rule in expected if rule.startswith("train_")]
+    assert len(library_rules) >= 4
+    assert {r: replanned.get(r) for r in library_rules} == {r: expected[r] for r in library_rules}
 
 
 def test_vmap_seeds_groups_seed_jobs(project):
