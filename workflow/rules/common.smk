@@ -13,7 +13,6 @@ from snakemake.utils import validate
 # The method registry: every module of bmrsparse.methods and every entry point of the group "bmrsparse.methods".
 from bmrsparse.methods import METHODS as METHOD_INFO, fill_schema
 
-
 ENV = "../../envs/bmrsparse.yaml"
 #: Training rules under --sdm conda: JAX's CUDA build when the config asks for GPUs (resources.gpu >= 1).
 GPU_ENV = "../../envs/bmrsparse-gpu.yaml"
@@ -136,6 +135,7 @@ def validate_config(cfg, schema_path, label="workflow/schemas/config.schema.yaml
 
 validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
+
 def _library_digest():
     """Digest of the library source (= bmrsparse.provenance.library_digest): a param of every rule whose output
     depends on library code, so a library change reruns them and misses the between-workflow cache.
@@ -186,6 +186,7 @@ def methods_regex(**declared):
     """Wildcard constraint: the trained methods whose declaration has these values (e.g. per_epoch=True)."""
     names = [m for m in RUN_METHODS if all(getattr(METHOD_INFO[m], k) == v for k, v in declared.items())]
     return "|".join(names) if names else "(?!)"  # (?!) matches nothing
+
 
 SEEDS = config["seeds"]
 VMAP_SEEDS = bool(config.get("vmap_seeds", False))
@@ -366,8 +367,9 @@ def final_targets():
 # ----------------------------------------------------------------------------------------------------------------
 
 #: Settings that only some methods read (their declared `settings`); a job receives only those of its own method.
-_METHOD_ONLY = {key: {m.name for m in METHOD_INFO.values() if key in m.settings}
-                for m in METHOD_INFO.values() for key in m.settings}
+_METHOD_ONLY = {
+    key: {m.name for m in METHOD_INFO.values() if key in m.settings} for m in METHOD_INFO.values() for key in m.settings
+}
 
 
 def job_settings(method, arch):
@@ -387,8 +389,18 @@ def job_settings(method, arch):
         "eval_batch_size": evaluation["eval_batch_size"],
         "test_subset": evaluation["test_subset"],
     }
-    for key in ("gamma0", "tau0", "alpha0", "beta0", "bmr_iters", "bmr_keep", "elbo", "init_radius", "init_scale",
-                "dropout"):
+    for key in (
+        "gamma0",
+        "tau0",
+        "alpha0",
+        "beta0",
+        "bmr_iters",
+        "bmr_keep",
+        "elbo",
+        "init_radius",
+        "init_scale",
+        "dropout",
+    ):
         value = training[key]
         if isinstance(value, dict):  # per method (init_radius)
             value = value.get(method)

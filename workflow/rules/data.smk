@@ -4,6 +4,14 @@
 rule prepare_dataset:
     output:
         data="results/data/{dataset}.npz",
+    log:
+        "logs/prepare_dataset/{dataset}.log",
+    cache: "omit-software"
+    conda:
+        ENV
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         # The cache key hashes params, not wildcards: name the data set here.
         dataset=lambda wildcards: wildcards.dataset,
@@ -11,13 +19,5 @@ rule prepare_dataset:
         library=LIBRARY_DIGEST,
         source_dir=config["data_dir"],
         download=config["download"],
-    log:
-        "logs/prepare_dataset/{dataset}.log",
-    cache: "omit-software"
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    conda:
-        ENV
     script:
         "../scripts/prepare_dataset.py"

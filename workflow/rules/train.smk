@@ -16,6 +16,17 @@ rule train_warmup:
     output:
         posterior=per_seed("results/warmup/{dataset}/{arch}/seed{seed}/posterior.npz"),
         metrics=per_seed("results/warmup/{dataset}/{arch}/seed{seed}/metrics.csv"),
+    log:
+        seed_tag("logs/train_warmup/{dataset}/{arch}/seed{seed}.log"),
+    # No benchmark: Snakemake refuses one on a cached rule; the metrics CSV holds seconds and steps/s.
+    cache: "omit-software"
+    conda:
+        TRAIN_ENV
+    threads: config["resources"]["threads"]
+    resources:
+        gpu=config["resources"]["gpu"],
+        runtime=train_runtime(WARMUP_STEPS),
+        mem_mb=train_mem_mb,
     params:
         # The cache key hashes params, not wildcards: name the job's wildcards here.
         dataset=lambda wildcards: wildcards.dataset,
@@ -27,17 +38,6 @@ rule train_warmup:
         schedule=[WARMUP_STEPS],
         first_epoch=0,
         settings=settings_of(WARMUP_METHOD),
-    log:
-        seed_tag("logs/train_warmup/{dataset}/{arch}/seed{seed}.log"),
-    # No benchmark: Snakemake refuses one on a cached rule; the metrics CSV holds seconds and steps/s.
-    cache: "omit-software"
-    threads: config["resources"]["threads"]
-    resources:
-        gpu=config["resources"]["gpu"],
-        runtime=train_runtime(WARMUP_STEPS),
-        mem_mb=train_mem_mb,
-    conda:
-        TRAIN_ENV
     script:
         "../scripts/train.py"
 
@@ -49,8 +49,19 @@ rule train_continue:
     output:
         posterior=per_seed("results/train/{dataset}/{arch}/{method}/seed{seed}/posterior.npz"),
         metrics=per_seed("results/train/{dataset}/{arch}/{method}/seed{seed}/metrics.csv"),
+    log:
+        seed_tag("logs/train_continue/{dataset}/{arch}/{method}/seed{seed}.log"),
+    benchmark:
+        seed_tag("benchmarks/train_continue/{dataset}/{arch}/{method}/seed{seed}.tsv")
     wildcard_constraints:
         method=methods_regex(start="warmup", per_epoch=False),
+    conda:
+        TRAIN_ENV
+    threads: config["resources"]["threads"]
+    resources:
+        gpu=config["resources"]["gpu"],
+        runtime=train_runtime(EPOCH_STEPS * NUM_EPOCHS),
+        mem_mb=train_mem_mb,
     params:
         seed=job_seeds,
         library=LIBRARY_DIGEST,
@@ -58,17 +69,6 @@ rule train_continue:
         schedule=[EPOCH_STEPS] * NUM_EPOCHS,
         first_epoch=1,
         settings=settings_of(),
-    log:
-        seed_tag("logs/train_continue/{dataset}/{arch}/{method}/seed{seed}.log"),
-    benchmark:
-        seed_tag("benchmarks/train_continue/{dataset}/{arch}/{method}/seed{seed}.tsv")
-    threads: config["resources"]["threads"]
-    resources:
-        gpu=config["resources"]["gpu"],
-        runtime=train_runtime(EPOCH_STEPS * NUM_EPOCHS),
-        mem_mb=train_mem_mb,
-    conda:
-        TRAIN_ENV
     script:
         "../scripts/train.py"
 
@@ -79,8 +79,19 @@ rule train_scratch:
     output:
         posterior=per_seed("results/train/{dataset}/{arch}/{method}/seed{seed}/posterior.npz"),
         metrics=per_seed("results/train/{dataset}/{arch}/{method}/seed{seed}/metrics.csv"),
+    log:
+        seed_tag("logs/train_scratch/{dataset}/{arch}/{method}/seed{seed}.log"),
+    benchmark:
+        seed_tag("benchmarks/train_scratch/{dataset}/{arch}/{method}/seed{seed}.tsv")
     wildcard_constraints:
         method=methods_regex(start="scratch", per_epoch=False),
+    conda:
+        TRAIN_ENV
+    threads: config["resources"]["threads"]
+    resources:
+        gpu=config["resources"]["gpu"],
+        runtime=train_runtime(WARMUP_STEPS + EPOCH_STEPS * NUM_EPOCHS),
+        mem_mb=train_mem_mb,
     params:
         seed=job_seeds,
         library=LIBRARY_DIGEST,
@@ -88,17 +99,6 @@ rule train_scratch:
         schedule=[WARMUP_STEPS] + [EPOCH_STEPS] * NUM_EPOCHS,
         first_epoch=0,
         settings=settings_of(),
-    log:
-        seed_tag("logs/train_scratch/{dataset}/{arch}/{method}/seed{seed}.log"),
-    benchmark:
-        seed_tag("benchmarks/train_scratch/{dataset}/{arch}/{method}/seed{seed}.tsv")
-    threads: config["resources"]["threads"]
-    resources:
-        gpu=config["resources"]["gpu"],
-        runtime=train_runtime(WARMUP_STEPS + EPOCH_STEPS * NUM_EPOCHS),
-        mem_mb=train_mem_mb,
-    conda:
-        TRAIN_ENV
     script:
         "../scripts/train.py"
 
@@ -111,8 +111,19 @@ rule train_epoch:
     output:
         posterior=per_seed("results/train/{dataset}/{arch}/{method}/seed{seed}/epoch{epoch}/posterior.npz"),
         metrics=per_seed("results/train/{dataset}/{arch}/{method}/seed{seed}/epoch{epoch}/metrics.csv"),
+    log:
+        seed_tag("logs/train_epoch/{dataset}/{arch}/{method}/seed{seed}/epoch{epoch}.log"),
+    benchmark:
+        seed_tag("benchmarks/train_epoch/{dataset}/{arch}/{method}/seed{seed}/epoch{epoch}.tsv")
     wildcard_constraints:
         method=methods_regex(per_epoch=True),
+    conda:
+        TRAIN_ENV
+    threads: config["resources"]["threads"]
+    resources:
+        gpu=config["resources"]["gpu"],
+        runtime=train_runtime(EPOCH_STEPS),
+        mem_mb=train_mem_mb,
     params:
         seed=job_seeds,
         library=LIBRARY_DIGEST,
@@ -120,16 +131,5 @@ rule train_epoch:
         schedule=[EPOCH_STEPS],
         first_epoch=lambda wildcards: int(wildcards.epoch),
         settings=settings_of(),
-    log:
-        seed_tag("logs/train_epoch/{dataset}/{arch}/{method}/seed{seed}/epoch{epoch}.log"),
-    benchmark:
-        seed_tag("benchmarks/train_epoch/{dataset}/{arch}/{method}/seed{seed}/epoch{epoch}.tsv")
-    threads: config["resources"]["threads"]
-    resources:
-        gpu=config["resources"]["gpu"],
-        runtime=train_runtime(EPOCH_STEPS),
-        mem_mb=train_mem_mb,
-    conda:
-        TRAIN_ENV
     script:
         "../scripts/train.py"
