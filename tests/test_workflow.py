@@ -77,6 +77,9 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "tables": 1,
         "time_steps": 1 if {"tiered_ff", "bmr_ss"} <= set(methods) else 0,  # claim 4's timing, taken alone
         "provenance": 1,
+        # beyond the paper: the final Flat-FF posteriors pruned without retraining (sparsity.smk)
+        "sparsity_curve": runs if "flat_ff" in methods else 0,
+        "plot_sparsity_accuracy": 1 if "flat_ff" in methods else 0,
         "plot_performance": d,
         "plot_pruned_fraction": 1 if "bmr_ss" in methods else 0,
         "plot_posterior_cdf": 1 if "fashion_mnist" in config["datasets"] and {"mlp", "lenet"} & set(config["archs"]) else 0,
@@ -156,7 +159,7 @@ def test_test_profile_runs_end_to_end(tmp_path, monkeypatch):
     run = snakemake(project, "--cores", "2", "--configfile", "config/test.yaml", timeout=1800)
     assert run.returncode == 0, failure_report(project, run)
 
-    for figure in ("fig1", "fig2", "fig3", "fig4"):
+    for figure in ("fig1", "fig2", "fig3", "fig4", "sparsity_accuracy"):
         assert (project / "results" / "figures" / f"{figure}.pdf").read_bytes()[:5] == b"%PDF-"
         assert (project / "results" / "figures" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
     assert not (project / "results" / "figures" / "figS1.pdf").exists()
@@ -185,7 +188,7 @@ def test_test_profile_runs_end_to_end(tmp_path, monkeypatch):
     report = snakemake(project, "--configfile", "config/test.yaml", "--report", "results/report.html")
     assert report.returncode == 0, (report.stdout + report.stderr)[-5000:]
     html = (project / "results" / "report.html").read_text(errors="replace")
-    for name in ("fig1.png", "fig2.png", "fig3.png", "fig4.png", "paper_claims.csv", "final_metrics.csv"):
+    for name in ("fig1.png", "fig2.png", "fig3.png", "fig4.png", "sparsity_accuracy.png", "paper_claims.csv", "final_metrics.csv"):
         assert name in html
 
     again = snakemake(project, "--dry-run", "--configfile", "config/test.yaml")
