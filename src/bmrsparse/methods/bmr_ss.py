@@ -8,7 +8,7 @@ from ._registry import Method
 
 
 def prune(ctx, params, masks, reference):
-    """One BMR-S&S step with the run's settings (alpha0, beta0, bmr_iters); ``reference`` is unused."""
+    """One BMR-S&S step with the run's settings (alpha0, beta0, bmr_iters, bmr_keep); ``reference`` is unused."""
     return ctx.spike_and_slab(params, masks)
 
 
@@ -22,7 +22,7 @@ METHOD = Method(
     start="warmup",
     per_epoch=True,
     prune=prune,
-    settings=("alpha0", "beta0", "bmr_iters"),
+    settings=("alpha0", "beta0", "bmr_iters", "bmr_keep"),
     order=40,
     description="stochastic BMR with a spike-and-slab prior, pruning before every epoch",
 )
