@@ -170,7 +170,7 @@ resources:
 """
 RETRY_TARGET = "results/warmup/fashion_mnist/mlp/seed0/metrics.csv"
 CALIBRATION_STEPS = 4000
-TARGET_SECONDS = 110
+TARGET_SECONDS = 140
 
 
 def test_timed_out_job_is_retried_with_more_time_and_resumes_bit_identical(local_slurm, tmp_path):

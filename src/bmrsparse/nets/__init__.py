@@ -70,7 +70,7 @@ def make_net(arch: str, dataset: str, *, dropout_rate: float = 0.0, **overrides:
         Mixer (the paper uses no dropout there).
       **overrides: module fields to change, e.g. ``width``/``depth`` (mlp), ``features``/``hidden`` (lenet),
         ``hidden_dim``/``tokens_mlp_dim``/``channels_mlp_dim``/``num_blocks``/``patch_size`` (mixer),
-        ``embed_dim``/``num_heads``/``mlp_dim``/``num_blocks``/``patch_size`` (vit).
+        ``embed_dim``/``num_heads``/``mlp_dim``/``num_blocks``/``patch_size``/``pool`` (vit).
 
     Returns:
       An unbound ``flax.linen.Module``.
