@@ -5,9 +5,11 @@
 SPEED_METHODS = ("tiered_ff", "bmr_ss")
 SPEED_TIMING = {"timing": "results/bench/speed.csv"} if all(m in METHODS for m in SPEED_METHODS) else {}
 #: The config files in the order they were merged: the Snakefile's default, then those of --configfile.
-CONFIG_FILES = [str(f) for f in workflow.configfiles if f not in (workflow.overwrite_configfiles or ())] + [
-    str(f) for f in workflow.overwrite_configfiles or ()
-]
+#: (Compared as absolute paths: `make reproduce` names config/config.yaml both ways; it is listed once.)
+_OVERWRITE = [str(f) for f in workflow.overwrite_configfiles or ()]
+CONFIG_FILES = [
+    str(f) for f in workflow.configfiles if os.path.abspath(f) not in {os.path.abspath(g) for g in _OVERWRITE}
+] + _OVERWRITE
 
 
 # The timing runs on the host that runs the workflow (under a cluster executor: the submitting host).
