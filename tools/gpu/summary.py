@@ -187,7 +187,7 @@ def bench_rows(out, name="bench.csv"):
     log = os.path.join(out, "measure.log")
     printed = []
     if os.path.exists(log):
-        pat = re.compile(r"^\s*(\S+)\s+(\w+)\s+(\w+) x(\d+)\s+([\d.]+) ms/step\s+[\d.]+ steps/s\s+compile\s+([\d.]+) s"
+        pat = re.compile(r"^\s*(\S.*?)\s+(\w+)\s+(\w+) x(\d+)\s+([\d.]+) ms/step\s+[\d.]+ steps/s\s+compile\s+([\d.]+) s"
                          r"(?:\s+prune ([\d.]+) ms)?")
         for line in open(log, errors="replace"):
             m = pat.match(line)
