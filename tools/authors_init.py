@@ -1,0 +1,52 @@
+"""Dump the authors' code's initial guide parameters (BMR-S&S regression, MLP 5x400, FashionMNIST) to an .npz.
+
+For ``tools/authors_schedule.py --init-from``: the authors' code (bmr4pml) draws its initial parameters with
+``svi.init`` under the key its ``fit_and_test`` splits from ``PRNGKey(seed)``; this script does the same through
+``ref_bench.py`` (the set-up in ``../shared/notes/reference-bench.md``: ``BMR4PML_DIR`` and equinox on
+``PYTHONPATH``).
+
+    BMR4PML_DIR=<scratch>/bmr4pml PYTHONPATH=<scratch>/eqx python tools/authors_init.py OUT.npz \\
+        [--seed 0] [--data /usr/share/datasets/fashion-mnist] [--ref-bench ../shared/tools/ref_bench.py]
+
+Prints the six layers' initial q(c^-2) locations, the numbers that decide most of the early pruning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist", help="folder with the four *-ubyte.gz")
+    ap.add_argument("--ref-bench", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "tools",
+                                                        "ref_bench.py"))
+    a = ap.parse_args(argv)
+    if not os.environ.get("BMR4PML_DIR"):
+        sys.exit("set BMR4PML_DIR to the folder holding the authors' bmr4pml/ (see ../shared/notes/reference-bench.md)")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(a.ref_bench)))
+    import jax
+    import numpy as np
+    import ref_bench as rb  # noqa: PLC0415 (the authors' code, found through BMR4PML_DIR)
+    from jax import random as jr
+    from numpyro import handlers
+    from numpyro.infer import SVI
+
+    train, _ = rb.load_fmnist(a.data)
+    reg, _ = rb.regression("BMR-S&S", rb.make_net("mlp", (1, 28, 28), 10, jr.PRNGKey(137)))
+    n = train["image"].shape[0]
+    svi = SVI(handlers.scale(reg.model, 1 / n), handlers.scale(reg.guide, 1 / n), reg.optim, reg.loss)
+    _, key = jr.split(jr.PRNGKey(a.seed))  # fit_and_test: key, _key = split(key); svi.init(_key, ...)
+    state = svi.init(key, train["image"], y=train["label"], batch_size=128, with_hyperprior=False)
+    params = jax.device_get(svi.get_params(state))
+    np.savez(a.out, **{k: np.asarray(v) for k, v in params.items()})
+    print("initial q(c^-2) locations per layer:",
+          [round(float(params[f"layer{i}.weight.c_inv_sqr.loc"]), 4) for i in range(6)])
+
+
+if __name__ == "__main__":
+    main()
