@@ -195,7 +195,7 @@ class Trainer:
             # Flat-MAP's dropout masks on CPU: the straight-line Threefry (same bits; MLP 10.0 -> 6.9-7.3 ms/step).
             # Not for networks with convolutions (LeNet-5: minutes of compile) nor for the Bayesian steps (no gain
             # measured for their ~1e6 normal draws per step, compile 2.9 -> 5.4 s for Flat-FF, 4 -> 9.8 s Tiered-FF)
-            straight = self.method.point_estimate and not has_conv
+            straight = self.method.point_estimate and not has_conv and jax.default_backend() == "cpu"
             with _rng.straight_line_threefry() if straight else contextlib.nullcontext():
                 lowered = jax.jit(chunk).lower(carry0, masks0, self.x_train, self.y_train, jnp.int32(1))
             compiled = lowered.compile()
