@@ -40,7 +40,8 @@ def test_same_bits_and_the_switch_takes_effect_after_an_earlier_lowering():
 def test_training_gives_the_same_numbers_with_either_lowering(monkeypatch, method):
     """Flat-MAP (MLP) lowers with the straight-line form: the same dropout masks, but XLA fuses the step differently
     around them, so float rounding differs in the last digits (measured: 10 % of the weights differ, by at most 3e-6,
-    after 40 steps); the default profile's Flat-MAP MLP numbers moved by that much when this was introduced.
+    after 40 steps of this tiny network). The default profile's Flat-MAP MLP job, rerun with it, gave the same
+    metrics to every printed digit.
     Flat-FF keeps the default lowering: bit for bit the same."""
     settings = resolve_settings({"batch_size": 32, "net": TINY_NETS})
     ds = synthetic_dataset("fashion_mnist", "mlp", n_train=256, n_test=16)
