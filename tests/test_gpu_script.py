@@ -76,7 +76,8 @@ def test_plan_paper_forced_and_guesses_without_bench_rows(tmp_path):
 def test_plan_reads_the_rows_of_a_cut_bench_from_the_log(tmp_path):
     (tmp_path / "measure.log").write_text("".join(
         # the device name as the bench prints it on an H100 (with spaces: the first device run lost every row)
-        f"gpu:NVIDIA H100 80GB HBM3    mlp {m:>10} x1     0.50 ms/step   2000.0 steps/s  compile   2.00 s\n" for m in FOUR.split()))
+        f"gpu:NVIDIA H100 80GB HBM3    mlp {m:>10} x1     0.50 ms/step   2000.0 steps/s  compile   2.00 s\n"
+        for m in FOUR.split()))
     out = run_summary("plan", tmp_path / "bench.csv", ROOT / "config" / "paper.yaml", "auto", 530, "mlp", FOUR,
                       tmp_path / "overlay.yaml")
     assert "guess" not in out and "needs about 530 s" in out and "it fits" in out

@@ -4,13 +4,14 @@ On CPU, JAX lowers the Threefry-2x32 hash (behind ``jax.random`` with the defaul
 five iterations over the whole array of counters, each reading and writing two ``uint32`` arrays; on GPU it uses the
 straight-line form of the same twenty rounds, which XLA fuses into one pass. :func:`straight_line_threefry` lowers
 the hash in the straight-line form on CPU while a program is lowered: the same function of the same inputs, so every
-random number, and every result, is bit-for-bit the same (``tests/test_rng.py``).
+random number is bit-for-bit the same (``tests/test_rng.py``). Results can still differ in the last float digits
+where XLA fuses the surrounding step differently (Flat-MAP on the tiny test MLP: at most 3e-6 after 40 steps).
 
 Measured on a 2-core CPU (MLP 5x400, minibatch 128; issue 12): Flat-MAP 10.0 -> 6.9-7.3 ms/step (its dropout
 masks are ~3e5 draws per step), so :class:`~bmrsparse.train.Trainer` uses it for point estimates of networks
 without convolutions. Not used elsewhere: the straight-line form made one LeNet-5 step program compile for about 3
-minutes, and the Bayesian MLP steps (~1e6 normal draws each) ran no faster while compiling longer. The switch uses private JAX names; where a JAX version lacks them it does
-nothing (the default lowering: slower, same numbers).
+minutes, and the Bayesian MLP steps (~1e6 normal draws each) ran no faster while compiling longer. The switch uses
+private JAX names; where a JAX version lacks them it does nothing (the default lowering: slower, same numbers).
 """
 
 from __future__ import annotations

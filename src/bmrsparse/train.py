@@ -182,8 +182,9 @@ class Trainer:
 
         mode = self.settings.get("step_loop", "auto")
         has_conv = any(layer.kind == "conv" for layer in self.layers)
+        on_cpu = jax.default_backend() == "cpu"
         if mode == "auto":
-            mode = "host" if jax.default_backend() == "cpu" and has_conv else "device"
+            mode = "host" if on_cpu and has_conv else "device"
         if mode not in ("host", "device"):
             raise ValueError(f"training.step_loop must be 'auto', 'host' or 'device', got {mode!r}")
         carry0, masks0 = self._carry(state.svi_state, state.data_key), self._unbatch(state.masks)
@@ -195,7 +196,7 @@ class Trainer:
             # Flat-MAP's dropout masks on CPU: the straight-line Threefry (same bits; MLP 10.0 -> 6.9-7.3 ms/step).
             # Not for networks with convolutions (LeNet-5: minutes of compile) nor for the Bayesian steps (no gain
             # measured for their ~1e6 normal draws per step, compile 2.9 -> 5.4 s for Flat-FF, 4 -> 9.8 s Tiered-FF)
-            straight = self.method.point_estimate and not has_conv and jax.default_backend() == "cpu"
+            straight = self.method.point_estimate and not has_conv and on_cpu
             with _rng.straight_line_threefry() if straight else contextlib.nullcontext():
                 lowered = jax.jit(chunk).lower(carry0, masks0, self.x_train, self.y_train, jnp.int32(1))
             compiled = lowered.compile()

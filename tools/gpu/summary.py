@@ -187,8 +187,9 @@ def bench_rows(out, name="bench.csv"):
     log = os.path.join(out, "measure.log")
     printed = []
     if os.path.exists(log):
-        pat = re.compile(r"^\s*(\S.*?)\s+(\w+)\s+(\w+) x(\d+)\s+([\d.]+) ms/step\s+[\d.]+ steps/s\s+compile\s+([\d.]+) s"
-                         r"(?:\s+prune ([\d.]+) ms)?")
+        # the device name may hold spaces ("gpu:NVIDIA H100 80GB HBM3"): match it lazily up to the arch column
+        pat = re.compile(r"^\s*(\S.*?)\s+(\w+)\s+(\w+) x(\d+)\s+([\d.]+) ms/step\s+[\d.]+ steps/s"
+                         r"\s+compile\s+([\d.]+) s(?:\s+prune ([\d.]+) ms)?")
         for line in open(log, errors="replace"):
             m = pat.match(line)
             if m:

@@ -7,9 +7,8 @@ SPEED_TIMING = {"timing": "results/bench/speed.csv"} if all(m in METHODS for m i
 #: The config files in the order they were merged: the Snakefile's default, then those of --configfile.
 #: (Compared as absolute paths: `make reproduce` names config/config.yaml both ways; it is listed once.)
 _OVERWRITE = [str(f) for f in workflow.overwrite_configfiles or ()]
-CONFIG_FILES = [
-    str(f) for f in workflow.configfiles if os.path.abspath(f) not in {os.path.abspath(g) for g in _OVERWRITE}
-] + _OVERWRITE
+_OVERWRITE_ABS = {os.path.abspath(f) for f in _OVERWRITE}
+CONFIG_FILES = [str(f) for f in workflow.configfiles if os.path.abspath(f) not in _OVERWRITE_ABS] + _OVERWRITE
 
 
 # The timing runs on the host that runs the workflow (under a cluster executor: the submitting host).
