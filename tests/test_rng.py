@@ -38,11 +38,10 @@ def test_same_bits_and_the_switch_takes_effect_after_an_earlier_lowering():
 
 @pytest.mark.parametrize("method", ["flat_map", "flat_ff"])
 def test_training_gives_the_same_numbers_with_either_lowering(monkeypatch, method):
-    """Flat-MAP (MLP) lowers with the straight-line form: the same dropout masks, but XLA fuses the step differently
-    around them, so float rounding differs in the last digits (measured: 10 % of the weights differ, by at most 3e-6,
-    after 40 steps of this tiny network). The default profile's Flat-MAP MLP job, rerun with it, gave the same
-    metrics to every printed digit.
-    Flat-FF keeps the default lowering: bit for bit the same."""
+    """Flat-MAP's dropout masks and Flat-FF's normal draws (MLP, CPU) use the straight-line form: the same random
+    numbers, but XLA fuses the step differently around them, so float rounding differs in the last digits
+    (measured: 10 % of the Flat-MAP weights differ, by at most 3e-6, after 40 steps of this tiny network). The
+    default profile's Flat-MAP MLP job, rerun with it, gave the same metrics to every printed digit."""
     settings = resolve_settings({"batch_size": 32, "net": TINY_NETS})
     ds = synthetic_dataset("fashion_mnist", "mlp", n_train=256, n_test=16)
     entered = []
@@ -61,11 +60,8 @@ def test_training_gives_the_same_numbers_with_either_lowering(monkeypatch, metho
 
     monkeypatch.setattr(_rng, "straight_line_threefry", counting)
     used = train()
-    assert entered == ([method] if method == "flat_map" else [])
+    assert entered == ([method] if jax.default_backend() == "cpu" else [])
     monkeypatch.setattr(_rng, "straight_line_threefry", contextlib.nullcontext)
     rolled = train()
     for k in rolled:
-        if method == "flat_ff":
-            np.testing.assert_array_equal(used[k], rolled[k], err_msg=k)
-        else:
-            np.testing.assert_allclose(used[k], rolled[k], rtol=0, atol=1e-4, err_msg=k)
+        np.testing.assert_allclose(used[k], rolled[k], rtol=0, atol=1e-4, err_msg=k)

@@ -8,10 +8,12 @@ random number is bit-for-bit the same (``tests/test_rng.py``). Results can still
 where XLA fuses the surrounding step differently (Flat-MAP on the tiny test MLP: at most 3e-6 after 40 steps).
 
 Measured on a 2-core CPU (MLP 5x400, minibatch 128; issue 12): Flat-MAP 10.0 -> 6.9-7.3 ms/step (its dropout
-masks are ~3e5 draws per step), so :class:`~bmrsparse.train.Trainer` uses it for point estimates of networks
-without convolutions. Not used elsewhere: the straight-line form made one LeNet-5 step program compile for about 3
-minutes, and the Bayesian MLP steps (~1e6 normal draws each) ran no faster while compiling longer. The switch uses
-private JAX names; where a JAX version lacks them it does nothing (the default lowering: slower, same numbers).
+masks are ~3e5 draws per step); the Bayesian steps' ~1e6 normal draws per step gain only once each draw is made into
+its own buffer (:func:`bmrsparse.methods.guides.standard_normal`; XLA otherwise fuses the straight-line hash into
+every consumer of the draw): Flat-FF 12.0 -> 10.6 ms. So :class:`~bmrsparse.train.Trainer` uses it for networks
+without convolutions on CPU. Not for convolutions: the straight-line form made one LeNet-5 step program compile for
+about 3 minutes. The switch uses private JAX names; where a JAX version lacks them it does nothing (the default
+lowering: slower, same numbers).
 """
 
 from __future__ import annotations

@@ -165,12 +165,16 @@ class Trainer:
         So ``"auto"`` picks ``"host"`` for networks with convolutions on CPU and ``"device"`` otherwise.
         """
         svi, b, n = self.svi, self.batch_size, self.n_data
+        # a method that never prunes keeps every weight: its step skips the keep-masks (one multiplication and its
+        # gradient over every weight; the same numbers, as a kept weight's factor is exactly 1)
+        prunes = self.method.prunes
 
         def body(carry, masks, x, y):
             s, dk, total, bad, i = carry
             dk, sub = jax.random.split(dk)
             idx = jax.random.randint(sub, (b,), 0, n)
-            s, loss = svi.update(s, jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0), masks=masks, train=True)
+            s, loss = svi.update(s, jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0),
+                                 masks=masks if prunes else None, train=True)
             bad = jnp.where((bad < 0) & ~jnp.isfinite(loss), i, bad)
             return s, dk, total + loss, bad, i + 1
 
@@ -193,10 +197,11 @@ class Trainer:
             def chunk(carry, masks, x, y, num_steps):
                 return jax.lax.fori_loop(0, num_steps, lambda _, c: body_seeds(c, masks, x, y), carry)
 
-            # Flat-MAP's dropout masks on CPU: the straight-line Threefry (same bits; MLP 10.0 -> 6.9-7.3 ms/step).
-            # Not for networks with convolutions (LeNet-5: minutes of compile) nor for the Bayesian steps (no gain
-            # measured for their ~1e6 normal draws per step, compile 2.9 -> 5.4 s for Flat-FF, 4 -> 9.8 s Tiered-FF)
-            straight = self.method.point_estimate and not has_conv and on_cpu
+            # on CPU, networks without convolutions: the straight-line Threefry (the same bits). Flat-MAP's dropout
+            # masks: MLP 10.0 -> 6.9-7.3 ms/step; the Bayesian steps' ~1e6 normal draws, each made once into its own
+            # buffer (guides.standard_normal): Flat-FF 12.0 -> 10.6 ms, compile 1.7 -> 2.1 s (Tiered-FF 3.1 -> 5.1 s).
+            # Not for convolutions: one LeNet-5 step program compiled for minutes.
+            straight = not has_conv and on_cpu
             with _rng.straight_line_threefry() if straight else contextlib.nullcontext():
                 lowered = jax.jit(chunk).lower(carry0, masks0, self.x_train, self.y_train, jnp.int32(1))
             compiled = lowered.compile()
