@@ -34,7 +34,7 @@ def weights(layers: list[Layer], masks=None, *, gamma0: float = 0.1):
     c_inv_sqr = numpyro.sample("c_inv_sqr", dist.Gamma(jnp.full(len(layers), 2.0), 2.0).to_event(1))
     factor = jnp.asarray([1.0 if layer.is_head else gamma0 for layer in layers])
     c = jax.lax.rsqrt(c_inv_sqr) * factor
-    w_hat = numpyro.sample("w_hat", dist.Normal(jnp.zeros(layout.size), 1.0).to_event(1))
+    w_hat = numpyro.sample("w_hat", dist.Normal(jnp.zeros(layout.size), 1.0, validate_args=False).to_event(1))
     values = {}
     for i, layer in enumerate(layers):
         leaves = {}
