@@ -228,3 +228,31 @@ def test_tiered_prior_gives_rows_of_every_layer_their_own_scales():
     head = np.asarray(params["head"]["kernel"])
     assert np.unique(np.round(head, 6)).size == 1  # the output layer: one global scale
     assert by_name["head"].is_head
+
+
+@pytest.mark.parametrize("arch", ["mlp", "lenet", "vit"])
+def test_dropout_is_flax_dropout(arch, monkeypatch):
+    """The networks' Dropout (mask drawn once per step) gives Flax's masks: same outputs and gradients."""
+    import flax.linen as nn
+
+    from bmrsparse.nets import _common, lenet, mlp, vit
+
+    net = make_net(arch, "fashion_mnist", dropout_rate=0.3, **SMALL[arch])
+    x = jax.random.normal(jax.random.PRNGKey(0), (4,) + input_shape(arch, "fashion_mnist"))
+    params = net.init(jax.random.PRNGKey(1), x)["params"]
+    rngs = {"dropout": jax.random.PRNGKey(2)}
+
+    def value_and_grad():  # a new function each time: nothing cached from the other trace
+        return jax.jit(jax.value_and_grad(lambda p: jnp.sum(jnp.sin(net.apply({"params": p}, x, train=True,
+                                                                               rngs=rngs)))))(params)
+
+    ours = value_and_grad()
+    for module in (mlp, lenet, vit):
+        monkeypatch.setattr(module, "Dropout", nn.Dropout)
+    flax_ = value_and_grad()
+    assert _common.Dropout is not nn.Dropout
+    np.testing.assert_allclose(ours[0], flax_[0], rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(ours[1]), jax.tree.leaves(flax_[1])):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    evaluated = net.apply({"params": params}, x, train=False)
+    assert not np.allclose(evaluated, net.apply({"params": params}, x, train=True, rngs=rngs))

@@ -21,6 +21,28 @@ from __future__ import annotations
 import contextlib
 
 
+def once(key, fn):
+    """``fn()``, an array computed from ``key``'s random bits, computed once into its own buffer on CPU.
+
+    XLA on CPU fuses cheap elementwise arithmetic into every consumer of its result and evaluates it once per
+    consumer; for a random draw that arithmetic is the Threefry hash (straight-line form, all integer adds, rotations
+    and xors) and its conversion, over every element. ``optimization_barrier`` does not prevent it (the CPU compiler
+    removes barriers before fusion), but the branch of a conditional is a boundary fusion does not cross: ``fn`` is
+    evaluated in a ``lax.cond`` whose predicate is always true yet unknown to the compiler (it depends on the key).
+    The same numbers as ``fn()``. On other backends, and under ``vmap`` over keys (JAX then evaluates both branches
+    and selects), no different from ``fn()``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    if jax.default_backend() != "cpu":
+        return fn()
+    data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    always = (data.reshape(-1)[0] | 1) != 0
+    shape = jax.eval_shape(fn)
+    return jax.lax.cond(always, fn, lambda: jnp.zeros(shape.shape, shape.dtype))
+
+
 def _rules():
     try:
         from jax._src.interpreters import mlir

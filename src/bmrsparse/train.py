@@ -200,8 +200,10 @@ class Trainer:
             # on CPU, networks without convolutions: the straight-line Threefry (the same bits). Flat-MAP's dropout
             # masks: MLP 10.0 -> 6.9-7.3 ms/step; the Bayesian steps' ~1e6 normal draws, each made once into its own
             # buffer (guides.standard_normal): Flat-FF 12.0 -> 10.6 ms, compile 1.7 -> 2.1 s (Tiered-FF 3.1 -> 5.1 s).
-            # Not for convolutions: one LeNet-5 step program compiled for minutes.
-            straight = not has_conv and on_cpu
+            # Not for convolutions: one LeNet-5 step program compiled for minutes. Not for the Bayesian steps of
+            # several seeds: vmapped, the draws are not kept in their own buffers (see _rng.once) and the hash would
+            # be evaluated once per consumer.
+            straight = not has_conv and on_cpu and (single or self.method.point_estimate)
             with _rng.straight_line_threefry() if straight else contextlib.nullcontext():
                 lowered = jax.jit(chunk).lower(carry0, masks0, self.x_train, self.y_train, jnp.int32(1))
             compiled = lowered.compile()

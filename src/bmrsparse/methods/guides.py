@@ -16,6 +16,8 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
+from .. import _rng
+
 INIT_RADIUS = 2.0
 INIT_SCALE = 0.1
 
@@ -33,22 +35,16 @@ def _init_loc(shape, radius=INIT_RADIUS):
 
 
 def standard_normal(key, shape):
-    """``jax.random.normal(key, shape)``, computed once into its own buffer (the same numbers).
+    """``jax.random.normal(key, shape)``, computed once per step into its own buffer (the same numbers).
 
-    XLA on CPU fuses the cheap integer and polynomial arithmetic behind a normal draw (the Threefry hash of the
-    counters, the inverse error function's polynomial) into every consumer of the draw and so evaluates it once
-    per consumer: about five times over the MLP's ~10^6 weights in an SVI step. ``optimization_barrier`` does not
-    prevent it (the CPU compiler removes barriers before fusion), but the branch of a conditional is a boundary
-    fusion does not cross: the draw is made in a ``lax.cond`` whose predicate is always true yet unknown to the
-    compiler (it depends on the key). Measured on the 2-core CPU (issue 12): the MLP's Flat-FF step 13.6 -> 12.4
-    ms, and 11.0 ms with the straight-line Threefry lowering, which without this made the step slower (15.1 ms).
-    Under ``vmap`` with a batch of keys JAX evaluates both branches and selects (the same numbers, no gain).
+    On CPU by :func:`bmrsparse._rng.once`: otherwise XLA evaluates the draw's Threefry hash and inverse error function
+    again in each of its ~5 consumers over the MLP's ~10^6 weights. Measured on the 2-core CPU (issue 12): the MLP's
+    Flat-FF step 13.6 -> 12.4 ms, and 11.0 ms with the straight-line Threefry lowering, which without this made the
+    step slower (15.1 ms). Elsewhere an ``optimization_barrier`` (which GPU compilers keep).
     """
-    if jax.default_backend() != "cpu":  # GPU compilers keep the barrier (and a conditional would sync the host)
+    if jax.default_backend() != "cpu":
         return jax.lax.optimization_barrier(jax.random.normal(key, shape))
-    data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
-    always = (data.reshape(-1)[0] | 1) != 0
-    return jax.lax.cond(always, lambda: jax.random.normal(key, shape), lambda: jnp.zeros(shape))
+    return _rng.once(key, lambda: jax.random.normal(key, shape))
 
 
 class _Normal(dist.Normal):

@@ -1,4 +1,32 @@
-"""Helpers shared by the networks: layer names that sort in forward order, input checks."""
+"""Helpers shared by the networks: layer names that sort in forward order, input checks, dropout."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from bmrsparse import _rng
+
+
+class Dropout(nn.Module):
+    """``flax.linen.Dropout`` with its keep-mask drawn once per step (the same masks, the same numbers).
+
+    The same module name, key (``make_rng("dropout")``), Bernoulli draw and scaling as Flax's; the mask is made by
+    :func:`bmrsparse._rng.once`, so that XLA on CPU does not evaluate the draw again in the backward pass.
+    """
+
+    rate: float
+    deterministic: bool = False
+
+    @nn.compact
+    def __call__(self, inputs):
+        if self.rate == 0.0 or self.deterministic:
+            return inputs
+        if self.rate == 1.0:
+            return jnp.zeros_like(inputs)
+        keep_prob = 1.0 - self.rate
+        rng = self.make_rng("dropout")
+        mask = _rng.once(rng, lambda: jax.random.bernoulli(rng, p=keep_prob, shape=inputs.shape))
+        return jax.lax.select(mask, inputs / keep_prob, jnp.zeros_like(inputs))
 
 
 def indexed_names(prefix: str, n: int) -> list[str]:

@@ -5,7 +5,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 
-from bmrsparse.nets._common import indexed_names
+from bmrsparse.nets._common import Dropout, indexed_names
 
 
 class LeNet(nn.Module):
@@ -38,7 +38,7 @@ class LeNet(nn.Module):
             if i < len(self.features) - 1:
                 x = nn.avg_pool(x, (2, 2), strides=(2, 2))
         x = x.reshape((x.shape[0], -1))
-        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        x = Dropout(self.dropout_rate, deterministic=not train)(x)
         x = nn.tanh(nn.Dense(self.hidden, name="dense_0")(x))
-        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        x = Dropout(self.dropout_rate, deterministic=not train)(x)
         return nn.Dense(self.num_classes, name="head")(x)

@@ -3,7 +3,7 @@
 import flax.linen as nn
 import jax
 
-from bmrsparse.nets._common import indexed_names
+from bmrsparse.nets._common import Dropout, indexed_names
 
 
 class MLP(nn.Module):
@@ -27,5 +27,5 @@ class MLP(nn.Module):
         for name in indexed_names("dense", self.depth):
             x = nn.Dense(self.width, name=name)(x)
             x = nn.swish(x)
-            x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+            x = Dropout(self.dropout_rate, deterministic=not train)(x)
         return nn.Dense(self.num_classes, name="head")(x)

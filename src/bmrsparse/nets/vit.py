@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from bmrsparse.nets._common import check_patch_grid, indexed_names
+from bmrsparse.nets._common import Dropout, check_patch_grid, indexed_names
 
 
 class _TokenEmbedding(nn.Module):
@@ -64,7 +64,7 @@ class _FeedForward(nn.Module):
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         y = nn.LayerNorm(name="norm")(x)
         y = nn.gelu(nn.Dense(self.mlp_dim, name="proj_in")(y))
-        y = nn.Dropout(self.dropout_rate, deterministic=not train)(y)
+        y = Dropout(self.dropout_rate, deterministic=not train)(y)
         return x + nn.Dense(x.shape[-1], name="proj_out")(y)
 
 
@@ -118,5 +118,5 @@ class ViT(nn.Module):
             x = _EncoderBlock(self.num_heads, self.mlp_dim, self.dropout_rate, name=name)(x, train=train)
         x = nn.LayerNorm(name="encoder_norm")(x)
         x = x[:, 0] if self.pool == "token" else jnp.mean(x, axis=1)
-        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        x = Dropout(self.dropout_rate, deterministic=not train)(x)
         return nn.Dense(self.num_classes, name="head")(x)
