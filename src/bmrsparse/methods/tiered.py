@@ -28,6 +28,7 @@ import numpyro
 import numpyro.distributions as dist
 
 from ._layers import Layer, Layout, assemble
+from .flat import w_hat_prior
 from .guides import Site
 
 
@@ -95,7 +96,7 @@ def weights(layers: list[Layer], masks=None, *, tau0: float = 1e-2):
     tau2_all = None
     if rows.size:
         tau2_all = numpyro.sample("tau_a", _half(rows.size)) / numpyro.sample("tau_b", _half(rows.size))
-    w_hat = numpyro.sample("w_hat", dist.Normal(jnp.zeros(layout.size), 1.0, validate_args=False).to_event(1))
+    w_hat = numpyro.sample("w_hat", w_hat_prior(layout.size))
     values, h = {}, 0
     for i, layer in enumerate(layers):
         if not layer.is_head:
