@@ -59,3 +59,49 @@ def test_paper_profile_with_the_overlay_plans_the_grid(tmp_path):
     )
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     assert "train_warmup" in run.stdout + run.stderr
+
+
+#: The authors' experiment at 1/10 of the paper's schedule (issue 18), which the quick profile must stay:
+#: the schedule and learning rates of their code, guide locations in [-2, 2] and scales 0.1 for every method.
+AUTHORS_AT_ONE_TENTH = {
+    "datasets": ["fashion_mnist"],
+    "archs": ["mlp", "lenet"],
+    "methods": ["flat_map", "flat_ff", "tiered_ff", "bmr_ss", "magnitude_ss", "snr_ss"],
+    "schedule": {"warmup_steps": 10000, "epoch_steps": 2000, "num_epochs": 5},
+    "learning_rate": {"flat_map": 1e-3, "flat_ff": 5e-3, "tiered_ff": 5e-3, "bmr_ss": 1e-2, "magnitude_ss": 1e-2,
+                      "snr_ss": 1e-2},
+    "batch_size": 128,
+    "init_radius": 2.0,
+    "init_scale": 0.1,
+    "evaluation": {"num_samples": 20, "test_subset": 2000},
+}
+
+
+def _resolved(training, key, method, defaults):
+    """A per-method training setting as a job of `method` resolves it: the config's value, else the library's."""
+    value = training.get(key)
+    if isinstance(value, dict):
+        value = value.get(method)
+    return defaults[key] if value is None else value
+
+
+def test_quick_profile_is_the_authors_experiment_at_one_tenth():
+    from bmrsparse.experiment import DEFAULT_SETTINGS
+    from bmrsparse.methods import METHODS
+
+    quick, want = _load("config.yaml"), AUTHORS_AT_ONE_TENTH
+    for key in ("datasets", "archs", "methods", "schedule"):
+        assert quick[key] == want[key], key
+    training = quick["training"]
+    rates = {m: training["learning_rate"].get(m, METHODS[m].learning_rate) for m in quick["methods"]}
+    assert rates == want["learning_rate"]
+    assert training["batch_size"] == want["batch_size"]
+    for method in quick["methods"]:  # no per-method start: the library's defaults are the authors' values
+        assert _resolved(training, "init_radius", method, DEFAULT_SETTINGS) == want["init_radius"], method
+        assert _resolved(training, "init_scale", method, DEFAULT_SETTINGS) == want["init_scale"], method
+    # the keep rule and ELBO of the authors' code, the paper's network sizes
+    for key in ("bmr_keep", "elbo", "gamma0", "tau0", "alpha0", "beta0", "bmr_iters", "dropout"):
+        assert training[key] is None, key
+    assert (DEFAULT_SETTINGS["bmr_keep"], DEFAULT_SETTINGS["elbo"]) == ("zeta", "trace_graph")
+    assert training["net"] == {}
+    assert {k: quick["evaluation"][k] for k in want["evaluation"]} == want["evaluation"]

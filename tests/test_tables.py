@@ -193,6 +193,8 @@ def test_describe_settings():
                     "steps, then 5 epochs of 20000 steps; batch size 128; AdaBelief learning rates flat_ff 0.001, "
                     "bmr_ss 0.01; ELBO trace_graph; BMR keep rule zeta; guide init radius flat_ff 2.0, bmr_ss 2.0; "
                     "100 predictive samples on all test images")
+    reduced = describe_settings({"evaluation": {"num_samples": 20, "test_subset": 2000}})
+    assert reduced == "20 predictive samples on the first 2000 test images"
 
 
 def test_markdown_and_write_table(tmp_path):

@@ -373,8 +373,9 @@ def describe_settings(config: Mapping, configfiles: Sequence[str] = ()) -> str:
             parts.append(f"{name} {value}")
     evaluation = config.get("evaluation", {})
     if evaluation:
-        subset = evaluation.get("test_subset") or "all"
-        parts.append(f"{evaluation.get('num_samples')} predictive samples on {subset} test images")
+        subset = evaluation.get("test_subset")
+        images = f"the first {subset}" if subset else "all"
+        parts.append(f"{evaluation.get('num_samples')} predictive samples on {images} test images")
     return "; ".join(parts)
 
 
