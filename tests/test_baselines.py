@@ -190,5 +190,5 @@ def test_workflow_plans_each_epoch_after_bmr_ss_of_that_epoch(name, tmp_path):
     assert f"{bmr}/epoch2/posterior.npz" in inputs[f"{mine}/epoch2"]
     assert f"{mine}/epoch1/posterior.npz" in inputs[f"{mine}/epoch2"]
     assert f"{bmr}/epoch1/posterior.npz" in inputs[f"{mine}/epoch1"]
-    assert "results/warmup/fashion_mnist/mlp/seed0/posterior.npz" in inputs[f"{mine}/epoch1"]
+    assert "results/warmup/fashion_mnist/mlp/lr0.01/seed0/posterior.npz" in inputs[f"{mine}/epoch1"]
     assert f"{bmr}/epoch2" in inputs  # BMR-S&S is trained for the baseline even when not listed

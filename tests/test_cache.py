@@ -3,7 +3,8 @@
 Two copies of the workflow in different directories point SNAKEMAKE_OUTPUT_CACHE at one folder and run with
 ``--cache`` up to the warm-up posteriors of config/test.yaml (plus a second seed). The first trains and stores them;
 the second takes every warm-up from the cache and trains none. A third copy with another warm-up learning rate
-must miss the cache and train.
+must miss the cache and train, and so must a fourth whose warm-up differs in a setting its folder's tag does not
+name (the batch size).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ DATA = "results/data/fashion_mnist.npz"
 pytestmark = pytest.mark.slow
 
 
-def _warmup(arch: str, seed: int, name: str) -> str:
-    return f"results/warmup/fashion_mnist/{arch}/seed{seed}/{name}"
+def _warmup(arch: str, seed: int, name: str, tag: str = "lr0.005") -> str:
+    """A warm-up's output; `tag`: its settings' folder (Flat-FF's learning rate in config/test.yaml)."""
+    return f"results/warmup/fashion_mnist/{arch}/{tag}/seed{seed}/{name}"
 
 
 def _copy_workflow(dest: Path, override: str) -> Path:
@@ -83,7 +85,7 @@ def test_second_checkout_takes_warmup_from_cache(tmp_path):
             assert (second / path).resolve() == (first / path).resolve()
         # No warm-up training ran: the rule's log is empty (Snakemake only creates it) and the metrics, timing
         # columns included, are the first run's.
-        log = second / "logs" / "train_warmup" / "fashion_mnist" / arch / f"seed{seed}.log"
+        log = second / "logs" / "train_warmup" / "fashion_mnist" / arch / "lr0.005" / f"seed{seed}.log"
         assert not log.exists() or log.stat().st_size == 0, f"{log} has output, so the warm-up trained"
         assert (second / _warmup(arch, seed, "metrics.csv")).read_text() == (
             first / _warmup(arch, seed, "metrics.csv")
@@ -93,8 +95,14 @@ def test_second_checkout_takes_warmup_from_cache(tmp_path):
     # A changed warm-up setting is a different cache entry: the third checkout trains its own.
     changed = CONFIG_OVERRIDE + "training:\n  learning_rate:\n    flat_ff: 4.0e-3\n"
     third = _copy_workflow(tmp_path / "third", changed)
-    target = _warmup("mlp", 0, "posterior.npz")
+    target = _warmup("mlp", 0, "posterior.npz", tag="lr0.004")
     out3 = _snakemake_cached(third, cache, [target])
     assert _taken(out3, DATA)
     assert _stored(out3, target), f"a warm-up with another learning rate was taken from the cache:\n{out3[-3000:]}"
-    assert (third / target).resolve() != (first / target).resolve()
+    assert (third / target).resolve() != (first / _warmup("mlp", 0, "posterior.npz")).resolve()
+    # the same folder, another setting: the key (params) sees it
+    fourth = _copy_workflow(tmp_path / "fourth", CONFIG_OVERRIDE + "training:\n  batch_size: 16\n")
+    target = _warmup("mlp", 0, "posterior.npz")
+    out4 = _snakemake_cached(fourth, cache, [target])
+    assert _stored(out4, target), f"a warm-up with another batch size was taken from the cache:\n{out4[-3000:]}"
+    assert (fourth / target).resolve() != (first / target).resolve()

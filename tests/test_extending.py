@@ -64,7 +64,7 @@ def test_a_method_from_another_package_is_planned_and_labelled(tmp_path):
     jobs = {block.split(":", 1)[0]: block for block in out.split("\nrule ")[1:]}
     toy = [b for b in out.split("\nrule ")[1:] if "/toy_ff/" in b.split("\n")[2]]
     assert len(toy) == 1 and toy[0].startswith("train_continue:")  # continues from the warm-up: one job
-    assert re.search(r"input: .*results/warmup/fashion_mnist/mlp/seed0/posterior\.npz", toy[0])
+    assert re.search(r"input: .*results/warmup/fashion_mnist/mlp/lr0\.002/seed0/posterior\.npz", toy[0])
     assert "results/train/fashion_mnist/mlp/toy_ff/seed0/posterior.npz" in toy[0]
     assert "results/train/fashion_mnist/mlp/toy_ff/seed0/metrics.csv" in jobs["collect_metrics"]
 

@@ -87,7 +87,7 @@ def test_provenance_names_versions_and_device():
                                                                   flax.__version__)
 
 
-WARMUP = "results/warmup/fashion_mnist/mlp/seed0"
+WARMUP = "results/warmup/fashion_mnist/mlp/lr0.005/seed0"
 
 
 def _run(workdir: Path, env: dict) -> subprocess.CompletedProcess:
@@ -104,7 +104,7 @@ def test_training_job_given_a_gpu_stops_then_runs_with_opt_out(tmp_path):
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     refused = _run(workdir, env)
     assert refused.returncode != 0
-    log = (workdir / "logs/train_warmup/fashion_mnist/mlp/seed0.log").read_text()
+    log = (workdir / "logs/train_warmup/fashion_mnist/mlp/lr0.005/seed0.log").read_text()
     assert "GPUFallbackError" in log and "JAX runs on the CPU" in log and prov.ALLOW_CPU_ENV in log
     assert not (workdir / WARMUP / "metrics.csv").exists()
 

@@ -110,3 +110,23 @@ def test_workflow_lists_the_registered_methods_for_an_unknown_one(tmp_path):
     assert run.returncode != 0
     assert "Invalid configuration" in out and "'methods[1]'" in out
     assert "flat_map, flat_ff, tiered_ff, bmr_ss" in out, out[-2000:]
+
+
+def test_a_warmup_takes_the_learning_rate_of_the_method_that_starts_from_it():
+    from bmrsparse.methods import WARMUP_METHOD, warmup_settings, warmup_tag
+
+    flat_ff = {"learning_rate": {WARMUP_METHOD: 5e-3}, "batch_size": 128, "init_radius": 0.5}
+    bmr = warmup_settings("bmr_ss", {"learning_rate": {"bmr_ss": 1e-2}, "batch_size": 128, "gamma0": 0.3}, flat_ff)
+    # Flat-FF's settings but the inherited ones: the rate, and the initialisation left to the library's default
+    assert bmr == {"learning_rate": {WARMUP_METHOD: 1e-2}, "batch_size": 128}
+    assert warmup_tag(bmr) == "lr0.01"
+    own = warmup_settings(WARMUP_METHOD, flat_ff, flat_ff)
+    assert own == flat_ff and warmup_tag(own) == "lr0.005-r0.5"
+    same = warmup_settings("snr_ss", {"learning_rate": {"snr_ss": 1e-2}, "batch_size": 128}, flat_ff)
+    assert warmup_tag(same) == warmup_tag(bmr)  # equal settings: one warm-up
+    tags = {warmup_tag({"learning_rate": {WARMUP_METHOD: lr}, "init_scale": s}) for lr in (1e-3, 1e-2) for s in (0.1, 0.2)}
+    assert len(tags) == 4  # different settings never share a folder
+    with pytest.raises(ValueError, match="starts from scratch"):
+        warmup_settings("flat_map", {"learning_rate": {"flat_map": 1e-3}}, flat_ff)
+    with pytest.raises(ValueError, match="lack its learning rate"):
+        warmup_settings("bmr_ss", {}, flat_ff)

@@ -168,7 +168,7 @@ resources:
     gpu: {{mlp: 1.0e-20}}
     cpu: {{mlp: 1.0e-20}}
 """
-RETRY_TARGET = "results/warmup/fashion_mnist/mlp/seed0/metrics.csv"
+RETRY_TARGET = "results/warmup/fashion_mnist/mlp/lr0.005/seed0/metrics.csv"
 CALIBRATION_STEPS = 4000
 TARGET_SECONDS = 140
 
@@ -189,7 +189,7 @@ def test_timed_out_job_is_retried_with_more_time_and_resumes_bit_identical(local
     assert states[0] == ("TIMEOUT", "00:01:00"), (steps, states)
     assert states[-1][0] == "COMPLETED", (steps, states)
     assert [limit for _, limit in states] == [f"00:0{k}:00" for k in range(1, len(states) + 1)], states
-    log = (slurm_dir / "logs/train_warmup/fashion_mnist/mlp/seed0.log").read_text()
+    log = (slurm_dir / "logs/train_warmup/fashion_mnist/mlp/lr0.005/seed0.log").read_text()
     assert "resuming from" in log, log[-3000:]
 
     local_dir = copy_workflow(tmp_path / "local", override)

@@ -67,9 +67,13 @@ def expected_jobs(config: dict) -> dict[str, int]:
     trained = list(methods) + [REGISTRY[x].reference for x in methods
                                if REGISTRY[x].reference and REGISTRY[x].reference not in methods]
     info = [REGISTRY[x] for x in trained]
+    # one warm-up per distinct learning rate of the methods that start from one (e.g. BMR-S&S's 1e-2 beside
+    # Flat-FF's 5e-3), as the authors' code fits BMR-S&S's warm-up at its own rate
+    rates = config["training"]["learning_rate"]
+    warmup_rates = {rates.get(i.name, i.learning_rate) for i in info if i.start == "warmup"}
     jobs = {
         "prepare_dataset": d,
-        "train_warmup": runs if any(i.start == "warmup" for i in info) else 0,
+        "train_warmup": runs * len(warmup_rates),
         "train_continue": runs * sum(i.start == "warmup" and not i.per_epoch for i in info),
         "train_scratch": runs * sum(i.start == "scratch" for i in info),
         "train_epoch": runs * epochs * sum(i.per_epoch for i in info),
@@ -133,7 +137,7 @@ def test_figures_follow_the_grid(project):
 
 
 def test_training_jobs_ask_for_gpu_runtime_and_memory(project):
-    result = snakemake(project, "results/warmup/cifar10/vit/seed0/posterior.npz", "--dry-run", "--cores", "8",
+    result = snakemake(project, "results/warmup/cifar10/vit/lr0.001/seed0/posterior.npz", "--dry-run", "--cores", "8",
                        "--configfile", "config/paper.yaml", "--config", "datasets=[cifar10]", "archs=[vit]")
     assert result.returncode == 0, result.stderr[-3000:]
     res = load("paper")["resources"]
@@ -170,8 +174,16 @@ def test_test_profile_runs_end_to_end(tmp_path, monkeypatch):
     assert set(metrics["epoch"]) == set(range(epochs + 1))
     assert metrics[["acc", "ece", "nll"]].notna().all().all()
     warmup = metrics[metrics.epoch == 0].set_index(["arch", "method"])["acc"]
-    for arch in config["archs"]:  # Flat-FF and BMR-S&S share the warm-up as epoch 0
-        assert warmup[(arch, "flat_ff")] == warmup[(arch, "bmr_ss")]
+    rates = config["training"]["learning_rate"]
+    for arch in config["archs"]:  # Flat-FF's and BMR-S&S's epoch 0: the warm-up at each one's learning rate
+        for method in ("flat_ff", "bmr_ss"):
+            own = pd.read_csv(project / f"results/warmup/fashion_mnist/{arch}/lr{rates[method]:g}/seed0/metrics.csv")
+            assert own["acc"].tolist() == [warmup[(arch, method)]]
+    # progress while it trains: at least one line per 10 % of a job's steps, and the ELBO of each epoch
+    log = (project / f"logs/train_warmup/fashion_mnist/mlp/lr{rates['bmr_ss']:g}/seed0.log").read_text()
+    progress = re.findall(r"step (\d+)/(\d+), [\d.]+ steps/s, ETA \S+, loss \S+", log)
+    assert len(progress) >= 10 and progress[-1][0] == progress[-1][1], log[-3000:]
+    assert metrics["elbo"].notna().all()
     steps = metrics.groupby(["arch", "method"])["step"].max()
     total = config["schedule"]["warmup_steps"] + epochs * config["schedule"]["epoch_steps"]
     assert (steps == total).all()  # every method gets the same step budget
@@ -243,4 +255,4 @@ def test_vmap_seeds_runs_and_writes_every_seed(tmp_path):
         assert (project / f"results/train/fashion_mnist/mlp/bmr_ss/seed{seed}/epoch2/posterior.npz").exists()
         # the baseline's epoch jobs read BMR-S&S's state of the same epoch (one reference file per seed)
         assert (project / f"results/train/fashion_mnist/mlp/magnitude_ss/seed{seed}/epoch2/posterior.npz").exists()
-    assert list((project / "logs" / "train_warmup" / "fashion_mnist" / "mlp").glob("seeds0-1.log"))
+    assert list((project / "logs" / "train_warmup" / "fashion_mnist" / "mlp").rglob("seeds0-1.log"))

@@ -2,6 +2,7 @@
 
 import math
 import os
+import re
 import tempfile
 from itertools import product
 
@@ -11,7 +12,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 # The method registry: every module of bmrsparse.methods and every entry point of the group "bmrsparse.methods".
-from bmrsparse.methods import METHODS as METHOD_INFO, fill_schema
+from bmrsparse.methods import METHODS as METHOD_INFO, WARMUP_METHOD, fill_schema, warmup_settings, warmup_tag
 
 ENV = "../../envs/bmrsparse.yaml"
 #: Training rules under --sdm conda: JAX's CUDA build when the config asks for GPUs (resources.gpu >= 1).
@@ -164,8 +165,8 @@ TRAIN_ENV = GPU_ENV if config["resources"]["gpu"] >= 1 else ENV
 DATASETS = config["datasets"]
 ARCHS = config["archs"]
 METHODS = config["methods"]
-#: The method whose run is the shared warm-up (epoch 0 of every method that declares start="warmup").
-WARMUP_METHOD = "flat_ff"
+# WARMUP_METHOD (bmrsparse.methods): the method whose run is the warm-up (epoch 0 of every method that declares
+# start="warmup"); WARMUPS below names the warm-ups the grid needs.
 
 
 def _with_references(names):
@@ -212,8 +213,9 @@ def data_path(dataset):
     return f"results/data/{dataset}.npz"
 
 
-def warmup_dir(dataset, arch, seed):
-    return f"results/warmup/{dataset}/{arch}/seed{seed}"
+def warmup_dir(dataset, arch, seed, warmup):
+    """Folder of a warm-up; `warmup` is its tag (WARMUP_OF[method]), which names its settings."""
+    return f"results/warmup/{dataset}/{arch}/{warmup}/seed{seed}"
 
 
 def train_dir(dataset, arch, method, seed):
@@ -265,7 +267,9 @@ def get_data(wildcards):
 
 
 def get_warmup_posterior(wildcards):
-    paths = [f"{warmup_dir(wildcards.dataset, wildcards.arch, s)}/posterior.npz" for s in _seeds_of(wildcards)]
+    """The warm-up the job's method starts from (its own when its warm-up settings differ from Flat-FF's)."""
+    warmup = WARMUP_OF[wildcards.method]
+    paths = [f"{warmup_dir(wildcards.dataset, wildcards.arch, s, warmup)}/posterior.npz" for s in _seeds_of(wildcards)]
     return paths if VMAP_SEEDS else paths[0]
 
 
@@ -301,10 +305,10 @@ def get_epoch_reference(wildcards):
 
 
 def stage_metrics(dataset, arch, method, seed):
-    """Metrics CSVs of a method's stages, in epoch order: the shared warm-up (its epoch 0) for methods that
-    start from it, then one CSV per epoch for per-epoch methods or the CSV of its single job."""
+    """Metrics CSVs of a method's stages, in epoch order: its warm-up (its epoch 0) for methods that start from
+    one, then one CSV per epoch for per-epoch methods or the CSV of its single job."""
     info = METHOD_INFO[method]
-    files = [f"{warmup_dir(dataset, arch, seed)}/metrics.csv"] if info.start == "warmup" else []
+    files = [f"{warmup_dir(dataset, arch, seed, WARMUP_OF[method])}/metrics.csv"] if info.start == "warmup" else []
     if info.per_epoch:
         files += [f"{epoch_dir(dataset, arch, method, seed, e)}/metrics.csv" for e in range(1, NUM_EPOCHS + 1)]
     else:
@@ -415,6 +419,35 @@ def job_settings(method, arch):
 def settings_of(method=None):
     """Params function: the settings of a job whose method is `method` (or the {method} wildcard)."""
     return lambda wildcards: job_settings(method or wildcards.method, wildcards.arch)
+
+
+def method_warmup_settings(method, arch):
+    """The settings of the warm-up `method` starts from (bmrsparse.methods.warmup_settings: Flat-FF's, with the
+    method's own learning rate and, where set per method, guide initialisation)."""
+    return warmup_settings(method, job_settings(method, arch), job_settings(WARMUP_METHOD, arch))
+
+
+def _warmup_tags():
+    """{method: warm-up tag} for every trained method that starts from a warm-up. The tag names the inherited
+    settings, which are the same for every architecture (they are per method), so it is taken from the first."""
+    return {m: warmup_tag(method_warmup_settings(m, ARCHS[0])) for m in RUN_METHODS if METHOD_INFO[m].start == "warmup"}
+
+
+#: Warm-up tag of each method that starts from one; methods with equal warm-up settings share the tag and the job.
+WARMUP_OF = _warmup_tags()
+#: {tag: the first method (in grid order) that starts from it}; one train_warmup job per tag, dataset, arch, seed.
+WARMUPS = {}
+for _method, _tag in WARMUP_OF.items():
+    WARMUPS.setdefault(_tag, _method)
+
+
+wildcard_constraints:
+    warmup="|".join(re.escape(tag) for tag in WARMUPS) or "(?!)",
+
+
+def warmup_settings_of(wildcards):
+    """Params function of train_warmup: the settings of the warm-up named by the {warmup} wildcard."""
+    return method_warmup_settings(WARMUPS[wildcards.warmup], wildcards.arch)
 
 
 def runtime_minutes(arch, steps):

@@ -1,6 +1,9 @@
 # Training, generic over the methods registered in bmrsparse.methods (see METHOD_INFO in common.smk): what a
 # method declares decides which rule trains it and what that rule's inputs are.
-#   train_warmup    the shared Flat-FF warm-up (epoch 0 of every method that declares start="warmup")
+#   train_warmup    a Flat-FF warm-up (epoch 0 of every method that declares start="warmup"), one per distinct
+#                   warm-up settings: a method whose learning rate differs from Flat-FF's (BMR-S&S at the authors'
+#                   1e-2) gets its own, shared by the methods with the same settings ({warmup}: their tag,
+#                   bmrsparse.methods.warmup_tag)
 #   train_continue  start="warmup", one job for all epochs (Flat-FF)
 #   train_scratch   start="scratch", one job for warm-up budget + all epochs (Flat-MAP, Tiered-FF)
 #   train_epoch     per_epoch=True, one job per epoch (prune, train, evaluate): BMR-S&S and the pruning baselines;
@@ -14,10 +17,10 @@ rule train_warmup:
     input:
         data=get_data,
     output:
-        posterior=per_seed("results/warmup/{dataset}/{arch}/seed{seed}/posterior.npz"),
-        metrics=per_seed("results/warmup/{dataset}/{arch}/seed{seed}/metrics.csv"),
+        posterior=per_seed("results/warmup/{dataset}/{arch}/{warmup}/seed{seed}/posterior.npz"),
+        metrics=per_seed("results/warmup/{dataset}/{arch}/{warmup}/seed{seed}/metrics.csv"),
     log:
-        seed_tag("logs/train_warmup/{dataset}/{arch}/seed{seed}.log"),
+        seed_tag("logs/train_warmup/{dataset}/{arch}/{warmup}/seed{seed}.log"),
     # No benchmark: Snakemake refuses one on a cached rule; the metrics CSV holds seconds and steps/s.
     cache: "omit-software"
     conda:
@@ -31,13 +34,15 @@ rule train_warmup:
         # The cache key hashes params, not wildcards: name the job's wildcards here.
         dataset=lambda wildcards: wildcards.dataset,
         arch=lambda wildcards: wildcards.arch,
+        warmup=lambda wildcards: wildcards.warmup,
         seed=job_seeds,
         # ... and the library code, so a changed library does not reuse an old cached warm-up
         library=LIBRARY_DIGEST,
         method=WARMUP_METHOD,
         schedule=[WARMUP_STEPS],
         first_epoch=0,
-        settings=settings_of(WARMUP_METHOD),
+        # Flat-FF's settings with the inherited ones (learning rate) of the methods that start from this warm-up
+        settings=warmup_settings_of,
     script:
         "../scripts/train.py"
 

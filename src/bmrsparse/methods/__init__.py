@@ -30,11 +30,15 @@ from ._registry import (
     Method,
     MethodAttribute,
     PruneContext,
+    WARMUP_INHERITS,
+    WARMUP_METHOD,
     discover,
     fill_schema,
     get_method,
     register,
     unregister,
+    warmup_settings,
+    warmup_tag,
 )
 
 __all__ = [
@@ -47,6 +51,10 @@ __all__ = [
     "get_method",
     "fill_schema",
     "MethodAttribute",
+    "WARMUP_METHOD",
+    "WARMUP_INHERITS",
+    "warmup_settings",
+    "warmup_tag",
     "build",
     "Built",
     "layer_posteriors",

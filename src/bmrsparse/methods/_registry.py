@@ -13,6 +13,16 @@ A method is declared once, as ``METHOD = Method(...)`` in a module. It is regist
 - or, at run time, by :func:`register` (tests, notebooks; a Snakemake workflow does not see such methods).
 
 :data:`METHODS` maps names to declarations, in the order of :attr:`Method.order` (then name).
+
+Warm-ups. A method declared with ``start="warmup"`` continues a Flat-FF warm-up (:data:`WARMUP_METHOD` trained for
+``warmup_steps``), its epoch 0. That warm-up is trained with Flat-FF's settings except those in
+:data:`WARMUP_INHERITS`, which it takes from the method that starts from it: its learning rate, as the authors' code
+fits BMR-S&S's warm-up at BMR-S&S's rate, and the guide's initialisation where the config sets it per method.
+Methods whose warm-up settings are equal share one warm-up (one job per data set, architecture and seed); a
+method whose settings differ from Flat-FF's gets its own. :func:`warmup_settings` gives a method's warm-up
+settings and :func:`warmup_tag` the short name of a warm-up's folder, which differs whenever those settings do
+(``results/warmup/{dataset}/{arch}/{tag}/seed{seed}``, e.g. ``lr0.01``). With one learning rate for every method
+(config/paper.yaml) every method starts from the one warm-up.
 """
 
 from __future__ import annotations
@@ -36,6 +46,10 @@ __all__ = [
     "discover",
     "fill_schema",
     "MethodAttribute",
+    "WARMUP_METHOD",
+    "WARMUP_INHERITS",
+    "warmup_settings",
+    "warmup_tag",
 ]
 
 ENTRY_POINT_GROUP = "bmrsparse.methods"
@@ -43,6 +57,11 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 STARTS = ("scratch", "warmup")
 GUIDES = ("mean_field", "point")
 PRIORS = ("flat", "tiered")
+#: The method whose first ``warmup_steps`` are the warm-up of every method declared with ``start="warmup"``.
+WARMUP_METHOD = "flat_ff"
+#: Training settings a warm-up takes from the method that starts from it (the rest are Flat-FF's); with the
+#: letter that names each in :func:`warmup_tag`.
+WARMUP_INHERITS = {"learning_rate": "lr", "init_radius": "r", "init_scale": "s"}
 
 
 class PruneContext(NamedTuple):
@@ -244,3 +263,51 @@ class MethodAttribute(Mapping):
 
     def __len__(self):
         return len(METHODS)
+
+
+def warmup_settings(method: str, own: Mapping, warmup: Mapping) -> dict:
+    """The training settings of the warm-up that ``method`` (declared with ``start="warmup"``) starts from.
+
+    Args:
+      method: the method's name.
+      own: the method's own training settings (``{"learning_rate": {method: lr}, "init_radius": r, ...}``, as a
+        workflow job of ``method`` receives them; an absent key is the library's default).
+      warmup: the settings of a job of :data:`WARMUP_METHOD`.
+
+    Returns:
+      ``warmup`` with the keys of :data:`WARMUP_INHERITS` taken from ``own`` (the learning rate under
+      :data:`WARMUP_METHOD`'s name, as the warm-up job trains that method).
+    """
+    info = get_method(method)
+    if info.start != "warmup":
+        raise ValueError(f"method {method!r} starts from scratch, not from a warm-up")
+    out = copy.deepcopy(dict(warmup))
+    for key in WARMUP_INHERITS:
+        value = own.get(key)
+        if key == "learning_rate":
+            rates = value or {}
+            if method not in rates:
+                raise ValueError(f"the settings of {method!r} lack its learning rate (learning_rate.{method})")
+            out[key] = {WARMUP_METHOD: rates[method]}
+        elif value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+def warmup_tag(settings: Mapping) -> str:
+    """Short folder name of a warm-up from its :func:`warmup_settings`: the inherited settings it was trained with,
+    e.g. ``lr0.01`` or ``lr0.01-r2-s0.1`` (those the settings leave to the library's defaults are left out). Two warm-ups whose
+    inherited settings differ get different names; the rest of a warm-up's settings are the same for all of a
+    run's warm-ups (Flat-FF's)."""
+    parts = []
+    for key, letter in WARMUP_INHERITS.items():
+        value = settings.get(key)
+        if key == "learning_rate":
+            value = (value or {}).get(WARMUP_METHOD)
+            if value is None:
+                raise ValueError(f"warm-up settings without learning_rate.{WARMUP_METHOD}")
+        if value is not None:
+            parts.append(f"{letter}{float(value):g}")
+    return "-".join(parts)
