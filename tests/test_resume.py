@@ -85,7 +85,7 @@ def test_kill_at_random_points_then_resume_gives_identical_results(fmnist_small,
     assert resumes >= 3, text
     assert not ckpt.exists()  # removed once the outputs are complete
 
-    cols = ["epoch", "step", "acc", "ece", "ece_width15", "nll", "pruned_fraction"]
+    cols = ["epoch", "step", "acc", "ece", "ece_width15", "nll", "pruned_fraction", "elbo"]
     a, b = pd.read_csv(ref / "metrics.csv"), pd.read_csv(run / "metrics.csv")
     pd.testing.assert_frame_equal(a[cols], b[cols], check_exact=True)
     za, zb = np.load(ref / "posterior.npz"), np.load(run / "posterior.npz")

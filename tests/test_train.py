@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import numpy as np
@@ -18,7 +19,7 @@ FAST = {
     "test_subset": 1000,
     "eval_batch_size": 500,
     "chunk_size": 100,
-    "init_radius": 0.5,  # as in the quick profile: short runs start near the prior's centre
+    "init_radius": 0.5,  # short runs learn faster started near the prior's centre
     "net": TINY_NETS,
 }
 
@@ -174,3 +175,31 @@ def test_several_seeds_train_in_one_program(fmnist_small, tmp_path):
     with pytest.raises(StateMismatchError, match="seeds"):
         run_stage(method="bmr_ss", seed=1, schedule=[10], first_epoch=1, init_state=tmp_path / "w0.npz",
                   out_state=tmp_path / "x.npz", out_metrics=tmp_path / "x.csv", **kw)
+
+
+def test_progress_log_writes_at_least_once_per_tenth_of_the_steps():
+    from bmrsparse.train import ProgressLog, progress_chunk
+
+    for total, chunk_size in ((20, 10), (10000, 100), (2000, 500), (37, 5), (3, 100)):
+        chunk = progress_chunk(chunk_size, total)
+        lines = []
+        log = ProgressLog(total, max_chunk=chunk, write=lambda text, **_: lines.append(text))
+        done = 0
+        while done < total:
+            n = min(chunk, total - done)
+            done += n
+            log.chunk(n, 0.01 * n, np.array([2.0, 4.0]))
+        steps = [int(line.split()[1].split("/")[0]) for line in lines]
+        assert steps[-1] == total and all(line.split()[1].endswith(f"/{total},") for line in lines)
+        gaps = np.diff([0, *steps])
+        assert gaps.max() <= max(1, 0.1 * total), (total, chunk_size, steps)
+        eta = datetime.timedelta(seconds=round((total - steps[0]) / 100))  # 100 steps/s
+        assert lines[0] == f"step {steps[0]}/{total}, 100.0 steps/s, ETA {eta}, loss 3 (-ELBO)"
+
+
+def test_stage_logs_progress_and_the_elbo_of_each_epoch(fmnist_small, tmp_path, capsys):
+    df = _stage(fmnist_small, tmp_path, "flat_ff", [30, 20], chunk_size=100)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+    assert len(lines) >= 10 and lines[-1].startswith("step 50/50, ")  # the stage's 50 steps, cut into chunks of 5
+    assert list(pd.read_csv(tmp_path / "mlp_flat_ff_0.csv").columns[: len(METRIC_COLUMNS)]) == list(METRIC_COLUMNS)
+    assert df["elbo"].notna().all() and (df["elbo"] < 0).all()  # minus the training loss of the last steps

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import time
 
@@ -26,7 +27,7 @@ from .methods import METHODS, get_method
 from .metrics import METRIC_COLUMNS
 from .nets import ARCHS
 from .provenance import provenance
-from .train import NonFiniteLossError, State, StateMismatchError, Trainer
+from .train import NonFiniteLossError, ProgressLog, State, StateMismatchError, Trainer, progress_chunk
 
 __all__ = [
     "METHODS",
@@ -141,8 +142,13 @@ def run_stage(
         ``".ckpt.npz"``);
         an existing checkpoint of the same stage is resumed; it is removed once the outputs are written.
 
+    Progress: the log (stdout) gets a line at least once per 10 % of the stage's steps
+    (:class:`bmrsparse.train.ProgressLog`: step, steps/s, ETA, running loss); chunks are cut to allow that.
+
     Returns:
-      The metrics as a DataFrame with :data:`METRIC_COLUMNS` (all seeds). The CSV files also carry the
+      The metrics as a DataFrame with :data:`METRIC_COLUMNS` (all seeds); its ``elbo`` is the epoch's training ELBO
+      estimate: minus the mean training loss of the chunks that end in the epoch's last 10 % of steps (at least its
+      last chunk), per seed (Flat-MAP: the log joint of its point estimate). The CSV files also carry the
       provenance columns (:data:`bmrsparse.provenance.PROVENANCE_COLUMNS`: library digest, device, versions), and
       each state header has them under ``extra["provenance"]``.
     """
@@ -188,6 +194,7 @@ def run_stage(
 
     rows: list[dict] = []
     epoch_idx, done_in_epoch, seconds_in_epoch = 0, 0, 0.0
+    tail = [0.0] * len(seeds), 0  # loss sum per seed and steps of the current epoch's last 10 % (column elbo)
     state: State | None = None
     if os.path.exists(ckpt):
         state, head = trainer.load(ckpt, require_method=True)
@@ -199,6 +206,7 @@ def run_stage(
         rows = extra["rows"]
         epoch_idx, done_in_epoch = extra["epoch_idx"], extra["done_in_epoch"]
         seconds_in_epoch = extra["seconds_in_epoch"]
+        tail = tuple(extra.get("elbo_tail", tail))
         print(f"resuming from {ckpt} at step {state.step} (epoch {first_epoch + epoch_idx})", flush=True)
     elif init_state:
         state, _ = trainer.load(init_state)
@@ -206,12 +214,15 @@ def run_stage(
         state = trainer.init()
 
     every = int(s["checkpoint_every"])
+    total_steps = sum(schedule)
+    chunk = progress_chunk(min(int(s["chunk_size"]), every), total_steps)
+    log = ProgressLog(total_steps, done=sum(schedule[:epoch_idx]) + done_in_epoch, max_chunk=chunk)
 
-    def save_checkpoint(st: State, e_idx: int, done: int, secs: float, rows_now: list) -> None:
+    def save_checkpoint(st: State, e_idx: int, done: int, secs: float, rows_now: list, tail_now) -> None:
         trainer.save(
             st, ckpt,
             extra={"fingerprint": fingerprint, "rows": rows_now, "epoch_idx": e_idx, "done_in_epoch": done,
-                   "seconds_in_epoch": secs},
+                   "seconds_in_epoch": secs, "elbo_tail": [list(tail_now[0]), tail_now[1]]},
         )
 
     while epoch_idx < len(schedule):
@@ -227,33 +238,45 @@ def run_stage(
         last_ckpt_step = state.step
         t_start = time.perf_counter()
 
+        tail_from = steps - math.ceil(0.1 * steps)  # chunks ending after this step count towards elbo
+        at = done_in_epoch
+
+        def on_loss(n: int, secs: float, losses) -> None:
+            nonlocal tail, at
+            at += n
+            log.chunk(n, secs, losses)
+            if at > tail_from:
+                tail = [a + float(b) * n for a, b in zip(tail[0], losses)], tail[1] + n
+
         def on_chunk(st: State, done: int) -> None:
             nonlocal last_ckpt_step
             if st.step - last_ckpt_step >= every and done_in_epoch + done < steps:
                 elapsed = seconds_in_epoch + time.perf_counter() - t_start  # wall time; only used after a resume
-                save_checkpoint(st, epoch_idx, done_in_epoch + done, elapsed, rows)
+                save_checkpoint(st, epoch_idx, done_in_epoch + done, elapsed, rows, tail)
                 last_ckpt_step = st.step
 
-        chunk = min(int(s["chunk_size"]), every)
         state, secs = trainer.train(
-            state, steps - done_in_epoch, chunk_size=chunk, on_chunk=on_chunk, progress=progress,
+            state, steps - done_in_epoch, chunk_size=chunk, on_chunk=on_chunk, on_loss=on_loss, progress=progress,
             desc=f"{dataset}/{arch}/{method} epoch {epoch}",
         )
         if trainer.compile_seconds and epoch_idx == 0:
             print(f"compiled the training chunk in {trainer.compile_seconds:.2f} s", flush=True)
         seconds = seconds_in_epoch + secs
         t0 = time.perf_counter()
-        for sd, m in zip(seeds, trainer.evaluate(state, epoch, int(s["num_eval_samples"]))):
+        elbo = [-a / tail[1] for a in tail[0]]
+        for i, (sd, m) in enumerate(zip(seeds, trainer.evaluate(state, epoch, int(s["num_eval_samples"])))):
             print(f"epoch {epoch} seed {sd}: step {state.step} acc {m['acc']:.4f} ece {m['ece']:.4f} "
                   f"nll {m['nll']:.4f} pruned {m['pruned_fraction']:.4f}", flush=True)
             rows.append(
                 dict(dataset=dataset, arch=arch, method=method, seed=sd, epoch=epoch, step=int(state.step),
-                     **m, seconds=seconds, steps_per_s=steps / seconds if seconds > 0 else float("nan"))
+                     **m, seconds=seconds, steps_per_s=steps / seconds if seconds > 0 else float("nan"),
+                     elbo=elbo[i])
             )
         print(f"evaluated in {time.perf_counter() - t0:.1f} s", flush=True)
         epoch_idx, done_in_epoch, seconds_in_epoch = epoch_idx + 1, 0, 0.0
+        tail = [0.0] * len(seeds), 0
         if epoch_idx < len(schedule):
-            save_checkpoint(state, epoch_idx, 0, 0.0, rows)
+            save_checkpoint(state, epoch_idx, 0, 0.0, rows, tail)
 
     df = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
     prov = provenance()

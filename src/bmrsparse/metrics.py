@@ -36,6 +36,7 @@ METRIC_COLUMNS = (
     "pruned_fraction",
     "seconds",
     "steps_per_s",
+    "elbo",
 )
 
 

@@ -51,9 +51,10 @@ __all__ = [
     "write_table",
 ]
 
-_OPTIONAL = "ece_width15"  # kept when every part has it
-#: Columns every metrics CSV must have (those run_stage writes; ``ece_width15`` is optional and kept when present).
-METRIC_COLUMNS = tuple(c for c in ALL_METRIC_COLUMNS if c != _OPTIONAL)
+_OPTIONAL = ("ece_width15", "elbo")  # kept when every part has them (older CSVs lack them)
+#: Columns every metrics CSV must have (those run_stage writes; ``ece_width15`` and ``elbo`` are optional and kept
+#: when present).
+METRIC_COLUMNS = tuple(c for c in ALL_METRIC_COLUMNS if c not in _OPTIONAL)
 _KEY = ["dataset", "arch", "method", "seed", "epoch"]
 
 METHOD_ORDER = ("flat_map", "flat_ff", "tiered_ff", "bmr_ss", "magnitude_ss", "snr_ss")
@@ -114,9 +115,8 @@ def collect_metrics(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
     frames = list(frames)
     if not frames:
         raise ValueError("collect_metrics: no metrics given")
-    columns = list(METRIC_COLUMNS)
-    if all(_OPTIONAL in f.columns for f in frames):
-        columns.insert(columns.index("nll"), _OPTIONAL)
+    columns = [c for c in ALL_METRIC_COLUMNS
+               if c in METRIC_COLUMNS or all(c in f.columns for f in frames)]  # optional ones in their place
     tidy = pd.concat([f[columns] for f in frames], ignore_index=True)
     duplicated = tidy.duplicated(_KEY, keep=False)
     if duplicated.any():

@@ -14,6 +14,7 @@ the host only syncs between chunks (progress bar, checkpoints, non-finite loss c
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import math
 import sys
@@ -239,10 +240,14 @@ class Trainer:
         return (fresh(svi_state), fresh(data_key), jnp.zeros(shape, jnp.float32),
                 jnp.full(shape, -1, jnp.int32), jnp.zeros(shape, jnp.int32))
 
-    def train(self, state: State, num_steps: int, *, chunk_size: int, on_chunk=None, progress=True, desc=""):
+    def train(self, state: State, num_steps: int, *, chunk_size: int, on_chunk=None, on_loss=None, progress=True,
+              desc=""):
         """Run ``num_steps`` SVI steps in compiled chunks of at most ``chunk_size``.
 
-        ``on_chunk(state, steps_done)`` is called after every chunk (used for checkpoints). Raises
+        ``on_loss(n, seconds, losses)`` is called after every chunk with its number of steps, its wall time and the
+        mean training loss (the negative ELBO estimate; Flat-MAP: the negative log joint) of its steps per seed, a
+        numpy array that the chunk returns as its sum (no host sync inside a chunk); then
+        ``on_chunk(state, steps_done)`` (used for checkpoints). Raises
         :class:`NonFiniteLossError` naming the first step whose loss was not finite; the state passed to the last
         ``on_chunk`` call is then the last finite one. Returns ``(state, seconds)`` with the wall time spent in
         compiled training chunks (compile time excluded).
@@ -272,8 +277,10 @@ class Trainer:
                 done += n
                 state = State(svi_state, data_key, state.masks, state.step + n)
                 bar.update(n)
-                loss = float(np.mean(np.asarray(total))) / n
-                bar.set_postfix(step=state.step, loss=f"{loss:.4f}", steps_per_s=f"{n / dt:.1f}")
+                losses = np.asarray(total, np.float64) / n
+                bar.set_postfix(step=state.step, loss=f"{float(np.mean(losses)):.4f}", steps_per_s=f"{n / dt:.1f}")
+                if on_loss is not None:
+                    on_loss(n, dt, losses)
                 if on_chunk is not None:
                     on_chunk(state, done)
         finally:
@@ -490,6 +497,46 @@ class Trainer:
         }
         state = State(svi_state, jnp.asarray(arrays["data_key"]), masks, int(head["step"]))
         return state, head
+
+
+class ProgressLog:
+    """Progress lines for a training job's log, written at chunk boundaries (no host sync of their own).
+
+    Each line reads ``step k/total, r steps/s, ETA h:mm:ss, loss L (-ELBO)``: ``k`` of the job's ``total`` SVI
+    steps, the rate of its training chunks so far (compilation, pruning and evaluation not counted, so the ETA of
+    the remaining steps at that rate leaves them out), and the mean training loss (the negative ELBO estimate, mean
+    over seeds) of the steps since the previous line. A line is written before the steps since the previous one
+    could exceed ``fraction`` of ``total`` with the next chunk (the caller keeps chunks at most ``max_chunk`` steps;
+    :func:`progress_chunk` gives a size that allows one line per ``fraction``), and after the last step.
+    """
+
+    def __init__(self, total: int, *, done: int = 0, fraction: float = 0.1, max_chunk: int = 1, write=print):
+        self.total, self.done, self.last = int(total), int(done), int(done)
+        self.gap, self.max_chunk, self.write = fraction * int(total), int(max_chunk), write
+        self.seconds, self.timed = 0.0, 0
+        self.loss_sum, self.loss_steps = 0.0, 0
+
+    def chunk(self, n: int, seconds: float, losses) -> None:
+        self.done += int(n)
+        self.seconds += float(seconds)
+        self.timed += int(n)
+        self.loss_sum += float(np.mean(losses)) * n
+        self.loss_steps += int(n)
+        if self.done >= self.total or self.done + self.max_chunk - self.last > self.gap:
+            rate = self.timed / self.seconds if self.seconds > 0 else float("nan")
+            left = (self.total - self.done) / rate if rate > 0 else float("nan")
+            eta = str(datetime.timedelta(seconds=round(left))) if np.isfinite(left) else "?"
+            loss = self.loss_sum / self.loss_steps
+            self.write(f"step {self.done}/{self.total}, {rate:.1f} steps/s, ETA {eta}, loss {loss:.6g} (-ELBO)",
+                       flush=True)
+            self.last, self.loss_sum, self.loss_steps = self.done, 0.0, 0
+
+
+def progress_chunk(chunk_size: int, total: int, fraction: float = 0.1) -> int:
+    """The chunk size to use so that :class:`ProgressLog` can write a line at least once per ``fraction`` of a
+    job's ``total`` steps: ``chunk_size`` capped at that many steps (at least 1). Speed only: the steps' numbers
+    do not depend on how they are cut into chunks."""
+    return max(1, min(int(chunk_size), int(fraction * int(total))))
 
 
 class _NoBar:
