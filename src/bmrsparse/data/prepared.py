@@ -12,7 +12,7 @@ import numpy as np
 
 from ..io import atomic_savez
 from . import cifar, fashion_mnist
-from ._sources import locate, md5_file, md5_gunzip
+from ._sources import locate
 
 __all__ = ["DATASETS", "NUM_CLASSES", "Dataset", "load_prepared", "prepare_dataset"]
 
@@ -52,10 +52,9 @@ def read_raw(
             name,
             table,
             mirrors=fashion_mnist.MIRRORS,
-            digest=md5_gunzip,
-            digest_name=fashion_mnist.DIGEST_NAME,
+            download_md5=fashion_mnist.GZ_MD5,
             source_dir=source_dir,
-            download=download,
+            download_ok=download,
         )
         return fashion_mnist.read_fashion_mnist(files, expected_md5=table)
     spec = cifar.ARCHIVES[name]
@@ -64,10 +63,9 @@ def read_raw(
         name,
         {spec.filename: expected},
         mirrors=cifar.MIRRORS,
-        digest=lambda path, _expected: md5_file(path),
-        digest_name="MD5",
+        download_md5={spec.filename: expected},
         source_dir=source_dir,
-        download=download,
+        download_ok=download,
     )
     return cifar.read_cifar(name, files[spec.filename], expected_md5=expected)
 
@@ -84,7 +82,8 @@ def prepare_dataset(
 
     The source bytes come from ``source_dir`` if it holds them, else ``$BMRSPARSE_DATA_DIR``, else a known
     local copy (Debian's ``/usr/share/datasets/fashion-mnist``), else the download cache, else the canonical
-    URL (only if ``download``; the download is verified before it is kept in ``source_dir`` or the cache).
+    URL (only if ``download``; pooch verifies the download against the published MD5 before it is kept in
+    ``source_dir`` or the cache).
     See :mod:`bmrsparse.data._sources` for the exact order.
 
     The ``.npz`` holds ``x_train``, ``x_test`` (uint8 ``[N, H, W, C]``: FashionMNIST ``[*, 28, 28, 1]``,
