@@ -22,6 +22,7 @@ import pytest
 from bmrsparse import data
 from bmrsparse.data import _sources, cifar, fashion_mnist
 from bmrsparse.data._safe_pickle import safe_loads
+from bmrsparse.io import DamagedFileError, atomic_savez
 
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
 FMNIST_FILES = tuple(fashion_mnist.FILES.values())
@@ -567,7 +568,10 @@ def test_load_prepared_rejects_damaged_or_foreign_files(tmp_path):
     with pytest.raises(ValueError, match="not an .npz archive"):
         data.load_prepared(plain)
     foreign = tmp_path / "foreign.npz"
-    np.savez(foreign, x_train=np.zeros((2, 32, 32, 3), np.uint8))
+    np.savez(foreign, x_train=np.zeros((2, 32, 32, 3), np.uint8))  # no digest: refused before its keys are read
+    with pytest.raises(DamagedFileError, match="no __sha256__ digest.*rerun prepare_dataset"):
+        data.load_prepared(foreign)
+    atomic_savez(foreign, x_train=np.zeros((2, 32, 32, 3), np.uint8))
     with pytest.raises(ValueError, match="missing y_train"):
         data.load_prepared(foreign)
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from ..io import atomic_savez
+from ..io import atomic_savez, load_npz
 from . import cifar, fashion_mnist
 from ._sources import locate
 
@@ -121,22 +120,16 @@ def prepare_dataset(
 
 
 def load_prepared(path: str | os.PathLike) -> Dataset:
-    """Load a file written by :func:`prepare_dataset`, checking its keys, dtypes and shapes."""
+    """Load a file written by :func:`prepare_dataset`, checking its digest, keys, dtypes and shapes.
+
+    Raises:
+      bmrsparse.io.DamagedFileError: the file is cut short, changed or has no digest (the message says how to
+        remake it).
+      ValueError: the file is intact but not a prepared dataset (keys, dtypes or shapes).
+    """
     path = Path(path)
     keys = ("x_train", "y_train", "x_test", "y_test", "name", "num_classes")
-    try:
-        with open(path, "rb") as handle:
-            loaded = np.load(handle, allow_pickle=False)
-            if not isinstance(loaded, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
-            with loaded as npz:
-                arrays = {k: npz[k] for k in keys if k in npz.files}
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise ValueError(
-            f"{path}: cannot read the prepared dataset ({exc}); delete it and rerun prepare_dataset"
-        ) from exc
+    arrays = load_npz(path, producer="prepare_dataset (bmrsparse.data.prepare_dataset)")
     missing = [k for k in keys if k not in arrays]
     if missing:
         raise ValueError(f"{path}: not a prepared dataset, missing {', '.join(missing)}; rerun prepare_dataset")
