@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.server
 import io
 import os
 import pickle
@@ -12,6 +13,7 @@ import shutil
 import struct
 import subprocess
 import tarfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ import pytest
 from bmrsparse import data
 from bmrsparse.data import _sources, cifar, fashion_mnist
 from bmrsparse.data._safe_pickle import safe_loads
+from bmrsparse.io import DamagedFileError, atomic_savez
 
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
 FMNIST_FILES = tuple(fashion_mnist.FILES.values())
@@ -451,54 +454,95 @@ def test_cifar_archive_missing_a_batch_or_with_bad_batch(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Downloading (file:// mirrors stand in for the web; nothing leaves the machine)
+# Downloading through pooch: an http.server on 127.0.0.1 stands in for the web; nothing leaves the machine
 # ----------------------------------------------------------------------------------------------------------
 
 
-def test_download_tries_mirrors_verifies_and_keeps_only_a_good_copy(tmp_path, monkeypatch):
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    archive = _make_cifar_archive(mirror / "cifar-10-python.tar.gz", "cifar10")
-    missing_mirror = (tmp_path / "nowhere").as_uri() + "/"
-    monkeypatch.setattr(cifar, "MIRRORS", (missing_mirror, mirror.as_uri() + "/"))
+@pytest.fixture
+def http_mirror(tmp_path, monkeypatch):
+    """A folder served over HTTP on 127.0.0.1 (a thread); yields ``(folder, base_url, requests_log)``."""
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setattr(_sources, "RETRIES", 0)  # pooch sleeps between retries; one attempt per mirror here
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    served = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def log_request(self, code="-", size="-"):
+            served.append(self.path)
+
+        def log_message(self, fmt, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}/", served
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_download_tries_mirrors_verifies_and_keeps_only_a_good_copy(tmp_path, monkeypatch, http_mirror):
+    folder, url, served = http_mirror
+    archive = _make_cifar_archive(folder / "cifar-10-python.tar.gz", "cifar10")
+    monkeypatch.setattr(cifar, "MIRRORS", (url + "nowhere/", url))  # the first mirror answers 404
     dest = tmp_path / "data"
     out = tmp_path / "cifar10.npz"
     data.prepare_dataset(
         "cifar10", out, source_dir=dest, expected_md5={"cifar-10-python.tar.gz": _md5(archive)}
     )
+    assert served == ["/nowhere/cifar-10-python.tar.gz", "/cifar-10-python.tar.gz"]
     assert _listing(dest) == ["cifar-10-python.tar.gz"]  # kept in source_dir, no partial file left
     assert _md5(dest / "cifar-10-python.tar.gz") == _md5(archive)
     assert data.load_prepared(out).x_train.shape == (20, 32, 32, 3)
+    # A second run finds the kept copy and downloads nothing.
+    data.prepare_dataset("cifar10", out, source_dir=dest, expected_md5={"cifar-10-python.tar.gz": _md5(archive)})
+    assert len(served) == 2
 
 
-def test_download_with_wrong_digest_keeps_nothing(tmp_path, monkeypatch):
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    _make_cifar_archive(mirror / "cifar-10-python.tar.gz", "cifar10")
-    monkeypatch.setattr(cifar, "MIRRORS", (mirror.as_uri() + "/",))
+def test_download_with_wrong_digest_keeps_nothing(tmp_path, monkeypatch, http_mirror):
+    folder, url, served = http_mirror
+    archive = _make_cifar_archive(folder / "cifar-10-python.tar.gz", "cifar10")
+    monkeypatch.setattr(cifar, "MIRRORS", (url,))
     out = tmp_path / "cifar10.npz"
     with pytest.raises(data.ChecksumError) as info:
         data.prepare_dataset("cifar10", out)  # published digest; downloads go to the (temporary) cache
-    assert "c58f30108f718f92721af3b95e74349a" in str(info.value) and "Nothing was kept" in str(info.value)
+    message = str(info.value)
+    assert "c58f30108f718f92721af3b95e74349a" in message and _md5(archive) in message
+    assert "Nothing was kept" in message and url in message
+    assert served == ["/cifar-10-python.tar.gz"]
     assert not out.exists()
     assert not data.cache_dir("cifar10").exists()
 
 
-def test_download_failure_is_reported_as_unavailable_with_hints(tmp_path, monkeypatch):
-    monkeypatch.setattr(cifar, "MIRRORS", ((tmp_path / "nowhere").as_uri() + "/",))
-    with pytest.raises(data.DatasetUnavailableError, match="downloading failed.*source_dir.*BMRSPARSE_DATA_DIR"):
+def test_download_failure_is_reported_as_unavailable_with_hints(tmp_path, monkeypatch, http_mirror):
+    _, url, _ = http_mirror
+    monkeypatch.setattr(cifar, "MIRRORS", (url + "nowhere/",))
+    with pytest.raises(data.DatasetUnavailableError, match="downloading failed.*404.*source_dir.*BMRSPARSE_DATA_DIR"):
         data.prepare_dataset("cifar100", tmp_path / "c.npz", source_dir=tmp_path / "dl")
     assert not (tmp_path / "c.npz").exists() and not (tmp_path / "dl").exists()
 
 
 @needs_fmnist
-def test_fashion_mnist_download_is_verified_on_decompressed_content(tmp_path, monkeypatch):
-    # Debian's re-gzipped files stand in for the canonical ones: different .gz bytes, same content digests.
-    mirror = _copy_fmnist(tmp_path / "mirror")
-    monkeypatch.setattr(fashion_mnist, "MIRRORS", (mirror.as_uri() + "/",))
+def test_fashion_mnist_download_is_verified_twice(tmp_path, monkeypatch, http_mirror):
+    # Debian's re-gzipped files stand in for the canonical ones: pooch checks the .gz bytes against GZ_MD5 (here
+    # set to the served files' digests), the reader the decompressed content against MD5 (unchanged).
+    folder, url, served = http_mirror
+    _copy_fmnist(folder)
+    monkeypatch.setattr(fashion_mnist, "MIRRORS", (url,))
+    monkeypatch.setattr(fashion_mnist, "GZ_MD5", {f: _md5(folder / f) for f in FMNIST_FILES})
     monkeypatch.setitem(_sources.LOCAL_COPIES, "fashion_mnist", ())
     out = tmp_path / "fm.npz"
     data.prepare_dataset("fashion_mnist", out)
+    assert sorted(served) == sorted(f"/{f}" for f in FMNIST_FILES)
     assert sorted(_listing(data.cache_dir("fashion_mnist"))) == sorted(FMNIST_FILES)
     assert data.load_prepared(out).x_test.shape == (10000, 28, 28, 1)
 
@@ -524,7 +568,10 @@ def test_load_prepared_rejects_damaged_or_foreign_files(tmp_path):
     with pytest.raises(ValueError, match="not an .npz archive"):
         data.load_prepared(plain)
     foreign = tmp_path / "foreign.npz"
-    np.savez(foreign, x_train=np.zeros((2, 32, 32, 3), np.uint8))
+    np.savez(foreign, x_train=np.zeros((2, 32, 32, 3), np.uint8))  # no digest: refused before its keys are read
+    with pytest.raises(DamagedFileError, match="no __sha256__ digest.*rerun prepare_dataset"):
+        data.load_prepared(foreign)
+    atomic_savez(foreign, x_train=np.zeros((2, 32, 32, 3), np.uint8))
     with pytest.raises(ValueError, match="missing y_train"):
         data.load_prepared(foreign)
 

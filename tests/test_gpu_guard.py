@@ -17,6 +17,7 @@ import pytest
 from conftest import copy_workflow
 
 from bmrsparse import provenance as prov
+from bmrsparse.io import atomic_write_verified
 
 GIVEN_GPU = {"CUDA_VISIBLE_DEVICES": "0", "SLURM_JOB_GPUS": "0", "SLURM_JOB_ID": "42"}
 
@@ -124,12 +125,12 @@ def test_provenance_table_reads_each_jobs_record(tmp_path):
     old = tmp_path / "results" / "train" / "mlp" / "metrics.csv"
     new.parent.mkdir(parents=True)
     old.parent.mkdir(parents=True)
-    pd.DataFrame([{"epoch": 0, "acc": 0.5, **record}, {"epoch": 1, "acc": 0.6, **record}]).to_csv(new, index=False)
-    pd.DataFrame([{"epoch": 0, "acc": 0.5}]).to_csv(old, index=False)
+    atomic_write_verified(new, pd.DataFrame([{"epoch": 0, "acc": 0.5, **record}, {"epoch": 1, "acc": 0.6, **record}]).to_csv(index=False))
+    atomic_write_verified(old, pd.DataFrame([{"epoch": 0, "acc": 0.5}]).to_csv(index=False))
     table = prov.provenance_table([new, old])
     assert table.job.tolist() == ["warmup/mlp", "train/mlp"]
     assert table.iloc[0].drop("job").to_dict() == record
     assert set(table.iloc[1].drop("job")) == {"not recorded"}
-    pd.DataFrame([{"epoch": 0, **record}, {"epoch": 1, **record, "device": "cpu: other"}]).to_csv(new, index=False)
+    atomic_write_verified(new, pd.DataFrame([{"epoch": 0, **record}, {"epoch": 1, **record, "device": "cpu: other"}]).to_csv(index=False))
     with pytest.raises(ValueError, match="more than one device"):
         prov.provenance_table([new])

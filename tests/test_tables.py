@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from bmrsparse import tables
+from bmrsparse.io import atomic_write_verified
 from bmrsparse.tables import (collect_metrics, describe_settings, final_metrics, paper_claims, read_metrics, to_markdown,
                               write_table)
 
@@ -49,10 +50,10 @@ def verdicts(claims: pd.DataFrame, claim_id: int) -> dict[str, str]:
 def test_read_metrics_relabels_and_validates(tmp_path):
     frame = make_metrics(methods=("flat_ff",), archs=("mlp",), epochs=0)
     path = tmp_path / "warmup.csv"
-    frame.to_csv(path, index=False)
+    atomic_write_verified(path, frame.to_csv(index=False))  # as run_stage writes it, with path.sha256
     assert set(read_metrics(path, as_method="bmr_ss")["method"]) == {"bmr_ss"}
     assert set(read_metrics(path)["method"]) == {"flat_ff"}
-    frame.drop(columns=["nll"]).to_csv(path, index=False)
+    atomic_write_verified(path, frame.drop(columns=["nll"]).to_csv(index=False))
     with pytest.raises(ValueError, match=r"lacks the column.*nll"):
         read_metrics(path)
 

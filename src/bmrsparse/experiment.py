@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import data as bdata
-from .io import atomic_write_text
+from .io import atomic_write_verified, load_npz
 from .methods import METHODS, get_method
 from .metrics import METRIC_COLUMNS
 from .nets import ARCHS
@@ -136,7 +136,8 @@ def run_stage(
       init_state: state file of a previous stage to continue from (same data set, architecture and prior), or None.
       reference_state: for a method that declares a :attr:`~bmrsparse.methods.Method.reference`, the state file of
         that method's same epoch (one epoch per stage), whose keep-masks the prune function reads; else None.
-      out_state, out_metrics: the state file and the tidy metrics CSV to write (atomically, at the end).
+      out_state, out_metrics: the state file and the tidy metrics CSV to write (atomically, at the end; the CSV's
+        SHA-256 goes to ``<out_metrics>.sha256``, the state's into the file, see :mod:`bmrsparse.io`).
       settings: overrides of :data:`DEFAULT_SETTINGS`.
       checkpoint_path: where to checkpoint every ``checkpoint_every`` steps (default: the first ``out_state`` +
         ``".ckpt.npz"``);
@@ -284,7 +285,7 @@ def run_stage(
         mine = df[df.seed == sd]
         trainer.save(state, out_states[i], extra={"metrics": mine.to_dict("records"), "settings": s,
                                                   "provenance": prov}, index=i)
-        atomic_write_text(out_metrics_[i], mine.assign(**prov).to_csv(index=False))
+        atomic_write_verified(out_metrics_[i], mine.assign(**prov).to_csv(index=False))
     if os.path.exists(ckpt):
         os.remove(ckpt)
     return df
@@ -293,8 +294,7 @@ def run_stage(
 def _trainer_for_state(path, data_path=None) -> tuple[Trainer, State, dict]:
     """A trainer matching a state file; without ``data_path`` a placeholder data set of the right shape is used
     (enough for everything but training and evaluation)."""
-    with np.load(path, allow_pickle=False) as z:
-        head = json.loads(str(z["header"]))
+    head = json.loads(str(load_npz(path, producer="bmrsparse.experiment.run_stage")["header"]))
     s = resolve_settings((head.get("extra") or {}).get("settings"))
     if data_path is not None:
         ds = bdata.load_prepared(data_path)

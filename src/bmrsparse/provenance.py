@@ -147,13 +147,16 @@ def provenance_table(paths) -> "pandas.DataFrame":
     """One row per metrics CSV (one training job): ``job`` (its folder under ``results/``) and the
     :data:`PROVENANCE_COLUMNS` it recorded ("not recorded" for a file written before they existed).
 
-    Raises ``ValueError`` when a file records more than one value of a column (it should hold one job's rows).
+    Raises ``ValueError`` when a file records more than one value of a column (it should hold one job's rows), and
+    :class:`bmrsparse.io.DamagedFileError` when a file does not match its digest file.
     """
     import pandas as pd
 
+    from .io import read_csv
+
     rows = []
     for path in paths:
-        frame = pd.read_csv(path)
+        frame = read_csv(path, producer="bmrsparse.experiment.run_stage")
         job = str(Path(path).parent)
         job = job.split("results/", 1)[1] if "results/" in job else job
         row = {"job": job}

@@ -126,8 +126,9 @@ def _trainer(state_path, data_path, settings: Mapping | None):
     from .experiment import resolve_settings
     from .train import Trainer
 
-    with np.load(state_path, allow_pickle=False) as z:
-        head = json.loads(str(z["header"]))
+    from .io import load_npz
+
+    head = json.loads(str(load_npz(state_path, producer="bmrsparse.experiment.run_stage")["header"]))
     s = resolve_settings({**((head.get("extra") or {}).get("settings") or {}), **dict(settings or {})})
     ds = bdata.load_prepared(data_path)
     trainer = Trainer(arch=head["arch"], method=head["method"], dataset=ds, seeds=head["seeds"][:1], settings=s)

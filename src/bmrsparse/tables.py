@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .io import atomic_write_text
+from .io import atomic_write_text, read_csv
 from .metrics import METRIC_COLUMNS as ALL_METRIC_COLUMNS
 
 __all__ = [
@@ -93,9 +93,10 @@ def read_metrics(path: str | os.PathLike, *, as_method: str | None = None) -> pd
     """Read one metrics CSV written by ``run_stage``; ``as_method`` relabels its rows (the shared warm-up).
 
     Raises:
+      DamagedFileError: the file does not match its digest file ``<path>.sha256`` (see :mod:`bmrsparse.io`).
       ValueError: the file lacks a required column or has no rows (the message names the file).
     """
-    frame = pd.read_csv(path)
+    frame = read_csv(path, producer="bmrsparse.experiment.run_stage")
     missing = [c for c in METRIC_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"metrics file {path} lacks the column(s) {missing}; expected {list(METRIC_COLUMNS)}")

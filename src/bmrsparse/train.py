@@ -28,7 +28,7 @@ import optax
 from numpyro.infer import SVI, TraceGraph_ELBO, TraceMeanField_ELBO
 
 from . import _rng, bmr, data as bdata, methods, metrics, nets
-from .io import atomic_path
+from .io import atomic_savez, load_npz
 
 FORMAT_VERSION = 1
 
@@ -443,16 +443,16 @@ class Trainer:
         arrays["data_key"] = np.asarray(state.data_key)
         head = dict(head, method=self.method.name, step=int(state.step), extra=extra or {})
         arrays["header"] = np.asarray(json.dumps(head))
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
+        atomic_savez(path, **arrays)  # with its digest: load() refuses a damaged file (bmrsparse.io)
 
     def load(self, path, *, require_method: bool = False) -> tuple[State, dict]:
         """Read a state written by :meth:`save` (a compatible method's, e.g. the Flat-FF warm-up for BMR-S&S).
 
         ``path`` may be a list of single-seed files, one per seed of this trainer, in order. Raises
         :class:`StateMismatchError` naming the difference when a file is for another data set, architecture,
-        network shape, prior or seed. Returns ``(state, header)`` (the header of the first file).
+        network shape, prior or seed, and :class:`bmrsparse.io.DamagedFileError` (naming the file and the command
+        that remakes it) when a file is cut short, changed or without its digest. Returns ``(state, header)`` (the
+        header of the first file).
         """
         if isinstance(path, (list, tuple)):
             if len(path) != len(self.seeds):
@@ -466,8 +466,7 @@ class Trainer:
         return self._load_one(path, require_method, self.seeds)
 
     def _load_one(self, path, require_method, seeds) -> tuple[State, dict]:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        arrays = load_npz(path, producer="bmrsparse.experiment.run_stage")
         head = json.loads(str(arrays.pop("header")))
         mine = dict(self.header(), seeds=list(seeds))
         for k in ("format", "dataset", "arch", "prior", "point_estimate", "layers", "image_shape", "seeds"):

@@ -3,6 +3,8 @@
 import math
 import os
 import re
+import shlex
+import sys
 import tempfile
 from itertools import product
 
@@ -135,6 +137,19 @@ def validate_config(cfg, schema_path, label="workflow/schemas/config.schema.yaml
 
 
 validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+
+
+def _record_command():
+    """Put this run's command line into the environment of its jobs: the message of a damaged file
+    (bmrsparse.io.DamagedFileError) quotes it as the command that remakes the file. Only the main process records
+    it (a cluster job's own Snakemake call runs with --target-jobs)."""
+    program = os.path.basename(sys.argv[0]) if sys.argv else ""
+    if "--target-jobs" in sys.argv or program not in ("snakemake", "__main__.py"):
+        return
+    os.environ["BMRSPARSE_SNAKEMAKE_COMMAND"] = shlex.join(["snakemake", *sys.argv[1:]])
+
+
+_record_command()
 
 
 def _library_digest():

@@ -12,6 +12,7 @@ rule sparsity_curve:
         posterior=lambda wildcards: final_posterior(wildcards.dataset, wildcards.arch, "flat_ff", wildcards.seed),
     output:
         curve="results/sparsity/{dataset}/{arch}/seed{seed}.csv",
+        curve_sha256="results/sparsity/{dataset}/{arch}/seed{seed}.csv.sha256",  # checked by its readers
     log:
         "logs/sparsity_curve/{dataset}/{arch}/seed{seed}.log",
     benchmark:

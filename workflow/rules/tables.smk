@@ -26,6 +26,7 @@ rule collect_metrics:
             category="Tables",
             labels={"table": "per-epoch metrics", "format": "CSV"},
         ),
+        metrics_sha256="results/metrics/metrics.csv.sha256",  # checked by its readers (bmrsparse.io)
     log:
         "logs/collect_metrics.log",
     conda:
@@ -50,6 +51,7 @@ rule time_steps:
             category="Tables",
             labels={"table": "step speed, timed alone", "format": "CSV"},
         ),
+        timing_sha256="results/bench/speed.csv.sha256",
     log:
         "logs/time_steps.log",
     conda:

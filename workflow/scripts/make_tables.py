@@ -9,17 +9,15 @@ import sys
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-import pandas as pd
-
-from bmrsparse.io import atomic_write_text
+from bmrsparse.io import atomic_write_text, read_csv
 from bmrsparse.tables import describe_settings, final_metrics, paper_claims, to_markdown, write_table
 
-metrics = pd.read_csv(snakemake.input.metrics)
+metrics = read_csv(snakemake.input.metrics)
 note = f"Settings: {describe_settings(snakemake.config, snakemake.params.configfiles)}."
 final = final_metrics(metrics)
 write_table(final, snakemake.output.final_csv, snakemake.output.final_md,
             title="Final metrics per dataset x architecture x method", note=note)
-timing = pd.read_csv(snakemake.input.timing) if "timing" in snakemake.input.keys() else None
+timing = read_csv(snakemake.input.timing) if "timing" in snakemake.input.keys() else None
 claims = paper_claims(metrics, acc_tolerance=snakemake.params.acc_tolerance,
                       pruned_threshold=snakemake.params.pruned_threshold, timing=timing)
 atomic_write_text(snakemake.output.claims_csv, claims.assign(settings=note[len("Settings: "):-1]).to_csv(index=False))

@@ -4,9 +4,8 @@ import sys
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-import pandas as pd
-
+from bmrsparse.io import read_csv
 from bmrsparse.plots import plot_pruned_fraction, save_figure
 
-metrics = pd.read_csv(snakemake.input.metrics)
+metrics = read_csv(snakemake.input.metrics)
 save_figure(plot_pruned_fraction(metrics), snakemake.output.pdf, snakemake.output.png)

@@ -7,9 +7,10 @@ sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 import pandas as pd
 
+from bmrsparse.io import read_csv
 from bmrsparse.plots import save_figure
 from bmrsparse.sparsity import plot_sparsity_accuracy
 
-curves = pd.concat([pd.read_csv(path) for path in snakemake.input.curves], ignore_index=True)
-metrics = pd.read_csv(snakemake.input.metrics)
+curves = pd.concat([read_csv(path) for path in snakemake.input.curves], ignore_index=True)
+metrics = read_csv(snakemake.input.metrics)
 save_figure(plot_sparsity_accuracy(curves, metrics), snakemake.output.pdf, snakemake.output.png)

@@ -20,7 +20,7 @@ from bmrsparse.provenance import check_accelerator, device_description
 check_accelerator(resources_gpu=int(getattr(snakemake.resources, "gpu", 0) or 0))
 print(f"device: {device_description()}", flush=True)
 
-from bmrsparse.io import atomic_write_text
+from bmrsparse.io import atomic_write_verified
 from bmrsparse.sparsity import sparsity_curve
 
 t0 = time.perf_counter()
@@ -28,4 +28,4 @@ curve = sparsity_curve(snakemake.input.posterior, snakemake.input.data, fraction
                        settings=snakemake.params.settings)
 print(curve.to_string(index=False), flush=True)
 print(f"{len(curve)} rows in {time.perf_counter() - t0:.1f} s", flush=True)
-atomic_write_text(snakemake.output.curve, curve.to_csv(index=False))
+atomic_write_verified(snakemake.output.curve, curve.to_csv(index=False))

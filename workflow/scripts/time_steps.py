@@ -19,7 +19,7 @@ import pandas as pd
 
 from bmrsparse import bench
 from bmrsparse.experiment import resolve_settings
-from bmrsparse.io import atomic_write_text
+from bmrsparse.io import atomic_write_verified
 
 params = snakemake.params
 rows = []
@@ -37,4 +37,4 @@ for dataset in params.datasets:
             row.update(run=run, threads=snakemake.threads)
             rows.append(row)
             print(f"{dataset} {arch} {method}: {row['steps_per_s']:.1f} steps/s ({row['device']})")
-atomic_write_text(snakemake.output.timing, pd.DataFrame(rows).to_csv(index=False))
+atomic_write_verified(snakemake.output.timing, pd.DataFrame(rows).to_csv(index=False))

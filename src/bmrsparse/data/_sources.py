@@ -1,4 +1,4 @@
-"""Where dataset files come from: a local folder, a known local copy, the download cache, or the web.
+"""Where dataset files come from: a local folder, a known local copy, the download cache, or the web (via pooch).
 
 Lookup order for each file (the first folder that holds it wins):
 
@@ -7,8 +7,9 @@ Lookup order for each file (the first folder that holds it wins):
 2. the environment variable ``BMRSPARSE_DATA_DIR``, in the same two ways;
 3. known local copies (:data:`LOCAL_COPIES`, e.g. Debian's ``/usr/share/datasets/fashion-mnist``);
 4. the download cache ``$XDG_CACHE_HOME/bmrsparse/<dataset>`` (default ``~/.cache/bmrsparse/<dataset>``);
-5. the canonical URLs, if downloading is allowed. A download goes to a temporary file, is verified, and only
-   then renamed into ``source_dir`` (when given) or the cache folder.
+5. the canonical URLs, if downloading is allowed. :mod:`pooch` downloads each file into ``source_dir`` (when
+   given) or the cache folder, checks it against its published MD5 before it appears under its name (a file
+   that does not match is deleted), retries a failed download, and shows a progress bar on a terminal.
 
 Files found locally are verified by the readers when they are read; nothing is trusted unverified.
 """
@@ -16,16 +17,15 @@ Files found locally are verified by the readers when they are read; nothing is t
 from __future__ import annotations
 
 import gzip
-import hashlib
-import http.client
 import os
-import shutil
+import re
 import sys
-import tempfile
-import urllib.request
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+import pooch
+import requests
 
 from .errors import ChecksumError, CorruptFileError, DatasetUnavailableError
 
@@ -35,9 +35,10 @@ __all__ = [
     "SUBFOLDERS",
     "cache_dir",
     "candidate_dirs",
+    "download",
     "locate",
     "md5_file",
-    "md5_gunzip",
+    "read_gzip",
 ]
 
 DATA_DIR_ENV = "BMRSPARSE_DATA_DIR"
@@ -56,17 +57,15 @@ LOCAL_COPIES: dict[str, tuple[str, ...]] = {
     "cifar100": (),
 }
 
+#: Seconds pooch waits for a server before giving up on a mirror.
 DOWNLOAD_TIMEOUT_S = 60.0
-_CHUNK = 1 << 20
+#: Further attempts pooch makes per mirror after a failed or non-matching download.
+RETRIES = 2
 
 
 def md5_file(path: str | os.PathLike) -> str:
     """Hex MD5 digest of a file's bytes."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return pooch.file_hash(str(path), alg="md5")
 
 
 def read_gzip(path: str | os.PathLike, expected: str | None = None) -> bytes:
@@ -76,18 +75,6 @@ def read_gzip(path: str | os.PathLike, expected: str | None = None) -> bytes:
             return handle.read()
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise CorruptFileError(path, expected, f"gzip: {exc}") from exc
-
-
-def md5_gunzip(path: str | os.PathLike, expected: str | None = None) -> str:
-    """Hex MD5 digest of a gzip file's decompressed content (see :func:`read_gzip` for errors)."""
-    digest = hashlib.md5(usedforsecurity=False)
-    try:
-        with gzip.open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(_CHUNK), b""):
-                digest.update(block)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise CorruptFileError(path, expected, f"gzip: {exc}") from exc
-    return digest.hexdigest()
 
 
 def cache_dir(name: str) -> Path:
@@ -106,11 +93,7 @@ def candidate_dirs(name: str, source_dir: str | os.PathLike | None = None) -> li
             dirs.append(base)
     dirs.extend(Path(p) for p in LOCAL_COPIES.get(name, ()))
     dirs.append(cache_dir(name))
-    unique: list[Path] = []
-    for d in dirs:
-        if d not in unique:
-            unique.append(d)
-    return unique
+    return list(dict.fromkeys(dirs))
 
 
 def unavailable_message(name: str, missing: Iterable[str], searched: Iterable[Path], urls: Iterable[str]) -> str:
@@ -127,76 +110,62 @@ def unavailable_message(name: str, missing: Iterable[str], searched: Iterable[Pa
     )
 
 
-def _download(
-    filename: str,
-    urls: list[str],
-    dest_dir: Path,
-    expected: str,
-    digest: Callable[[Path, str], str],
-    digest_name: str,
-) -> Path:
-    """Download ``filename`` from the first URL whose bytes verify; keep it as ``dest_dir/filename``."""
-    created = not dest_dir.exists()
-    dest_dir.mkdir(parents=True, exist_ok=True)
+def download(filename: str, mirrors: Iterable[str], dest_dir: str | os.PathLike, md5: str) -> Path:
+    """Fetch ``filename`` with pooch from the first mirror that serves bytes of MD5 ``md5``; return its path.
+
+    Each mirror is a base URL ending in ``/``; pooch retries it :data:`RETRIES` times. The file appears as
+    ``dest_dir/filename`` only once it matches; nothing else is left in ``dest_dir`` (removed if it was created
+    here and stayed empty).
+
+    Raises:
+      ChecksumError: a mirror served bytes of another digest (and no mirror served matching ones).
+      DatasetUnavailableError: no mirror could be reached.
+    """
+    dest = Path(dest_dir)
+    created = not dest.exists()
+    bar = sys.stderr.isatty()
     failures: list[str] = []
     mismatch: tuple[str, str | None] | None = None
-    for url in urls:
-        print(f"bmrsparse: downloading {url}", file=sys.stderr, flush=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{filename}.", suffix=".part")
-        tmp = Path(tmp_name)
+    for mirror in mirrors:
+        url = mirror + filename
+        fetcher = pooch.create(path=dest, base_url=mirror, registry={filename: f"md5:{md5}"},
+                               retry_if_failed=RETRIES)
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-                shutil.copyfileobj(response, out, _CHUNK)
-            try:
-                actual = digest(tmp, expected)
-            except CorruptFileError as exc:
-                mismatch = (url, None)
-                failures.append(f"{url}: {exc.reason}")
-                continue
-            if actual != expected:
-                mismatch = (url, actual)
-                failures.append(f"{url}: {digest_name} {actual} instead of {expected}")
-                continue
-            os.chmod(tmp, 0o644)
-            final = dest_dir / filename
-            os.replace(tmp, final)
-            print(f"bmrsparse: saved {final}", file=sys.stderr, flush=True)
-            return final
-        except (OSError, http.client.HTTPException) as exc:
+            path = fetcher.fetch(filename, progressbar=bar,
+                                 downloader=pooch.HTTPDownloader(progressbar=bar, timeout=DOWNLOAD_TIMEOUT_S))
+            print(f"bmrsparse: saved {path} (from {url}, MD5 verified)", file=sys.stderr, flush=True)
+            return Path(path)
+        except ValueError as exc:  # pooch: the downloaded bytes do not match the known hash (nothing kept)
+            got = re.search(r"got ([0-9a-f]{32})", str(exc))
+            mismatch = (url, got.group(1) if got else None)
             failures.append(f"{url}: {exc}")
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-    if created and not any(dest_dir.iterdir()):
-        dest_dir.rmdir()
+        except (requests.exceptions.RequestException, OSError) as exc:
+            failures.append(f"{url}: {exc}")
+    if created and dest.is_dir() and not any(dest.iterdir()):
+        dest.rmdir()
     if mismatch is not None:
-        raise ChecksumError(
-            mismatch[0],
-            expected,
-            mismatch[1],
-            what=digest_name,
-            detail=f"Nothing was kept in {dest_dir}. Attempts: {'; '.join(failures)}.",
-        )
+        raise ChecksumError(mismatch[0], md5, mismatch[1],
+                            detail=f"Nothing was kept in {dest}. Attempts: {'; '.join(failures)}.")
     raise DatasetUnavailableError("; ".join(failures))
 
 
 def locate(
     name: str,
-    expected: Mapping[str, str],
+    expected: Mapping[str, str | None],
     *,
     mirrors: Iterable[str],
-    digest: Callable[[Path, str], str],
-    digest_name: str,
+    download_md5: Mapping[str, str],
     source_dir: str | os.PathLike | None = None,
-    download: bool = True,
+    download_ok: bool = True,
 ) -> dict[str, Path]:
     """Find (or download) every file named in ``expected``; return ``{filename: path}``.
 
-    Local files are returned unverified (the readers verify them). A downloaded file is kept only after
-    ``digest(path, expected_digest)`` equals its entry in ``expected``.
+    Local files are returned unverified (the readers verify them against ``expected``). A missing file is
+    downloaded with :func:`download`, checked against ``download_md5[filename]`` (the MD5 of the published file),
+    into ``source_dir`` when given, else the cache folder.
 
     Raises:
-      DatasetUnavailableError: a file is missing and ``download`` is false, or every URL failed.
+      DatasetUnavailableError: a file is missing and ``download_ok`` is false, or no mirror could be reached.
       ChecksumError: a download did not match its digest (nothing is kept).
     """
     mirrors = list(mirrors)
@@ -204,22 +173,19 @@ def locate(
     found: dict[str, Path] = {}
     for filename in expected:
         for folder in searched:
-            path = folder / filename
-            if path.is_file():
-                found[filename] = path
+            if (folder / filename).is_file():
+                found[filename] = folder / filename
                 break
     missing = [f for f in expected if f not in found]
     if not missing:
         return found
     urls = [m + f for f in missing for m in mirrors]
-    if not download:
+    if not download_ok:
         raise DatasetUnavailableError(unavailable_message(name, missing, searched, urls) + " (download=False)")
     dest_dir = Path(source_dir).expanduser() if source_dir is not None else cache_dir(name)
     for filename in missing:
         try:
-            found[filename] = _download(
-                filename, [m + filename for m in mirrors], dest_dir, expected[filename], digest, digest_name
-            )
+            found[filename] = download(filename, mirrors, dest_dir, download_md5[filename])
         except DatasetUnavailableError as exc:
             raise DatasetUnavailableError(
                 f"downloading failed ({exc}). " + unavailable_message(name, missing, searched, urls)

@@ -5,9 +5,8 @@ Files: ``train-images-idx3-ubyte.gz`` (60000 x 28 x 28 uint8), ``train-labels-id
 
 Checksums are MD5 digests of the *decompressed* files. Debian's ``dataset-fashion-mnist`` re-gzipped the
 originals, so its ``.gz`` bytes differ from the canonical download while the content is identical; one table
-of content digests verifies both. (The published digests of the canonical ``.gz`` files, from
-zalandoresearch/fashion-mnist's README, are 8d4fb7e6c68d591d4c3dfef9ec88bf0d, 25c81989df183df01b3e8a0aad5dffbe,
-bef4ecab320f06d8554ea6380940ec79 and bb300cfdad3c16e7a12a480ee83cd310 in the order above.)
+of content digests verifies both. A download is also checked, before it is kept, against the published digest
+of the canonical ``.gz`` file (:data:`GZ_MD5`, from zalandoresearch/fashion-mnist's README).
 
 References:
   [1] Xiao, Rasul, Vollgraf (2017). Fashion-MNIST: a novel image dataset for benchmarking machine learning
@@ -26,7 +25,7 @@ import numpy as np
 from ._sources import read_gzip
 from .errors import ChecksumError, DataError
 
-__all__ = ["FILES", "MD5", "MIRRORS", "parse_idx", "read_fashion_mnist"]
+__all__ = ["FILES", "GZ_MD5", "MD5", "MIRRORS", "parse_idx", "read_fashion_mnist"]
 
 # role -> file name
 FILES = {
@@ -44,6 +43,14 @@ MD5 = {
     "t10k-labels-idx1-ubyte.gz": "15d484375f8d13e6eb1aabb0c3f46965",
 }
 DIGEST_NAME = "MD5 of the decompressed content"
+
+# file name -> MD5 of the canonical .gz file (what a download is checked against before it is kept).
+GZ_MD5 = {
+    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+}
 
 # The project's public bucket (README of zalandoresearch/fashion-mnist), then the same files in its repository.
 MIRRORS = (

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from ..io import atomic_savez
+from ..io import atomic_savez, load_npz
 from . import cifar, fashion_mnist
-from ._sources import locate, md5_file, md5_gunzip
+from ._sources import locate
 
 __all__ = ["DATASETS", "NUM_CLASSES", "Dataset", "load_prepared", "prepare_dataset"]
 
@@ -52,10 +51,9 @@ def read_raw(
             name,
             table,
             mirrors=fashion_mnist.MIRRORS,
-            digest=md5_gunzip,
-            digest_name=fashion_mnist.DIGEST_NAME,
+            download_md5=fashion_mnist.GZ_MD5,
             source_dir=source_dir,
-            download=download,
+            download_ok=download,
         )
         return fashion_mnist.read_fashion_mnist(files, expected_md5=table)
     spec = cifar.ARCHIVES[name]
@@ -64,10 +62,9 @@ def read_raw(
         name,
         {spec.filename: expected},
         mirrors=cifar.MIRRORS,
-        digest=lambda path, _expected: md5_file(path),
-        digest_name="MD5",
+        download_md5={spec.filename: expected},
         source_dir=source_dir,
-        download=download,
+        download_ok=download,
     )
     return cifar.read_cifar(name, files[spec.filename], expected_md5=expected)
 
@@ -84,7 +81,8 @@ def prepare_dataset(
 
     The source bytes come from ``source_dir`` if it holds them, else ``$BMRSPARSE_DATA_DIR``, else a known
     local copy (Debian's ``/usr/share/datasets/fashion-mnist``), else the download cache, else the canonical
-    URL (only if ``download``; the download is verified before it is kept in ``source_dir`` or the cache).
+    URL (only if ``download``; pooch verifies the download against the published MD5 before it is kept in
+    ``source_dir`` or the cache).
     See :mod:`bmrsparse.data._sources` for the exact order.
 
     The ``.npz`` holds ``x_train``, ``x_test`` (uint8 ``[N, H, W, C]``: FashionMNIST ``[*, 28, 28, 1]``,
@@ -122,22 +120,16 @@ def prepare_dataset(
 
 
 def load_prepared(path: str | os.PathLike) -> Dataset:
-    """Load a file written by :func:`prepare_dataset`, checking its keys, dtypes and shapes."""
+    """Load a file written by :func:`prepare_dataset`, checking its digest, keys, dtypes and shapes.
+
+    Raises:
+      bmrsparse.io.DamagedFileError: the file is cut short, changed or has no digest (the message says how to
+        remake it).
+      ValueError: the file is intact but not a prepared dataset (keys, dtypes or shapes).
+    """
     path = Path(path)
     keys = ("x_train", "y_train", "x_test", "y_test", "name", "num_classes")
-    try:
-        with open(path, "rb") as handle:
-            loaded = np.load(handle, allow_pickle=False)
-            if not isinstance(loaded, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
-            with loaded as npz:
-                arrays = {k: npz[k] for k in keys if k in npz.files}
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise ValueError(
-            f"{path}: cannot read the prepared dataset ({exc}); delete it and rerun prepare_dataset"
-        ) from exc
+    arrays = load_npz(path, producer="prepare_dataset (bmrsparse.data.prepare_dataset)")
     missing = [k for k in keys if k not in arrays]
     if missing:
         raise ValueError(f"{path}: not a prepared dataset, missing {', '.join(missing)}; rerun prepare_dataset")
