@@ -100,7 +100,7 @@ def _view(layer) -> np.ndarray:
     after a convolution reads each channel at every position of the flattened map)."""
     k = layer["kernel"]
     if layer["type"] == "conv":
-        return k.reshape(-1, k.shape[2], k.shape[3])
+        return k.reshape(k.shape[0] * k.shape[1], k.shape[2], k.shape[3])
     positions = layer["hw"][0] * layer["hw"][1] if layer["from_conv"] else 1
     return k.reshape(positions, k.shape[0] // positions, k.shape[1])
 
@@ -118,7 +118,7 @@ def _activation(name: str, x):
 
 
 def compact(arch: str, params: Mapping, masks: Mapping | None = None, *, input_shape, preprocess: Mapping | None = None,
-            meta: Mapping | None = None) -> CompactNet:
+            meta: Mapping | None = None, remove: bool = True) -> CompactNet:
     """The compact network of a pruned MLP or LeNet-5.
 
     Args:
@@ -129,11 +129,12 @@ def compact(arch: str, params: Mapping, masks: Mapping | None = None, *, input_s
       preprocess: ``{"shape": raw [H, W, C], "mean": [C], "std": [C], "pad": p}`` stored for the export (None:
         identity on ``input_shape``).
       meta: extra JSON-able entries of the description (``dataset``, ``method``...).
+      remove: False keeps every unit (the masked network in this format, e.g. to time it with sparse kernels).
     """
     layers = chain(arch, masked_params(params, masks), input_shape)
     for i, layer in enumerate(layers):
         layer["from_conv"] = layer["type"] == "dense" and i > 0 and layers[i - 1]["type"] == "conv"
-    hidden = range(len(layers) - 1)
+    hidden = range(len(layers) - 1) if remove else range(0)
     # 1. units with no kept incoming weight: a constant, folded into the next layer's bias
     for i in hidden:
         here, nxt = layers[i], layers[i + 1]
@@ -161,7 +162,7 @@ def compact(arch: str, params: Mapping, masks: Mapping | None = None, *, input_s
     arrays, specs = {}, []
     input_index = None
     first = layers[0]
-    if first["type"] == "dense":  # the MLP: drop input pixels no kept weight reads
+    if first["type"] == "dense" and remove:  # the MLP: drop input pixels no kept weight reads
         read = np.any(first["kernel"] != 0, axis=1)
         if not read.all():
             input_index = "input_index"
