@@ -99,7 +99,7 @@ def test_method_is_registered_like_bmr_ss():
 
 def _trainer(arch, net):
     rng = np.random.default_rng(0)
-    side = 28
+    side = 28 if arch == "mlp" else 32
     x = rng.integers(0, 256, size=(128, side, side, 1), dtype=np.uint8)
     y = rng.integers(0, 10, size=128)
     ds = bdata.Dataset("fashion_mnist", x, y, x[:32], y[:32], 10)
@@ -108,7 +108,9 @@ def _trainer(arch, net):
 
 
 @pytest.mark.parametrize("arch,net", [("mlp", {"width": 16, "depth": 2}),
-                                      ("lenet", {"features": [3, 4, 8], "hidden": 8})])
+                                      ("lenet", {"features": [3, 4, 8], "hidden": 8}),
+                                      ("vit", {"patch_size": 8, "embed_dim": 8, "num_heads": 2, "mlp_dim": 8,
+                                               "num_blocks": 1})])
 def test_prune_step_removes_whole_units_never_the_head_and_accumulates(arch, net):
     trainer = _trainer(arch, net)
     state, _ = trainer.train(trainer.init(), 10, chunk_size=10, progress=False)
@@ -119,7 +121,7 @@ def test_prune_step_removes_whole_units_never_the_head_and_accumulates(arch, net
     masks = jax.tree.map(lambda m: np.asarray(m)[0], jax.device_get(first.masks))
     for layer in trainer.layers:
         m = masks[layer.name]
-        if layer.is_head:
+        if layer.is_head or layer.kind not in ("dense", "conv"):  # the output layer, norms, embeddings: whole
             assert all(v.all() for v in m.values())
             continue
         kernel = m["kernel"].reshape(-1, m["kernel"].shape[-1])

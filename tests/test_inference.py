@@ -85,3 +85,39 @@ def test_speedup_figure_draws_every_panel():
     assert len(fig.axes) == 4
     with pytest.raises(ValueError, match="column"):
         inference.plot_speedup_accuracy(pd.DataFrame(rows).drop(columns="speedup"))
+
+
+def _claim6(inference_rows):
+    from bmrsparse.tables import paper_claims
+
+    metrics = pd.DataFrame([dict(dataset="fashion_mnist", arch=arch, method=m, seed=0, epoch=1, step=10, acc=0.85,
+                                 ece=0.05, nll=0.4, pruned_fraction=0.0, seconds=1.0, steps_per_s=10.0)
+                            for arch in ("mlp", "lenet") for m in ("flat_ff", "bmr_struct")])
+    inference_table = None if inference_rows is None else pd.DataFrame(inference_rows)
+    claims = paper_claims(metrics, inference=inference_table)
+    sel = claims[claims.claim_id == 6]
+    return dict(zip(sel.scope, sel.verdict)), sel
+
+
+def _row(method, fmt, batch, acc, speedup):
+    return dict(dataset="fashion_mnist", arch="mlp", method=method, format=fmt, seed=0, params=1,
+                params_kept_fraction=0.1, acc=acc, nll=0.4, batch=batch, ms_per_batch=1.0 / speedup, speedup=speedup,
+                device="cpu: test")
+
+
+@pytest.mark.parametrize("acc,speedup,verdict", [(0.842, 3.5, "holds"), (0.835, 3.5, "does not hold"),
+                                                 (0.85, 2.9, "does not hold")])
+def test_claim_6_is_judged_on_the_measured_mlp_rows_at_batch_128(acc, speedup, verdict):
+    rows = [_row("flat_ff", "dense", 128, 0.85, 1.0), _row("bmr_struct", "compact", 128, acc, speedup),
+            _row("bmr_struct", "compact", 1, 0.5, 10.0)]  # batch 1 does not count
+    got, sel = _claim6(rows)
+    assert got == {"fashion_mnist / mlp": verdict, "fashion_mnist / lenet": "not applicable", "all": verdict}
+    evidence = sel[sel.scope == "fashion_mnist / mlp"].evidence.iloc[0]
+    assert f"{speedup:.2f}x" in evidence and "cpu: test" in evidence
+
+
+def test_claim_6_appears_only_with_an_inference_table():
+    got, _ = _claim6(None)
+    assert got == {}
+    got, _ = _claim6([_row("flat_ff", "dense", 1, 0.85, 1.0)])  # no batch-128 rows
+    assert set(got.values()) == {"not applicable"}
