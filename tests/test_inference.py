@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+
+from conftest import ROOT, copy_workflow
 
 from bmrsparse import compact_numpy, data as bdata, inference
 from bmrsparse.experiment import resolve_settings
@@ -121,3 +127,31 @@ def test_claim_6_appears_only_with_an_inference_table():
     assert got == {}
     got, _ = _claim6([_row("flat_ff", "dense", 1, 0.85, 1.0)])  # no batch-128 rows
     assert set(got.values()) == {"not applicable"}
+
+
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FASHION_MNIST.exists(), reason="needs Debian's FashionMNIST (apt-get install dataset-fashion-mnist)")
+def test_inference_rules_run_on_the_test_profile(tmp_path, monkeypatch):
+    """config/test.yaml sizes with Flat-FF and structured BMR: the export, the table, the figure and claim 6."""
+    project = copy_workflow(tmp_path / "project")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT / "src"))
+    targets = ["results/tables/inference.csv", "results/figures/speedup_accuracy.png", "results/tables/paper_claims.csv"]
+    run = subprocess.run([sys.executable, "-m", "snakemake", *targets, "--cores", "2", "--configfile", "config/test.yaml",
+                          "--config", "methods=[flat_ff,bmr_struct]", "archs=[mlp,lenet]"],
+                         cwd=project, capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    table = pd.read_csv(project / "results/tables/inference.csv")
+    assert list(table.columns) == list(inference.COLUMNS)
+    assert set(table.arch) == {"mlp", "lenet"} and set(table.batch) == {1, 128}
+    assert set(zip(table.method, table.format)) == {("flat_ff", "dense"), ("bmr_struct", "masked"),
+                                                    ("bmr_struct", "compact")}
+    for arch in ("mlp", "lenet"):
+        net = compact_numpy.load(project / f"results/compact/fashion_mnist/{arch}/bmr_struct/seed0")
+        assert net["spec"]["arch"] == arch and net["spec"]["method"] == "bmr_struct"
+    claims = pd.read_csv(project / "results/tables/paper_claims.csv")
+    row = claims[(claims.claim_id == 6) & (claims.scope == "fashion_mnist / mlp")].iloc[0]
+    assert row.verdict in ("holds", "does not hold") and "batch 128" in row.evidence
+    assert (project / "results/figures/speedup_accuracy.png").read_bytes()[:4] == b"\x89PNG"
