@@ -133,14 +133,17 @@ FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not FASHION_MNIST.exists(), reason="needs Debian's FashionMNIST (apt-get install dataset-fashion-mnist)")
+@pytest.mark.skipif(not FASHION_MNIST.exists(),
+                    reason="needs Debian's FashionMNIST (apt-get install dataset-fashion-mnist)")
 def test_inference_rules_run_on_the_test_profile(tmp_path, monkeypatch):
     """config/test.yaml sizes with Flat-FF and structured BMR: the export, the table, the figure and claim 6."""
     project = copy_workflow(tmp_path / "project")
     monkeypatch.setenv("PYTHONPATH", str(ROOT / "src"))
-    targets = ["results/tables/inference.csv", "results/figures/speedup_accuracy.png", "results/tables/paper_claims.csv"]
-    run = subprocess.run([sys.executable, "-m", "snakemake", *targets, "--cores", "2", "--configfile", "config/test.yaml",
-                          "--config", "methods=[flat_ff,bmr_struct]", "archs=[mlp,lenet]"],
+    targets = ["results/tables/inference.csv", "results/figures/speedup_accuracy.png",
+               "results/tables/paper_claims.csv"]
+    run = subprocess.run([sys.executable, "-m", "snakemake", *targets, "--cores", "2",
+                          "--configfile", "config/test.yaml", "--config", "methods=[flat_ff,bmr_struct]",
+                          "archs=[mlp,lenet]"],
                          cwd=project, capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     table = pd.read_csv(project / "results/tables/inference.csv")

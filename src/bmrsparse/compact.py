@@ -88,8 +88,8 @@ def chain(arch: str, params: Mapping, input_shape) -> list[dict]:
                 h, w = h // 2, w // 2
         else:
             hw = (h, w) if previous == "conv" else (1, 1)
-            layer = dict(name=name, type="dense", kernel=kernel, bias=bias, activation=act if name != "head" else "none",
-                         flatten=previous != "dense", pool=0, hw=hw)
+            layer = dict(name=name, type="dense", kernel=kernel, bias=bias, flatten=previous != "dense", pool=0, hw=hw,
+                         activation=act if name != "head" else "none")
         previous = layer["type"]
         out.append(layer)
     return out

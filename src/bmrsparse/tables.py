@@ -263,10 +263,11 @@ def _claim_structured(inference: pd.DataFrame, dataset: str, arch: str) -> tuple
         speedup = float(small.loc[seed, "speedup"])
         drop = float(dense.loc[seed, "acc"] - small.loc[seed, "acc"])
         ok.append(speedup >= STRUCTURED_SPEEDUP and drop <= STRUCTURED_ACC_MARGIN)
-        parts.append(f"seed {seed}: {speedup:.2f}x ({float(small.loc[seed, 'ms_per_batch']):.3g} vs "
-                     f"{float(dense.loc[seed, 'ms_per_batch']):.3g} ms per batch), acc {100 * small.loc[seed, 'acc']:.2f} "
-                     f"vs {100 * dense.loc[seed, 'acc']:.2f} %, {100 * small.loc[seed, 'params_kept_fraction']:.1f} % "
-                     "of the parameters")
+        s, d = small.loc[seed], dense.loc[seed]
+        parts.append(f"seed {seed}: {speedup:.2f}x ({float(s['ms_per_batch']):.3g} vs "
+                     f"{float(d['ms_per_batch']):.3g} ms per batch), "
+                     f"acc {100 * s['acc']:.2f} vs {100 * d['acc']:.2f} %, "
+                     f"{100 * s['params_kept_fraction']:.1f} % of the parameters")
     device = ", ".join(sorted(set(sel["device"].astype(str)))) if "device" in sel else "?"
     evidence = f"measured on {device}, batch {STRUCTURED_BATCH}, posterior means: " + "; ".join(parts)
     return (HOLDS if all(ok) else FAILS), evidence, f"{sum(ok)} of {len(ok)}"

@@ -9,7 +9,7 @@
 rule compact_network:
     input:
         data=get_data,
-        posterior=lambda wildcards: final_posterior(wildcards.dataset, wildcards.arch, wildcards.method, wildcards.seed),
+        posterior=lambda w: final_posterior(w.dataset, w.arch, w.method, w.seed),
     output:
         npz="results/compact/{dataset}/{arch}/{method}/seed{seed}.npz",
         json="results/compact/{dataset}/{arch}/{method}/seed{seed}.json",
@@ -35,7 +35,7 @@ rule inference:
         metrics="results/metrics/metrics.csv",
         data=[data_path(d) for d in DATASETS],
         posteriors=[p for _, states, _ in inference_grid() for p in states.values()],
-        compact=[f"{stem}.{ext}" for _, _, stems in inference_grid() for stem in stems.values() for ext in ("npz", "json")],
+        compact=[f"{s}.{ext}" for _, _, stems in inference_grid() for s in stems.values() for ext in ("npz", "json")],
     output:
         table=report(
             "results/tables/inference.csv",
