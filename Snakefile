@@ -24,6 +24,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/sparsity.smk"
+include: "workflow/rules/inference.smk"
 
 
 # Light rules run on the submitting host even under a cluster executor (--profile profiles/slurm).

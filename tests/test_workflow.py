@@ -89,6 +89,10 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "plot_posterior_cdf": 1 if "fashion_mnist" in config["datasets"] and {"mlp", "lenet"} & set(config["archs"]) else 0,
         "all": 1,
     }
+    # beyond the paper: structured BMR's compact MLPs and LeNet-5s exported, every network timed (inference.smk)
+    timed = {"flat_ff", "bmr_struct"} <= set(methods) and {"mlp", "lenet"} & set(config["archs"])
+    jobs["compact_network"] = d * len({"mlp", "lenet"} & set(config["archs"])) * s if timed else 0
+    jobs["inference"] = jobs["plot_speedup_accuracy"] = 1 if timed else 0
     jobs["plot_first_layer"] = jobs["plot_posterior_cdf"]
     return {rule: n for rule, n in jobs.items() if n}
 

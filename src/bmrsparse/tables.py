@@ -15,7 +15,13 @@ the Flat-FF warm-up as their epoch 0, so :func:`read_metrics` can relabel the wa
 and one beyond the paper (when the pruning baselines ``magnitude_ss`` / ``snr_ss`` are in the grid):
 
 5. at the sparsity BMR-S&S reaches, it has a lower NLL than magnitude and SNR pruning at the same per-layer
-   sparsity.
+   sparsity;
+
+and one on measured inference (its rows appear only when the inference table of :mod:`bmrsparse.inference` is
+given):
+
+6. structured BMR's compact MLP runs at least 3x faster than the dense (Flat-FF) MLP at batch 128, with a
+   posterior-mean accuracy at most one point below Flat-FF's.
 
 Each claim is judged per seed; the table says in how many seeds it holds.
 
@@ -68,7 +74,11 @@ _CLAIMS = {
     4: "A BMR-S&S gradient step is faster than a Tiered-FF step (paper: about 15 %)",
     5: "(beyond the paper) At the sparsity BMR-S&S reaches, it has lower NLL than magnitude and SNR pruning at the "
     "same per-layer sparsity",
+    6: "(beyond the paper) Structured BMR runs the MLP at least 3x faster than dense at batch 128 with accuracy "
+    "within one point of Flat-FF",
 }
+#: Claim 6: the speed-up and the accuracy margin (1 point) it asks for, at this batch size.
+STRUCTURED_SPEEDUP, STRUCTURED_ACC_MARGIN, STRUCTURED_BATCH = 3.0, 0.01, 128
 #: The methods the paper compares (claim 2 ranks these); the pruning baselines of claim 5.
 PAPER_METHODS = ("flat_map", "flat_ff", "tiered_ff", "bmr_ss")
 BASELINE_METHODS = ("magnitude_ss", "snr_ss")
@@ -238,6 +248,32 @@ def _claim_baselines(scope: pd.DataFrame) -> tuple[str, str]:
     return (HOLDS if lower else FAILS), evidence
 
 
+def _claim_structured(inference: pd.DataFrame, dataset: str, arch: str) -> tuple[str, str, str]:
+    """Claim 6 in one scope from the measured inference table: (verdict, evidence, seeds)."""
+    if arch != "mlp":
+        return NA, "the claim is about the MLP", ""
+    sel = inference[(inference["dataset"] == dataset) & (inference["arch"] == arch)
+                    & (inference["batch"] == STRUCTURED_BATCH)]
+    dense = sel[(sel["method"] == "flat_ff") & (sel["format"] == "dense")].set_index("seed")
+    small = sel[(sel["method"] == "bmr_struct") & (sel["format"] == "compact")].set_index("seed")
+    seeds = sorted(set(dense.index) & set(small.index))
+    if not seeds:
+        return NA, f"no flat_ff dense and bmr_struct compact rows at batch {STRUCTURED_BATCH}", ""
+    ok, parts = [], []
+    for seed in seeds:
+        speedup = float(small.loc[seed, "speedup"])
+        drop = float(dense.loc[seed, "acc"] - small.loc[seed, "acc"])
+        ok.append(speedup >= STRUCTURED_SPEEDUP and drop <= STRUCTURED_ACC_MARGIN)
+        s, d = small.loc[seed], dense.loc[seed]
+        parts.append(f"seed {seed}: {speedup:.2f}x ({float(s['ms_per_batch']):.3g} vs "
+                     f"{float(d['ms_per_batch']):.3g} ms per batch), "
+                     f"acc {100 * s['acc']:.2f} vs {100 * d['acc']:.2f} %, "
+                     f"{100 * s['params_kept_fraction']:.1f} % of the parameters")
+    device = ", ".join(sorted(set(sel["device"].astype(str)))) if "device" in sel else "?"
+    evidence = f"measured on {device}, batch {STRUCTURED_BATCH}, posterior means: " + "; ".join(parts)
+    return (HOLDS if all(ok) else FAILS), evidence, f"{sum(ok)} of {len(ok)}"
+
+
 def _judge(claim_id: int, scope: pd.DataFrame, dataset: str, arch: str, acc_tolerance: float,
            pruned_threshold: float) -> tuple[str, str]:
     if claim_id == 1:
@@ -266,6 +302,7 @@ def paper_claims(
     acc_tolerance: float = 0.05,
     pruned_threshold: float = 0.5,
     timing: pd.DataFrame | None = None,
+    inference: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Judge the paper's Results claims (and one beyond it) on the final metrics, per seed.
 
@@ -284,6 +321,8 @@ def paper_claims(
       pruned_threshold: claim 3 holds when BMR-S&S's final pruned fraction is at least this, and for the
         exception (LeNet-5 on FashionMNIST) when it is below.
       timing: speeds measured alone, for claim 4 (None: from the metrics).
+      inference: the measured inference table (:func:`bmrsparse.inference.inference_table`), for claim 6 (None:
+        the table has no rows of claim 6).
 
     Returns:
       A DataFrame with columns claim_id, claim, scope, verdict ("holds", "does not hold" or "not applicable"),
@@ -294,10 +333,14 @@ def paper_claims(
     mean = final_metrics(metrics)
     rows: list[dict] = []
     for claim_id, claim in _CLAIMS.items():
+        if claim_id == 6 and inference is None:  # measured inference: only in grids that have the table
+            continue
         scope_verdicts, gains = [], []
         seed_ok: dict[int, bool] = {}  # per seed: holds in every scope where it applies
         for (dataset, arch), scope in mean.groupby(["dataset", "arch"], sort=False):
-            if claim_id == 4 and timing is not None:
+            if claim_id == 6:
+                verdict, evidence, seeds = _claim_structured(inference, dataset, arch)
+            elif claim_id == 4 and timing is not None:
                 verdict, evidence, gain = _claim_speed_timed(timing, dataset, arch)
                 seeds = "timed alone" if verdict != NA else ""
             else:

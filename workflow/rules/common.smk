@@ -372,12 +372,46 @@ def figures():
     return sorted(names)
 
 
+#: Beyond the paper (inference.smk): the architectures that have a compact network.
+INFERENCE_ARCHS = [arch for arch in ARCHS if arch in ("mlp", "lenet")]
+
+
+def inference_targets():
+    """The measured-inference table and figure, when the grid has Flat-FF, structured BMR and an MLP or LeNet-5."""
+    if not ({"flat_ff", "bmr_struct"} <= set(METHODS) and INFERENCE_ARCHS):
+        return []
+    return ["results/tables/inference.csv", *expand("results/figures/speedup_accuracy.{ext}", ext=["pdf", "png"])]
+
+
+#: Methods in the inference table: the dense reference first, then the pruning methods of the grid.
+INFERENCE_METHODS = ["flat_ff"] + [m for m in METHODS if METHOD_INFO[m].prunes]
+#: The method whose compact networks are exported (rule compact_network) and timed from their files.
+COMPACT_METHOD = "bmr_struct"
+
+
+def compact_stem(dataset, arch, method, seed):
+    return f"results/compact/{dataset}/{arch}/{method}/seed{seed}"
+
+
+def inference_grid():
+    """[data, {method: final posterior}, {compact method: exported stem}] of every (dataset, arch, seed) timed."""
+    return [
+        [
+            data_path(d),
+            {m: final_posterior(d, a, m, s) for m in INFERENCE_METHODS},
+            {COMPACT_METHOD: compact_stem(d, a, COMPACT_METHOD, s)},
+        ]
+        for d, a, s in product(DATASETS, INFERENCE_ARCHS, SEEDS)
+    ]
+
+
 def final_targets():
     return [
         "results/metrics/metrics.csv",
         *expand("results/tables/{table}.{ext}", table=["final_metrics", "paper_claims"], ext=["csv", "md"]),
         *expand("results/tables/provenance.{ext}", ext=["csv", "md"]),
         *expand("results/figures/{figure}.{ext}", figure=figures(), ext=["pdf", "png"]),
+        *inference_targets(),
     ]
 
 

@@ -76,6 +76,7 @@ rule time_steps:
 rule tables:
     input:
         **SPEED_TIMING,
+        **({"inference": "results/tables/inference.csv"} if inference_targets() else {}),  # claim 6 (inference.smk)
         metrics="results/metrics/metrics.csv",
     output:
         final_csv=report(

@@ -9,6 +9,8 @@ import sys
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
+import pandas as pd
+
 from bmrsparse.io import atomic_write_text, read_csv
 from bmrsparse.tables import describe_settings, final_metrics, paper_claims, to_markdown, write_table
 
@@ -18,8 +20,9 @@ final = final_metrics(metrics)
 write_table(final, snakemake.output.final_csv, snakemake.output.final_md,
             title="Final metrics per dataset x architecture x method", note=note)
 timing = read_csv(snakemake.input.timing) if "timing" in snakemake.input.keys() else None
+inference = pd.read_csv(snakemake.input.inference) if "inference" in snakemake.input.keys() else None  # claim 6
 claims = paper_claims(metrics, acc_tolerance=snakemake.params.acc_tolerance,
-                      pruned_threshold=snakemake.params.pruned_threshold, timing=timing)
+                      pruned_threshold=snakemake.params.pruned_threshold, timing=timing, inference=inference)
 atomic_write_text(snakemake.output.claims_csv, claims.assign(settings=note[len("Settings: "):-1]).to_csv(index=False))
 atomic_write_text(snakemake.output.claims_md,
                   to_markdown(claims, title="The paper's claims, judged on these numbers", note=note))

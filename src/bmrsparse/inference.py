@@ -1,0 +1,261 @@
+r"""Measured inference: what pruning buys when the network runs (beyond the paper).
+
+For one data set and architecture (the MLP or LeNet-5) and the final posteriors of several methods, every network
+is run as its posterior mean :math:`E_q[w]` (:meth:`bmrsparse.train.Trainer.posterior_mean_weights`, pruned weights
+exactly zero), in one or more *formats*:
+
+==========  ===========================================================================================
+``dense``   the unpruned network (Flat-FF): the reference every speed-up is measured against
+``masked``  a pruned network as it trains: the same dense arrays, pruned weights set to zero
+``bcoo``    the masked network with its dense layers' kernels as ``jax.experimental.sparse.BCOO`` matrices
+            (convolutions stay dense)
+``compact`` the compact network (:func:`bmrsparse.compact.compact`): removed units and channels cut out
+==========  ===========================================================================================
+
+Each (network, format) is timed at each batch size as a jitted forward pass of preprocessed test images, one call
+at a time (each waits for its result), on the device JAX runs on; every measurement is the mean of enough calls to
+last ``min_seconds``, and the rounds of all networks are interleaved so that a drift of the machine's speed
+affects them alike; the table gives the median over ``repeats`` rounds. ``speedup`` is the dense network's
+``ms_per_batch`` over the row's, both from the same run. ``acc`` and ``nll`` are those of the posterior-mean
+network on the whole test set (one deterministic forward pass, not the posterior-predictive mean of the metrics
+table), each from the format's own outputs (the formats of one network compute the same function: their outputs
+are checked to agree to 1e-4).
+
+Example::
+
+    table = inference_table({"flat_ff": "flat_ff.npz", "bmr_struct": "bmr_struct.npz"}, "fashion_mnist.npz")
+    fig = plot_speedup_accuracy(table)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from . import compact, compact_numpy
+
+__all__ = ["COLUMNS", "FORMATS", "load_network", "export_compact", "inference_table", "plot_speedup_accuracy"]
+
+#: Columns of the inference table.
+COLUMNS = ("dataset", "arch", "method", "format", "seed", "params", "params_kept_fraction", "acc", "nll", "batch",
+           "ms_per_batch", "speedup", "device")
+FORMATS = ("dense", "masked", "bcoo", "compact")
+_MARKERS = {"dense": "o", "masked": "s", "bcoo": "^", "compact": "*"}
+
+
+def load_network(state_path, data_path) -> dict:
+    """The posterior-mean network of a single-seed state file, with its test set preprocessed.
+
+    Returns ``{dataset, arch, method, seed, net, params, masks, input_shape, preprocess, x_test, y_test, total}``:
+    ``params`` the Flax params of :math:`E_q[w]` with pruned weights exactly zero, ``masks`` the keep-masks (None for
+    a method that does not prune), ``preprocess`` the raw-image standardisation and padding (see
+    :mod:`bmrsparse.compact_numpy`), ``total`` the number of parameters of the unpruned network.
+    """
+    import jax
+
+    from . import data as bdata, nets
+    from .experiment import resolve_settings
+    from .train import Trainer
+
+    with np.load(state_path, allow_pickle=False) as z:
+        head = json.loads(str(z["header"]))
+    settings = resolve_settings({**((head.get("extra") or {}).get("settings") or {}), "test_subset": None})
+    ds = bdata.load_prepared(data_path)
+    trainer = Trainer(arch=head["arch"], method=head["method"], dataset=ds, seeds=head["seeds"][:1], settings=settings)
+    state, head = trainer.load(state_path)
+    w = trainer.posterior_mean_weights(state, index=0)
+    masks = None
+    if trainer.method.prunes:
+        masks = jax.tree.map(lambda m: np.asarray(m)[0], jax.device_get(state.masks))
+    params = compact.masked_params(w, masks)
+    mean, std = bdata.channel_stats(ds.x_train)
+    raw = tuple(int(s) for s in ds.x_train.shape[1:])
+    pad = (trainer.input_shape[0] - raw[0]) // 2
+    x_test = np.concatenate([np.asarray(trainer.preprocess(ds.x_test[i:i + 1000]))
+                             for i in range(0, len(ds.x_test), 1000)])
+    return dict(dataset=head["dataset"], arch=head["arch"], method=head["method"], seed=int(head["seeds"][0]),
+                net=trainer.net, params=params, masks=masks, input_shape=trainer.input_shape,
+                preprocess={"shape": list(raw), "mean": mean.tolist(), "std": std.tolist(), "pad": int(pad)},
+                x_test=x_test, y_test=np.asarray(ds.y_test), total=nets.count_params(params))
+
+
+def export_compact(state_path, data_path, stem) -> compact.CompactNet:
+    """Compact the final posterior mean of ``state_path`` and write it as ``<stem>.npz`` / ``<stem>.json``."""
+    n = load_network(state_path, data_path)
+    if n["arch"] not in compact.ARCHS:
+        raise ValueError(f"{state_path}: compact networks exist for {compact.ARCHS}, not {n['arch']!r}")
+    small = compact.compact(n["arch"], n["params"], n["masks"], input_shape=n["input_shape"],
+                            preprocess=n["preprocess"],
+                            meta={"dataset": n["dataset"], "method": n["method"], "seed": n["seed"]})
+    compact.export(small, stem)
+    return small
+
+
+def _scores(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    z = logits - logits.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(np.mean(logits.argmax(axis=1) == y)), float(-np.mean(logp[np.arange(len(y)), y]))
+
+
+def _logits(fn, args, x: np.ndarray, batch: int = 1000) -> np.ndarray:
+    return np.concatenate([np.asarray(fn(args, x[i:i + batch])) for i in range(0, len(x), batch)])
+
+
+def _case_fns(n: Mapping, method: str, formats: Sequence[str], exported: str | None):
+    """``{format: (jitted fn(args, x), args, params)}`` of one network."""
+    import jax
+    from jax.experimental import sparse
+
+    out = {}
+    dense_fn = jax.jit(lambda p, x, net=n["net"]: net.apply({"params": p}, x))
+    kept = (n["total"] if n["masks"] is None
+            else int(sum(np.count_nonzero(m) for leaves in n["masks"].values() for m in leaves.values())))
+    for fmt in formats:
+        if fmt in ("dense", "masked"):
+            out[fmt] = (dense_fn, jax.device_put(n["params"]), kept)
+        elif fmt == "bcoo":
+            full = compact.compact(n["arch"], n["params"], None, input_shape=n["input_shape"], remove=False)
+            arrays = {k: (sparse.BCOO.fromdense(v) if k.endswith("/kernel") and v.ndim == 2 else jax.device_put(v))
+                      for k, v in full.arrays.items()}
+            fn = jax.jit(lambda a, x, spec=full.spec: compact.apply(spec, a, x))
+            out[fmt] = (fn, arrays, kept)
+        elif fmt == "compact":
+            if exported is not None:
+                loaded = compact_numpy.load(exported)
+                small = compact.CompactNet(loaded["spec"], loaded["arrays"])
+            else:
+                small = compact.compact(n["arch"], n["params"], n["masks"], input_shape=n["input_shape"])
+            fn = jax.jit(lambda a, x, spec=small.spec: compact.apply(spec, a, x))
+            out[fmt] = (fn, jax.device_put(small.arrays), compact.num_params(small))
+        else:
+            raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
+    return out
+
+
+def _call_ms(fn, args, x, calls: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn(args, x).block_until_ready()
+    return 1000.0 * (time.perf_counter() - t0) / calls
+
+
+def inference_table(states: Mapping[str, str], data_path, *, exported: Mapping[str, str] | None = None,
+                    batches: Sequence[int] = (1, 128), repeats: int = 15, min_seconds: float = 0.02,
+                    bcoo: Sequence[str] = ("bmr_ss",), dense: str = "flat_ff") -> pd.DataFrame:
+    """Time and score the posterior-mean networks of one (dataset, arch, seed).
+
+    Args:
+      states: ``{method: final single-seed state file}``; ``dense`` (Flat-FF) is the unpruned reference and runs as
+        ``dense``; every method that prunes runs ``masked`` and ``compact`` (and ``bcoo`` when listed in ``bcoo``).
+      data_path: the prepared data set (its whole test set is scored; its first images are timed).
+      exported: ``{method: stem}`` of exported compact networks to time instead of compacting in memory.
+      batches: batch sizes timed.
+      repeats: interleaved rounds; the table gives the median.
+      min_seconds: each measurement calls the network until this long has passed (at least once).
+
+    Returns:
+      A table with :data:`COLUMNS`, one row per method, format and batch size.
+    """
+    import jax
+
+    from .provenance import device_description
+
+    if dense not in states:
+        raise ValueError(f"the dense reference {dense!r} is not among the states {sorted(states)}")
+    exported = dict(exported or {})
+    cases, meta = [], {}
+    for method, path in states.items():
+        n = load_network(path, data_path)
+        if n["arch"] not in compact.ARCHS:
+            raise ValueError(f"{path}: inference is measured for {compact.ARCHS}, not {n['arch']!r}")
+        if n["masks"] is None and method != dense:
+            raise ValueError(f"{path}: {method} does not prune; only {dense!r} runs as the dense reference")
+        formats = ["dense"] if method == dense else ["masked", "compact"] + (["bcoo"] if method in bcoo else [])
+        fns = _case_fns(n, method, formats, exported.get(method))
+        scored = {}
+        for fmt, (fn, args, params) in fns.items():
+            logits = _logits(fn, args, n["x_test"])
+            if fmt in ("dense", "masked"):
+                scored["ref"] = logits
+            elif "ref" in scored and not np.allclose(logits, scored["ref"], atol=1e-4, rtol=1e-4):
+                raise AssertionError(f"{method} {fmt}: outputs differ from the masked network by "
+                                     f"{np.max(np.abs(logits - scored['ref'])):.3g}")
+            acc, nll = _scores(logits, n["y_test"])
+            meta[(method, fmt)] = dict(dataset=n["dataset"], arch=n["arch"], method=method, format=fmt, seed=n["seed"],
+                                       params=int(params), params_kept_fraction=params / n["total"], acc=acc, nll=nll)
+            for b in batches:
+                x = jax.device_put(n["x_test"][:b])
+                cases.append(((method, fmt, b), fn, args, x))
+    arches = {(m["dataset"], m["arch"], m["seed"]) for m in meta.values()}
+    if len(arches) != 1:
+        raise ValueError(f"the states are of different (dataset, arch, seed): {sorted(arches)}")
+    calls = {}
+    for key, fn, args, x in cases:  # compile, warm up, and choose how many calls one measurement makes
+        fn(args, x).block_until_ready()
+        once = _call_ms(fn, args, x, 1) / 1000.0
+        calls[key] = max(1, min(10_000, math.ceil(min_seconds / max(once, 1e-7))))
+    times: dict = {key: [] for key, *_ in cases}
+    for _ in range(int(repeats)):
+        for key, fn, args, x in cases:
+            times[key].append(_call_ms(fn, args, x, calls[key]))
+    device = device_description()
+    rows = []
+    for (method, fmt, b), ts in times.items():
+        rows.append(dict(meta[(method, fmt)], batch=int(b), ms_per_batch=statistics.median(ts), device=device))
+    table = pd.DataFrame(rows)
+    base = table[(table.method == dense) & (table.format == "dense")].set_index("batch")["ms_per_batch"]
+    table["speedup"] = [base[b] / ms for b, ms in zip(table.batch, table.ms_per_batch)]
+    return table[list(COLUMNS)]
+
+
+def plot_speedup_accuracy(table: pd.DataFrame) -> Figure:
+    """Accuracy against measured speed-up over the dense network: one panel per (data set, architecture) and batch
+    size; colour = method, marker = format (mean over seeds)."""
+    from . import plots
+    from .methods import METHODS
+
+    if table.empty:
+        raise ValueError("no inference measurements to draw")
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"the inference table lacks the column(s) {missing}")
+    pairs = list(dict.fromkeys(zip(table.dataset, table.arch)))
+    batches = sorted(set(table.batch))
+    fig = Figure(figsize=(3.4 * len(pairs) + 0.6, 2.8 * len(batches) + 0.8), layout="constrained")
+    axes = fig.subplots(len(batches), len(pairs), squeeze=False)
+    mean = table.groupby(["dataset", "arch", "method", "format", "batch"], sort=False)[["acc", "speedup"]].mean()
+    for ci, (dataset, arch) in enumerate(pairs):
+        for ri, b in enumerate(batches):
+            ax = axes[ri, ci]
+            sel = mean.loc[(dataset, arch)].reset_index()
+            sel = sel[sel.batch == b]
+            for row in sel.itertuples():
+                info = METHODS.get(row.method)
+                ax.scatter([row.speedup], [100 * row.acc], marker=_MARKERS.get(row.format, "o"),
+                           s=120 if row.format == "compact" else 45, color=getattr(info, "color", "black"),
+                           edgecolor="black", linewidth=0.5, zorder=3)
+            ax.axvline(1.0, color="grey", lw=0.8, ls=":")
+            ax.set_xscale("log")
+            ax.grid(alpha=0.3)
+            ax.set_title(f"{plots._label(plots.DATASET_LABELS, dataset)} / {plots._label(plots.ARCH_LABELS, arch)}, "
+                         f"batch {b}", fontsize="medium")
+            if ci == 0:
+                ax.set_ylabel("ACC (%), posterior mean")
+            if ri == len(batches) - 1:
+                ax.set_xlabel("measured speed-up over dense")
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], ls="", marker="o", ms=8, color=getattr(METHODS.get(m), "color", "black"),
+                      label=getattr(METHODS.get(m), "label", m)) for m in dict.fromkeys(table.method)]
+    handles += [Line2D([], [], ls="", marker=_MARKERS[f], ms=8, color="white", mec="black", label=f)
+                for f in FORMATS if f in set(table.format)]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(5, len(handles)), fontsize="small",
+               frameon=False)
+    return fig

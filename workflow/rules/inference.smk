@@ -1,0 +1,92 @@
+# Beyond the paper (issue 21): what pruning buys at inference time. The final structured-BMR posterior of each MLP
+# and LeNet-5 is exported as a compact network (rule compact_network: .npz + JSON, loadable with numpy alone), then
+# one job times every posterior-mean network (dense Flat-FF, the pruned methods masked, BMR-S&S as BCOO, the compact
+# networks) after all training has finished (rule inference), and the figure puts accuracy against measured
+# speed-up. The targets and the grid (inference_targets, inference_grid) are in common.smk; they exist when the
+# grid has flat_ff, bmr_struct and an MLP or LeNet-5.
+
+
+rule compact_network:
+    input:
+        data=get_data,
+        posterior=lambda w: final_posterior(w.dataset, w.arch, w.method, w.seed),
+    output:
+        npz="results/compact/{dataset}/{arch}/{method}/seed{seed}.npz",
+        json="results/compact/{dataset}/{arch}/{method}/seed{seed}.json",
+    log:
+        "logs/compact_network/{dataset}/{arch}/{method}/seed{seed}.log",
+    wildcard_constraints:
+        arch="mlp|lenet",
+        method=methods_regex(per_epoch=True),
+    conda:
+        TRAIN_ENV
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=lambda wildcards, attempt: config["resources"]["overhead_minutes"] * attempt,
+    params:
+        library=LIBRARY_DIGEST,
+    script:
+        "../scripts/compact_network.py"
+
+
+rule inference:
+    input:
+        # Every training job must have finished: then this job has the machine to itself.
+        metrics="results/metrics/metrics.csv",
+        data=[data_path(d) for d in DATASETS],
+        posteriors=[p for _, states, _ in inference_grid() for p in states.values()],
+        compact=[f"{s}.{ext}" for _, _, stems in inference_grid() for s in stems.values() for ext in ("npz", "json")],
+    output:
+        table=report(
+            "results/tables/inference.csv",
+            caption="../report/inference.rst",
+            category="Tables",
+            labels={"table": "measured inference", "format": "CSV"},
+        ),
+    log:
+        "logs/inference.log",
+    conda:
+        TRAIN_ENV
+    # Every core the workflow may use (--cores), so that nothing else runs beside the timing.
+    threads: lambda wildcards: min(workflow._cores or 1, os.cpu_count() or 1)
+    resources:
+        gpu=config["resources"]["gpu"],
+        mem_mb=max(config["resources"]["mem_mb"].values()),
+        runtime=lambda wildcards, attempt: config["resources"]["overhead_minutes"] * 3 * attempt,
+    params:
+        library=LIBRARY_DIGEST,
+        grid=inference_grid(),
+        batches=[1, 128],
+        repeats=15,
+    script:
+        "../scripts/inference.py"
+
+
+rule plot_speedup_accuracy:
+    input:
+        table="results/tables/inference.csv",
+    output:
+        pdf=report(
+            "results/figures/speedup_accuracy.pdf",
+            caption="../report/speedup_accuracy.rst",
+            category="Figures",
+            subcategory="Inference",
+            labels={"figure": "speedup_accuracy", "format": "PDF"},
+        ),
+        png=report(
+            "results/figures/speedup_accuracy.png",
+            caption="../report/speedup_accuracy.rst",
+            category="Figures",
+            subcategory="Inference",
+            labels={"figure": "speedup_accuracy", "format": "PNG"},
+        ),
+    log:
+        "logs/plot_speedup_accuracy.log",
+    localrule: True
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/plot_speedup_accuracy.py"
