@@ -18,8 +18,9 @@ rule compact_network:
     wildcard_constraints:
         arch="mlp|lenet",
         method=methods_regex(per_epoch=True),
+    # CPU work (no GPU asked): the CPU environment
     conda:
-        TRAIN_ENV
+        ENV
     resources:
         mem_mb=train_mem_mb,
         runtime=lambda wildcards, attempt: config["resources"]["overhead_minutes"] * attempt,
