@@ -1,4 +1,4 @@
-"""No silent CPU fallback: a job given a GPU by the scheduler but running a CPU-only JAX stops with the fix.
+"""No silent CPU fallback: a job assigned a GPU by the scheduler or CUDA but running a CPU-only JAX stops with the fix.
 
 Unit tests of :mod:`bmrsparse.provenance` (the evidence of a GPU, the opt-out, the digest) and one real training
 job of the workflow (config/test.yaml, MLP warm-up) run as if SLURM had given it a GPU: it fails with the message,
@@ -25,17 +25,33 @@ GIVEN_GPU = {"CUDA_VISIBLE_DEVICES": "0", "SLURM_JOB_GPUS": "0", "SLURM_JOB_ID":
     "env, gpu, given",
     [
         ({}, 0, False),
-        ({}, 1, False),  # a laptop run with the config's gpu: 1 keeps working
+        ({}, 1, False),  # a laptop run with a config's gpu: 1 keeps working
         ({"CUDA_VISIBLE_DEVICES": ""}, 1, False),
-        ({"CUDA_VISIBLE_DEVICES": "-1"}, 0, False),
+        ({"CUDA_VISIBLE_DEVICES": "-1"}, 1, False),
+        ({"CUDA_VISIBLE_DEVICES": "NoDevFiles"}, 1, False),  # what SLURM writes for a job without GPUs
+        ({"CUDA_VISIBLE_DEVICES": "none"}, 1, False),
         ({"SLURM_JOB_ID": "7"}, 0, False),  # a CPU job on SLURM
+        ({"SLURM_JOB_ID": "7"}, 1, False),  # asking for a GPU is no evidence of having one
+        ({"SLURM_JOB_ID": "7", "SLURM_JOB_GPUS": "", "SLURM_GPUS_ON_NODE": "0"}, 1, False),
+        ({"SLURM_GPUS_ON_NODE": "n/a"}, 0, False),
         ({"CUDA_VISIBLE_DEVICES": "0"}, 0, True),
         ({"SLURM_JOB_GPUS": "1"}, 0, True),
-        ({"SLURM_JOB_ID": "7"}, 1, True),  # resources.gpu >= 1 under the cluster executor
+        ({"SLURM_STEP_GPUS": "0,1"}, 0, True),
+        ({"SLURM_GPUS_ON_NODE": "2"}, 0, True),
+        ({"GPU_DEVICE_ORDINAL": "0"}, 0, True),
     ],
 )
 def test_scheduler_gpu_evidence(env, gpu, given):
     assert bool(prov.scheduler_gpus(env, gpu)) is given
+
+
+def test_cpu_slurm_allocation_trains_on_cpu_and_a_gpu_assignment_still_refuses():
+    # inside salloc/srun without GPUs, a config asking for a GPU runs on the CPU
+    assert prov.check_accelerator({"SLURM_JOB_ID": "4242"}, resources_gpu=1, backend="cpu") == "cpu"
+    assert prov.check_accelerator({"SLURM_JOB_ID": "4242", "CUDA_VISIBLE_DEVICES": "-1"}, 1, backend="cpu") == "cpu"
+    # SLURM assigned GPU 0 (even with resources.gpu: 0 in the config) but JAX is CPU-only: refused
+    with pytest.raises(prov.GPUFallbackError, match="SLURM_JOB_GPUS=0"):
+        prov.check_accelerator({"SLURM_JOB_ID": "4242", "SLURM_JOB_GPUS": "0"}, resources_gpu=0, backend="cpu")
 
 
 def test_cpu_backend_with_a_gpu_is_refused_with_cause_and_fix():

@@ -4,9 +4,10 @@
   output depends on library code (a change reruns them and misses the between-workflow cache), and
   :func:`provenance` writes it, with the JAX/NumPyro/Flax versions and the device, into every metrics CSV and state
   header.
-* :func:`check_accelerator` stops a job that the scheduler gave a GPU but whose JAX runs on the CPU (a CPU-only
-  JAX build on a GPU node would train for hours past the time limit computed for a GPU). Opt out for CPU nodes
-  with ``BMRSPARSE_ALLOW_CPU=1``.
+* :func:`check_accelerator` stops a job that the scheduler or CUDA assigned a GPU but whose JAX runs on the CPU (a
+  CPU-only JAX build on a GPU node would train for hours past the time limit computed for a GPU). Only an actual
+  assignment counts (:func:`scheduler_gpus`), never what the config asked for. Opt out with
+  ``BMRSPARSE_ALLOW_CPU=1``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ PROVENANCE_COLUMNS = ("library", "device", *VERSIONED)
 
 
 class GPUFallbackError(RuntimeError):
-    """A job was given a GPU by the scheduler but JAX has no GPU backend."""
+    """A job was assigned a GPU by the scheduler or CUDA but JAX has no GPU backend."""
 
 
 def library_digest(root=None) -> str:
@@ -96,23 +97,33 @@ def _truthy(value) -> bool:
     return str(value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def scheduler_gpus(environ=None, resources_gpu: int = 0) -> list[str]:
-    """Why this process looks as if a scheduler gave it a GPU: the evidence, or ``[]``.
+#: ``CUDA_VISIBLE_DEVICES`` values that hide every device (SLURM writes ``NoDevFiles`` when a job has no GPU).
+_NO_DEVICE = ("", "-1", "nodevfiles", "none")
 
-    Evidence: ``CUDA_VISIBLE_DEVICES`` naming a device (not empty, not ``-1``), ``SLURM_JOB_GPUS`` /
-    ``SLURM_STEP_GPUS`` set, or a Snakemake job with ``resources.gpu >= 1`` inside a SLURM job (``SLURM_JOB_ID``).
-    A laptop run (none of these set) gives ``[]`` even with ``resources.gpu: 1``.
+
+def scheduler_gpus(environ=None, resources_gpu: int = 0) -> list[str]:
+    """What the scheduler or CUDA assigned to this process as GPUs: the evidence, or ``[]``.
+
+    Evidence is only an actual assignment: ``CUDA_VISIBLE_DEVICES`` naming a device (not empty, ``-1``,
+    ``NoDevFiles`` or ``none``), ``SLURM_JOB_GPUS`` / ``SLURM_STEP_GPUS`` / ``GPU_DEVICE_ORDINAL`` not empty, or
+    ``SLURM_GPUS_ON_NODE`` > 0. What the job asked for is not: ``resources_gpu`` (the config's ``resources.gpu``)
+    and ``SLURM_JOB_ID`` alone give ``[]``, so a CPU allocation (``salloc``, ``srun``, a batch script) trains on
+    its CPUs. ``resources_gpu`` is kept for callers and named in no evidence.
     """
     env = os.environ if environ is None else environ
     evidence = []
     cvd = env.get("CUDA_VISIBLE_DEVICES")
-    if cvd is not None and cvd.strip() not in ("", "-1", "NoDevFiles"):
+    if cvd is not None and cvd.strip().lower() not in _NO_DEVICE:
         evidence.append(f"CUDA_VISIBLE_DEVICES={cvd}")
-    for key in ("SLURM_JOB_GPUS", "SLURM_STEP_GPUS"):
-        if env.get(key):
+    for key in ("SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "GPU_DEVICE_ORDINAL"):
+        if str(env.get(key) or "").strip():
             evidence.append(f"{key}={env[key]}")
-    if int(resources_gpu or 0) >= 1 and env.get("SLURM_JOB_ID"):
-        evidence.append(f"resources.gpu={int(resources_gpu)} in SLURM job {env['SLURM_JOB_ID']}")
+    on_node = str(env.get("SLURM_GPUS_ON_NODE") or "").strip()
+    try:
+        if int(on_node) > 0:
+            evidence.append(f"SLURM_GPUS_ON_NODE={on_node}")
+    except ValueError:
+        pass
     return evidence
 
 
