@@ -95,12 +95,47 @@ def test_provenance_names_versions_and_device():
     assert tuple(record) == prov.PROVENANCE_COLUMNS
     assert record["library"] == prov.library_digest()
     assert record["device"].startswith(("cpu: ", "gpu: "))
+    import platform
+
     import flax
     import jax
+    import numpy
     import numpyro
+    import optax
 
-    assert (record["jax"], record["numpyro"], record["flax"]) == (jax.__version__, numpyro.__version__,
-                                                                  flax.__version__)
+    assert (record["jax"], record["numpyro"], record["flax"], record["numpy"], record["optax"]) == (
+        jax.__version__, numpyro.__version__, flax.__version__, numpy.__version__, optax.__version__)
+    assert record["python"] == platform.python_version()
+    assert record["commit"] == prov.git_commit()
+    try:
+        import jax_plugins.xla_cuda12  # noqa: F401
+    except ImportError:
+        assert record["cuda_plugin"] == "none"
+    else:
+        assert record["cuda_plugin"].startswith("jax-cuda12-plugin ")
+
+
+def test_git_commit_names_the_checkout_and_its_changes(tmp_path):
+    assert prov.git_commit(tmp_path) == "unknown"  # not in git
+    repo = tmp_path / "repo"
+    (repo / "src" / "lib").mkdir(parents=True)
+    (repo / "src" / "lib" / "a.py").write_text("x = 1\n")
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    assert prov.git_commit(repo / "src" / "lib") == "unknown"  # a checkout, but the library is not tracked
+    git("add", ".")
+    git("commit", "-q", "-m", "one")
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert prov.git_commit(repo / "src" / "lib") == head
+    (repo / "notes.txt").write_text("untracked")  # an untracked file changes no tracked code
+    assert prov.git_commit(repo / "src" / "lib") == head
+    (repo / "src" / "lib" / "a.py").write_text("x = 2\n")
+    assert prov.git_commit(repo / "src" / "lib") == f"{head}-modified"
 
 
 WARMUP = "results/warmup/fashion_mnist/mlp/seed0"
@@ -135,7 +170,8 @@ def test_training_job_given_a_gpu_stops_then_runs_with_opt_out(tmp_path):
 
 def test_provenance_table_reads_each_jobs_record(tmp_path):
     record = {"library": "abc123", "device": "gpu: NVIDIA H100", "jax": "0.10.2", "jaxlib": "0.10.2",
-              "numpyro": "0.22.0", "flax": "0.12.8"}
+              "numpyro": "0.22.0", "flax": "0.12.8", "numpy": "2.4.6", "optax": "0.2.8",
+              "cuda_plugin": "jax-cuda12-plugin 0.10.2", "python": "3.11.7", "commit": "76695b5-modified"}
     new = tmp_path / "results" / "warmup" / "mlp" / "metrics.csv"
     old = tmp_path / "results" / "train" / "mlp" / "metrics.csv"
     new.parent.mkdir(parents=True)

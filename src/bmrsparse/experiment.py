@@ -143,8 +143,8 @@ def run_stage(
 
     Returns:
       The metrics as a DataFrame with :data:`METRIC_COLUMNS` (all seeds). The CSV files also carry the
-      provenance columns (:data:`bmrsparse.provenance.PROVENANCE_COLUMNS`: library digest, device, versions), and
-      each state header has them under ``extra["provenance"]``.
+      provenance columns (:data:`bmrsparse.provenance.PROVENANCE_COLUMNS`: library digest, device, versions,
+      commit), and each state header has them under ``extra["provenance"]``.
     """
     many = isinstance(seed, (list, tuple))
     seeds = [int(x) for x in seed] if many else [int(seed)]

@@ -2,8 +2,8 @@
 
 * :func:`library_digest` hashes the library's source files. The workflow passes the same digest to every rule whose
   output depends on library code (a change reruns them and misses the between-workflow cache), and
-  :func:`provenance` writes it, with the JAX/NumPyro/Flax versions and the device, into every metrics CSV and state
-  header.
+  :func:`provenance` writes it, with the git commit, the device, the Python, JAX/jaxlib/NumPyro/Flax/NumPy/Optax
+  versions and JAX's CUDA plugin, into every metrics CSV and state header.
 * :func:`check_accelerator` stops a job that the scheduler or CUDA assigned a GPU but whose JAX runs on the CPU (a
   CPU-only JAX build on a GPU node would train for hours past the time limit computed for a GPU). Only an actual
   assignment counts (:func:`scheduler_gpus`), never what the config asked for. Opt out with
@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import re
+import subprocess
 from importlib import metadata
 from pathlib import Path
 
@@ -24,6 +26,8 @@ __all__ = [
     "GPUFallbackError",
     "library_digest",
     "software_versions",
+    "cuda_plugin",
+    "git_commit",
     "device_description",
     "provenance",
     "scheduler_gpus",
@@ -34,9 +38,11 @@ __all__ = [
 #: Environment variable that allows a job given a GPU to train on the CPU anyway ("1", "true" or "yes").
 ALLOW_CPU_ENV = "BMRSPARSE_ALLOW_CPU"
 #: Packages whose versions are recorded with every result.
-VERSIONED = ("jax", "jaxlib", "numpyro", "flax")
+VERSIONED = ("jax", "jaxlib", "numpyro", "flax", "numpy", "optax")
 #: Columns that every metrics CSV written by ``run_stage`` carries after the metrics (one value per job).
-PROVENANCE_COLUMNS = ("library", "device", *VERSIONED)
+PROVENANCE_COLUMNS = ("library", "device", *VERSIONED, "cuda_plugin", "python", "commit")
+#: Distribution names of JAX's CUDA plugin (``jax-cuda12-plugin``, ``jax-cuda13-plugin``, ...).
+_CUDA_PLUGIN = re.compile(r"jax[-_.]cuda\d+[-_.]plugin", re.IGNORECASE)
 
 
 class GPUFallbackError(RuntimeError):
@@ -87,9 +93,39 @@ def device_description() -> str:
     return f"{platform_}: {count}{', '.join(kinds)}"
 
 
+def cuda_plugin() -> str:
+    """JAX's installed CUDA plugin(s) as ``"jax-cuda12-plugin 0.10.2"``, or ``"none"`` (a CPU-only JAX)."""
+    found = set()
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"] or ""
+        if _CUDA_PLUGIN.fullmatch(name):
+            found.add(f"{name.lower().replace('_', '-')} {dist.version}")
+    return ", ".join(sorted(found)) or "none"
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True,
+                          timeout=30).stdout.strip()
+
+
+def git_commit(root=None) -> str:
+    """The git commit of the checkout that holds the library source ``root`` (default: this package), with
+    ``-modified`` when tracked files differ from it; ``"unknown"`` when the source is not tracked by git (an
+    installed copy, e.g. in a virtual environment inside a checkout) or git is missing."""
+    root = Path(root) if root is not None else Path(__file__).parent
+    try:
+        _git(root, "ls-files", "--error-unmatch", "--", ".")
+        commit = _git(root, "rev-parse", "HEAD")
+        dirty = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ":/")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}-modified" if dirty else commit
+
+
 def provenance() -> dict[str, str]:
-    """:data:`PROVENANCE_COLUMNS` of this process: library digest, device, versions."""
-    out = {"library": library_digest(), "device": device_description(), **software_versions()}
+    """:data:`PROVENANCE_COLUMNS` of this process: library digest, device, versions, CUDA plugin, Python, commit."""
+    out = {"library": library_digest(), "device": device_description(), **software_versions(),
+           "cuda_plugin": cuda_plugin(), "python": platform.python_version(), "commit": git_commit()}
     return {key: out[key] for key in PROVENANCE_COLUMNS}
 
 
