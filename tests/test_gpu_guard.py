@@ -1,4 +1,4 @@
-"""No silent CPU fallback: a job given a GPU by the scheduler but running a CPU-only JAX stops with the fix.
+"""No silent CPU fallback: a job assigned a GPU by the scheduler or CUDA but running a CPU-only JAX stops with the fix.
 
 Unit tests of :mod:`bmrsparse.provenance` (the evidence of a GPU, the opt-out, the digest) and one real training
 job of the workflow (config/test.yaml, MLP warm-up) run as if SLURM had given it a GPU: it fails with the message,
@@ -26,17 +26,33 @@ GIVEN_GPU = {"CUDA_VISIBLE_DEVICES": "0", "SLURM_JOB_GPUS": "0", "SLURM_JOB_ID":
     "env, gpu, given",
     [
         ({}, 0, False),
-        ({}, 1, False),  # a laptop run with the config's gpu: 1 keeps working
+        ({}, 1, False),  # a laptop run with a config's gpu: 1 keeps working
         ({"CUDA_VISIBLE_DEVICES": ""}, 1, False),
-        ({"CUDA_VISIBLE_DEVICES": "-1"}, 0, False),
+        ({"CUDA_VISIBLE_DEVICES": "-1"}, 1, False),
+        ({"CUDA_VISIBLE_DEVICES": "NoDevFiles"}, 1, False),  # what SLURM writes for a job without GPUs
+        ({"CUDA_VISIBLE_DEVICES": "none"}, 1, False),
         ({"SLURM_JOB_ID": "7"}, 0, False),  # a CPU job on SLURM
+        ({"SLURM_JOB_ID": "7"}, 1, False),  # asking for a GPU is no evidence of having one
+        ({"SLURM_JOB_ID": "7", "SLURM_JOB_GPUS": "", "SLURM_GPUS_ON_NODE": "0"}, 1, False),
+        ({"SLURM_GPUS_ON_NODE": "n/a"}, 0, False),
         ({"CUDA_VISIBLE_DEVICES": "0"}, 0, True),
         ({"SLURM_JOB_GPUS": "1"}, 0, True),
-        ({"SLURM_JOB_ID": "7"}, 1, True),  # resources.gpu >= 1 under the cluster executor
+        ({"SLURM_STEP_GPUS": "0,1"}, 0, True),
+        ({"SLURM_GPUS_ON_NODE": "2"}, 0, True),
+        ({"GPU_DEVICE_ORDINAL": "0"}, 0, True),
     ],
 )
 def test_scheduler_gpu_evidence(env, gpu, given):
     assert bool(prov.scheduler_gpus(env, gpu)) is given
+
+
+def test_cpu_slurm_allocation_trains_on_cpu_and_a_gpu_assignment_still_refuses():
+    # inside salloc/srun without GPUs, a config asking for a GPU runs on the CPU
+    assert prov.check_accelerator({"SLURM_JOB_ID": "4242"}, resources_gpu=1, backend="cpu") == "cpu"
+    assert prov.check_accelerator({"SLURM_JOB_ID": "4242", "CUDA_VISIBLE_DEVICES": "-1"}, 1, backend="cpu") == "cpu"
+    # SLURM assigned GPU 0 (even with resources.gpu: 0 in the config) but JAX is CPU-only: refused
+    with pytest.raises(prov.GPUFallbackError, match="SLURM_JOB_GPUS=0"):
+        prov.check_accelerator({"SLURM_JOB_ID": "4242", "SLURM_JOB_GPUS": "0"}, resources_gpu=0, backend="cpu")
 
 
 def test_cpu_backend_with_a_gpu_is_refused_with_cause_and_fix():
@@ -80,12 +96,47 @@ def test_provenance_names_versions_and_device():
     assert tuple(record) == prov.PROVENANCE_COLUMNS
     assert record["library"] == prov.library_digest()
     assert record["device"].startswith(("cpu: ", "gpu: "))
+    import platform
+
     import flax
     import jax
+    import numpy
     import numpyro
+    import optax
 
-    assert (record["jax"], record["numpyro"], record["flax"]) == (jax.__version__, numpyro.__version__,
-                                                                  flax.__version__)
+    assert (record["jax"], record["numpyro"], record["flax"], record["numpy"], record["optax"]) == (
+        jax.__version__, numpyro.__version__, flax.__version__, numpy.__version__, optax.__version__)
+    assert record["python"] == platform.python_version()
+    assert record["commit"] == prov.git_commit()
+    try:
+        import jax_plugins.xla_cuda12  # noqa: F401
+    except ImportError:
+        assert record["cuda_plugin"] == "none"
+    else:
+        assert record["cuda_plugin"].startswith("jax-cuda12-plugin ")
+
+
+def test_git_commit_names_the_checkout_and_its_changes(tmp_path):
+    assert prov.git_commit(tmp_path) == "unknown"  # not in git
+    repo = tmp_path / "repo"
+    (repo / "src" / "lib").mkdir(parents=True)
+    (repo / "src" / "lib" / "a.py").write_text("x = 1\n")
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    assert prov.git_commit(repo / "src" / "lib") == "unknown"  # a checkout, but the library is not tracked
+    git("add", ".")
+    git("commit", "-q", "-m", "one")
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert prov.git_commit(repo / "src" / "lib") == head
+    (repo / "notes.txt").write_text("untracked")  # an untracked file changes no tracked code
+    assert prov.git_commit(repo / "src" / "lib") == head
+    (repo / "src" / "lib" / "a.py").write_text("x = 2\n")
+    assert prov.git_commit(repo / "src" / "lib") == f"{head}-modified"
 
 
 WARMUP = "results/warmup/fashion_mnist/mlp/lr0.005/seed0"
@@ -120,7 +171,8 @@ def test_training_job_given_a_gpu_stops_then_runs_with_opt_out(tmp_path):
 
 def test_provenance_table_reads_each_jobs_record(tmp_path):
     record = {"library": "abc123", "device": "gpu: NVIDIA H100", "jax": "0.10.2", "jaxlib": "0.10.2",
-              "numpyro": "0.22.0", "flax": "0.12.8"}
+              "numpyro": "0.22.0", "flax": "0.12.8", "numpy": "2.4.6", "optax": "0.2.8",
+              "cuda_plugin": "jax-cuda12-plugin 0.10.2", "python": "3.11.7", "commit": "76695b5-modified"}
     new = tmp_path / "results" / "warmup" / "mlp" / "metrics.csv"
     old = tmp_path / "results" / "train" / "mlp" / "metrics.csv"
     new.parent.mkdir(parents=True)

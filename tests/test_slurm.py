@@ -40,8 +40,9 @@ LOCAL_CLUSTER_ARGS = (
 )
 COMPARED_COLUMNS = ["acc", "ece", "nll", "pruned_fraction"]
 #: Merged over config/test.yaml: one architecture still runs every training rule and method (six jobs, which the
-#: single fake GPU runs one after another); all four would take ~4x longer on a 2-core CI machine.
-CONFIG_OVERRIDE = "archs: [mlp]\n"
+#: single fake GPU runs one after another); all four would take ~4x longer on a 2-core CI machine. test.yaml asks
+#: for no GPU (a CPU profile); this run asks for one, as config/paper.yaml does on a cluster.
+CONFIG_OVERRIDE = "archs: [mlp]\nresources: {gpu: 1}\n"
 
 pytestmark = pytest.mark.slow
 
@@ -199,3 +200,32 @@ def test_timed_out_job_is_retried_with_more_time_and_resumes_bit_identical(local
     uninterrupted = pd.read_csv(local_dir / RETRY_TARGET)[compared]
     assert retried["step"].tolist() == [steps]
     pd.testing.assert_frame_equal(retried, uninterrupted, check_exact=True)
+
+
+#: Environment variables through which SLURM or CUDA assign GPUs (bmrsparse.provenance.scheduler_gpus).
+GPU_ASSIGNMENT_ENV = ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "SLURM_GPUS_ON_NODE",
+                      "GPU_DEVICE_ORDINAL")
+
+
+@pytest.mark.parametrize("asked", ["", "resources: {gpu: 1}\n"], ids=["test_profile", "config_asks_for_gpu"])
+def test_test_profile_trains_inside_a_cpu_allocation(local_slurm, tmp_path, asked):
+    """`srun snakemake ...` with config/test.yaml inside a SLURM allocation without GPUs: the training job runs on
+    the CPU with no opt-out, also when the config asks for a GPU (before, SLURM_JOB_ID + resources.gpu counted as
+    a GPU and every training job was refused)."""
+    workdir = copy_workflow(tmp_path / "wf", "archs: [mlp]\n" + asked)
+    env = {k: v for k, v in os.environ.items() if k not in ("BMRSPARSE_ALLOW_CPU", *GPU_ASSIGNMENT_ENV)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    target = "results/warmup/fashion_mnist/mlp/seed0/metrics.csv"
+    cmd = ["srun", "--ntasks=1", "--cpus-per-task=1", "--time=10", "--export=ALL", sys.executable, "-c",
+           "import os, sys, subprocess; print('SLURM_JOB_ID=' + os.environ['SLURM_JOB_ID'], flush=True); "
+           "sys.exit(subprocess.call(sys.argv[1:]))",
+           sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", "config/test.yaml", "override.yaml",
+           "--", target]
+    proc = subprocess.run(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert re.search(r"^SLURM_JOB_ID=\d+$", proc.stdout, flags=re.M), proc.stdout[-3000:]  # it ran under SLURM
+    log = (workdir / "logs/train_warmup/fashion_mnist/mlp/seed0.log").read_text()
+    assert "GPUFallbackError" not in log
+    metrics = pd.read_csv(workdir / target)
+    assert len(metrics) > 0 and metrics["device"].astype(str).str.startswith("cpu: ").all()

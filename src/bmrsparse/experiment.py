@@ -150,7 +150,8 @@ def run_stage(
       The metrics as a DataFrame with :data:`METRIC_COLUMNS` (all seeds); its ``elbo`` is the epoch's training ELBO
       estimate: minus the mean training loss of the chunks that end in the epoch's last 10 % of steps (at least its
       last chunk), per seed (Flat-MAP: the log joint of its point estimate). The CSV files also carry the
-      provenance columns (:data:`bmrsparse.provenance.PROVENANCE_COLUMNS`: library digest, device, versions), and
+      provenance columns (:data:`bmrsparse.provenance.PROVENANCE_COLUMNS`: library digest, device, versions,
+      commit), and
       each state header has them under ``extra["provenance"]``.
     """
     many = isinstance(seed, (list, tuple))

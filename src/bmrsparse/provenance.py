@@ -2,11 +2,12 @@
 
 * :func:`library_digest` hashes the library's source files. The workflow passes the same digest to every rule whose
   output depends on library code (a change reruns them and misses the between-workflow cache), and
-  :func:`provenance` writes it, with the JAX/NumPyro/Flax versions and the device, into every metrics CSV and state
-  header.
-* :func:`check_accelerator` stops a job that the scheduler gave a GPU but whose JAX runs on the CPU (a CPU-only
-  JAX build on a GPU node would train for hours past the time limit computed for a GPU). Opt out for CPU nodes
-  with ``BMRSPARSE_ALLOW_CPU=1``.
+  :func:`provenance` writes it, with the git commit, the device, the Python, JAX/jaxlib/NumPyro/Flax/NumPy/Optax
+  versions and JAX's CUDA plugin, into every metrics CSV and state header.
+* :func:`check_accelerator` stops a job that the scheduler or CUDA assigned a GPU but whose JAX runs on the CPU (a
+  CPU-only JAX build on a GPU node would train for hours past the time limit computed for a GPU). Only an actual
+  assignment counts (:func:`scheduler_gpus`), never what the config asked for. Opt out with
+  ``BMRSPARSE_ALLOW_CPU=1``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import re
+import subprocess
 from importlib import metadata
 from pathlib import Path
 
@@ -23,6 +26,8 @@ __all__ = [
     "GPUFallbackError",
     "library_digest",
     "software_versions",
+    "cuda_plugin",
+    "git_commit",
     "device_description",
     "provenance",
     "scheduler_gpus",
@@ -33,13 +38,15 @@ __all__ = [
 #: Environment variable that allows a job given a GPU to train on the CPU anyway ("1", "true" or "yes").
 ALLOW_CPU_ENV = "BMRSPARSE_ALLOW_CPU"
 #: Packages whose versions are recorded with every result.
-VERSIONED = ("jax", "jaxlib", "numpyro", "flax")
+VERSIONED = ("jax", "jaxlib", "numpyro", "flax", "numpy", "optax")
 #: Columns that every metrics CSV written by ``run_stage`` carries after the metrics (one value per job).
-PROVENANCE_COLUMNS = ("library", "device", *VERSIONED)
+PROVENANCE_COLUMNS = ("library", "device", *VERSIONED, "cuda_plugin", "python", "commit")
+#: Distribution names of JAX's CUDA plugin (``jax-cuda12-plugin``, ``jax-cuda13-plugin``, ...).
+_CUDA_PLUGIN = re.compile(r"jax[-_.]cuda\d+[-_.]plugin", re.IGNORECASE)
 
 
 class GPUFallbackError(RuntimeError):
-    """A job was given a GPU by the scheduler but JAX has no GPU backend."""
+    """A job was assigned a GPU by the scheduler or CUDA but JAX has no GPU backend."""
 
 
 def library_digest(root=None) -> str:
@@ -86,9 +93,39 @@ def device_description() -> str:
     return f"{platform_}: {count}{', '.join(kinds)}"
 
 
+def cuda_plugin() -> str:
+    """JAX's installed CUDA plugin(s) as ``"jax-cuda12-plugin 0.10.2"``, or ``"none"`` (a CPU-only JAX)."""
+    found = set()
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"] or ""
+        if _CUDA_PLUGIN.fullmatch(name):
+            found.add(f"{name.lower().replace('_', '-')} {dist.version}")
+    return ", ".join(sorted(found)) or "none"
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True,
+                          timeout=30).stdout.strip()
+
+
+def git_commit(root=None) -> str:
+    """The git commit of the checkout that holds the library source ``root`` (default: this package), with
+    ``-modified`` when tracked files differ from it; ``"unknown"`` when the source is not tracked by git (an
+    installed copy, e.g. in a virtual environment inside a checkout) or git is missing."""
+    root = Path(root) if root is not None else Path(__file__).parent
+    try:
+        _git(root, "ls-files", "--error-unmatch", "--", ".")
+        commit = _git(root, "rev-parse", "HEAD")
+        dirty = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ":/")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}-modified" if dirty else commit
+
+
 def provenance() -> dict[str, str]:
-    """:data:`PROVENANCE_COLUMNS` of this process: library digest, device, versions."""
-    out = {"library": library_digest(), "device": device_description(), **software_versions()}
+    """:data:`PROVENANCE_COLUMNS` of this process: library digest, device, versions, CUDA plugin, Python, commit."""
+    out = {"library": library_digest(), "device": device_description(), **software_versions(),
+           "cuda_plugin": cuda_plugin(), "python": platform.python_version(), "commit": git_commit()}
     return {key: out[key] for key in PROVENANCE_COLUMNS}
 
 
@@ -96,23 +133,33 @@ def _truthy(value) -> bool:
     return str(value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def scheduler_gpus(environ=None, resources_gpu: int = 0) -> list[str]:
-    """Why this process looks as if a scheduler gave it a GPU: the evidence, or ``[]``.
+#: ``CUDA_VISIBLE_DEVICES`` values that hide every device (SLURM writes ``NoDevFiles`` when a job has no GPU).
+_NO_DEVICE = ("", "-1", "nodevfiles", "none")
 
-    Evidence: ``CUDA_VISIBLE_DEVICES`` naming a device (not empty, not ``-1``), ``SLURM_JOB_GPUS`` /
-    ``SLURM_STEP_GPUS`` set, or a Snakemake job with ``resources.gpu >= 1`` inside a SLURM job (``SLURM_JOB_ID``).
-    A laptop run (none of these set) gives ``[]`` even with ``resources.gpu: 1``.
+
+def scheduler_gpus(environ=None, resources_gpu: int = 0) -> list[str]:
+    """What the scheduler or CUDA assigned to this process as GPUs: the evidence, or ``[]``.
+
+    Evidence is only an actual assignment: ``CUDA_VISIBLE_DEVICES`` naming a device (not empty, ``-1``,
+    ``NoDevFiles`` or ``none``), ``SLURM_JOB_GPUS`` / ``SLURM_STEP_GPUS`` / ``GPU_DEVICE_ORDINAL`` not empty, or
+    ``SLURM_GPUS_ON_NODE`` > 0. What the job asked for is not: ``resources_gpu`` (the config's ``resources.gpu``)
+    and ``SLURM_JOB_ID`` alone give ``[]``, so a CPU allocation (``salloc``, ``srun``, a batch script) trains on
+    its CPUs. ``resources_gpu`` is kept for callers and named in no evidence.
     """
     env = os.environ if environ is None else environ
     evidence = []
     cvd = env.get("CUDA_VISIBLE_DEVICES")
-    if cvd is not None and cvd.strip() not in ("", "-1", "NoDevFiles"):
+    if cvd is not None and cvd.strip().lower() not in _NO_DEVICE:
         evidence.append(f"CUDA_VISIBLE_DEVICES={cvd}")
-    for key in ("SLURM_JOB_GPUS", "SLURM_STEP_GPUS"):
-        if env.get(key):
+    for key in ("SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "GPU_DEVICE_ORDINAL"):
+        if str(env.get(key) or "").strip():
             evidence.append(f"{key}={env[key]}")
-    if int(resources_gpu or 0) >= 1 and env.get("SLURM_JOB_ID"):
-        evidence.append(f"resources.gpu={int(resources_gpu)} in SLURM job {env['SLURM_JOB_ID']}")
+    on_node = str(env.get("SLURM_GPUS_ON_NODE") or "").strip()
+    try:
+        if int(on_node) > 0:
+            evidence.append(f"SLURM_GPUS_ON_NODE={on_node}")
+    except ValueError:
+        pass
     return evidence
 
 
