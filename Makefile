@@ -1,45 +1,98 @@
-# make reproduce   : set up .venv (first time), run the default profile, build the report (results/report.html)
-# make test        : set up .venv (first time), run the test suite
+# make reproduce   : set up .venv (first time), run the profile this machine affords, build results/report.html.
+#                    An NVIDIA GPU (`nvidia-smi -L` lists one): JAX's CUDA build (the `cuda` extra) and
+#                    config/paper.yaml, the paper's whole grid; otherwise the CPU build and the quick profile
+#                    config/config.yaml. The first line printed says which and why (tools/choose_device.sh).
+#                    Overrides: DEVICE=cpu|cuda, CONFIG=... (wins over the default profile),
+#                    SMK_ARGS="--config 'archs=[mlp]'" (passed to Snakemake: a subset).
+# make plan-choice : print that choice and the values make uses; installs and runs nothing
+# make test        : set up .venv with the CPU build (first time), run the test suite
 # make dryrun-paper: show the jobs of the paper's full grid without running them
 # make unlock      : remove the lock a killed Snakemake left (refuses while one runs in this folder)
 #
-# Set-up is redone only when pyproject.toml changes (stamp file .venv/.installed).
+# Set-up is redone when pyproject.toml changes, and when the build switches between CPU and CUDA (stamp files
+# .venv/.installed-cpu and .venv/.installed-cuda; installing one removes the other's).
 
 PYTHON ?= python3
 VENV := .venv
-STAMP := $(VENV)/.installed
 SNAKEMAKE := $(VENV)/bin/snakemake
 PROFILE ?= profiles/local
-CONFIG ?= config/config.yaml
 REPORT ?= results/report.html
+DEVICE ?=
+SMK_ARGS ?=
 
-.PHONY: reproduce test dryrun-paper report setup clean-results unlock
+# An explicit CONFIG (command line or environment) wins over the profile the device chooses.
+CONFIG_GIVEN := $(if $(filter command environment override,$(origin CONFIG)),$(CONFIG))
 
-setup: $(STAMP)
+# The choice, computed once and only by the targets that use it (`make test` does not run nvidia-smi). Under
+# `make -n` this $(shell ...) runs tools/choose_device.sh, which only asks `nvidia-smi -L`.
+BMR_CHOICE = $(eval BMR_CHOICE := $\
+    $(shell DEVICE='$(DEVICE)' CONFIG='$(CONFIG_GIVEN)' sh tools/choose_device.sh --make))$\
+    $(if $(BMR_CHOICE),$(BMR_CHOICE),$(error tools/choose_device.sh gave no choice (see its message above)))
+bmr_value = $(patsubst $(1)=%,%,$(firstword $(filter $(1)=%,$(BMR_CHOICE))))
+BMR_DEVICE = $(call bmr_value,DEVICE)
+BMR_EXTRAS = $(call bmr_value,EXTRAS)
+BMR_CONFIG = $(call bmr_value,CONFIG)
+BMR_GPUS = $(call bmr_value,GPUS)
+# the choice line: the words after the four KEY=VALUE words
+BMR_LINE = $(wordlist 5,$(words $(BMR_CHOICE)),$(BMR_CHOICE))
+# one GPU job per GPU at a time (config/paper.yaml asks resources.gpu: 1 per training job)
+BMR_RESOURCES = $(if $(filter cuda,$(BMR_DEVICE)),--resources gpu=$(BMR_GPUS))
 
-$(STAMP): pyproject.toml
+.PHONY: reproduce plan-choice test dryrun-paper report setup install-cpu install-cuda clean-results unlock
+
+setup:
+	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
+
+# (`@:`: no "Nothing to be done" line when the install is current)
+install-cpu: $(VENV)/.installed-cpu
+	@:
+install-cuda: $(VENV)/.installed-cuda
+	@:
+
+# The CPU build: the `cuda` extra's plugin is removed if a CUDA install left it (JAX would pick the GPU with it).
+$(VENV)/.installed-cpu: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	rm -f $(VENV)/.installed-cuda $(VENV)/.installed
 	$(VENV)/bin/python -m pip install -e '.[test]'
+	if $(VENV)/bin/python -m pip show -q jax-cuda12-plugin >/dev/null 2>&1; then \
+	    $(VENV)/bin/python -m pip uninstall -y jax-cuda12-plugin jax-cuda12-pjrt; fi
 	touch $@
+
+# JAX's CUDA 12 build (pyproject's `cuda` extra: the wheels bring the CUDA libraries; the machine needs the driver).
+$(VENV)/.installed-cuda: pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	rm -f $(VENV)/.installed-cpu $(VENV)/.installed
+	$(VENV)/bin/python -m pip install -e '.[test,cuda]'
+	touch $@
+
+plan-choice:
+	@echo '$(BMR_LINE)'
+	@echo 'DEVICE=$(BMR_DEVICE) EXTRAS=$(BMR_EXTRAS) CONFIG=$(BMR_CONFIG) GPUS=$(BMR_GPUS)'
+	@echo 'would run: $(SNAKEMAKE) --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)'
 
 # A lock left by a killed Snakemake is removed first (tools/unlock_stale.py: only if no Snakemake on this machine
 # works in this folder), so rerunning `make reproduce` after a kill resumes from the checkpoints.
-reproduce: $(STAMP)
+reproduce:
+	@echo '$(BMR_LINE)'
+	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
 	$(VENV)/bin/python tools/unlock_stale.py .
-	$(SNAKEMAKE) --profile $(PROFILE) --configfile $(CONFIG)
-	$(MAKE) report
+	$(SNAKEMAKE) --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
+	$(MAKE) --no-print-directory report DEVICE=$(BMR_DEVICE) CONFIG=$(BMR_CONFIG)
 
-report: $(STAMP)
+report:
+	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
 	$(VENV)/bin/python tools/unlock_stale.py .
-	$(SNAKEMAKE) --profile $(PROFILE) --configfile $(CONFIG) --report $(REPORT)
+	$(SNAKEMAKE) --profile $(PROFILE) --configfile $(BMR_CONFIG) $(SMK_ARGS) --report $(REPORT)
 
-unlock: $(STAMP)
+unlock:
+	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
 	$(VENV)/bin/python tools/unlock_stale.py .
 
-test: $(STAMP)
+test: $(VENV)/.installed-cpu
 	$(VENV)/bin/pytest -q
 
-dryrun-paper: $(STAMP)
+dryrun-paper:
+	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
 	$(SNAKEMAKE) --profile $(PROFILE) --configfile config/paper.yaml --dry-run --quiet rules
 
 clean-results:

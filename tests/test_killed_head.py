@@ -2,9 +2,10 @@
 
 The README's advice after a kill is "rerun the same command". Snakemake's lock outlives a SIGKILLed head process,
 so a plain rerun would stop with "Directory cannot be locked"; `make reproduce` removes such a stale lock first
-(tools/unlock_stale.py). The test kills every process of a running `make reproduce CONFIG=config/test.yaml` (MLP,
-Flat-FF and BMR-S&S) once the warm-up is done and other training jobs run, reruns exactly that command, and checks that it
-completes with the metrics of an uninterrupted run, bit for bit.
+(tools/unlock_stale.py). The test kills every process of a running
+`make reproduce DEVICE=cpu CONFIG=config/test.yaml` (MLP, Flat-FF and BMR-S&S) once the warm-up is done and other
+training jobs run, reruns exactly that command, and checks that it completes with the metrics of an uninterrupted run,
+bit for bit.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import yaml
 from conftest import copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMAND = ["make", "reproduce", "CONFIG=config/test.yaml"]
+COMMAND = ["make", "reproduce", "DEVICE=cpu", "CONFIG=config/test.yaml"]
 WARMUP_DONE = "results/warmup/fashion_mnist/mlp/seed0/metrics.csv"
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 COMPARED = ["dataset", "arch", "method", "seed", "epoch", "step", "acc", "ece", "nll", "pruned_fraction"]
@@ -53,7 +54,7 @@ def _project(dest: Path, library: Path) -> Path:
     for name, target in (("python", sys.executable), ("snakemake", str(Path(sys.executable).parent / "snakemake"))):
         (bindir / name).write_text(f'#!/bin/sh\nexec "{target}" "$@"\n')
         (bindir / name).chmod(0o755)
-    (project / ".venv" / ".installed").touch()
+    (project / ".venv" / ".installed-cpu").touch()
     return project
 
 
