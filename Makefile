@@ -7,18 +7,29 @@
 # make plan-choice : print that choice and the values make uses; installs and runs nothing
 # make test        : set up .venv with the CPU build (first time), run the test suite
 # make dryrun-paper: show the jobs of the paper's full grid without running them
-# make unlock      : remove the lock a killed Snakemake left (refuses while one runs in this folder)
+# make unlock      : remove the lock a killed Snakemake left, once the run that held it is provably gone
+#                    (tools/unlock_stale.py; make reproduce and make report run Snakemake under its --run, which
+#                    records the run's host, pid and start time)
+# make lock        : regenerate requirements/cpu.lock and requirements/cuda.lock from pyproject.toml (needs PyPI;
+#                    UPGRADE=1 takes the newest versions pyproject.toml allows)
 #
-# Set-up is redone when pyproject.toml changes, and when the build switches between CPU and CUDA (stamp files
-# .venv/.installed-cpu and .venv/.installed-cuda; installing one removes the other's).
+# Set-up installs the build's lock file with hashes (pip install --require-hashes -r requirements/<build>.lock),
+# then the project itself without dependencies (pip install --no-deps -e .). It is redone when the lock or
+# pyproject.toml changes, and when the build switches between CPU and CUDA (stamp files .venv/.installed-cpu and
+# .venv/.installed-cuda; installing one removes the other's stamp, and the CPU install removes the packages only
+# the CUDA lock pins: tools/lockfile.py).
 
 PYTHON ?= python3
 VENV := .venv
 SNAKEMAKE := $(VENV)/bin/snakemake
+# Snakemake as this folder's recorded owner (host, pid, start time: tools/unlock_stale.py --run)
+RUN_SNAKEMAKE := $(VENV)/bin/python tools/unlock_stale.py --run . -- $(SNAKEMAKE)
 PROFILE ?= profiles/local
 REPORT ?= results/report.html
 DEVICE ?=
 SMK_ARGS ?=
+CPU_LOCK := requirements/cpu.lock
+CUDA_LOCK := requirements/cuda.lock
 
 # An explicit CONFIG (command line or environment) wins over the profile the device chooses.
 CONFIG_GIVEN := $(if $(filter command environment override,$(origin CONFIG)),$(CONFIG))
@@ -38,7 +49,8 @@ BMR_LINE = $(wordlist 5,$(words $(BMR_CHOICE)),$(BMR_CHOICE))
 # one GPU job per GPU at a time (config/paper.yaml asks resources.gpu: 1 per training job)
 BMR_RESOURCES = $(if $(filter cuda,$(BMR_DEVICE)),--resources gpu=$(BMR_GPUS))
 
-.PHONY: reproduce plan-choice test dryrun-paper report setup install-cpu install-cuda clean-results unlock
+.PHONY: reproduce plan-choice test dryrun-paper report setup install-cpu install-cuda clean-results unlock \
+    lock
 
 setup:
 	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
@@ -49,20 +61,22 @@ install-cpu: $(VENV)/.installed-cpu
 install-cuda: $(VENV)/.installed-cuda
 	@:
 
-# The CPU build: the `cuda` extra's plugin is removed if a CUDA install left it (JAX would pick the GPU with it).
-$(VENV)/.installed-cpu: pyproject.toml
+# The CPU build (dependencies + the `test` extra): what a CUDA install added is removed (JAX would pick the GPU
+# with its plugin).
+$(VENV)/.installed-cpu: $(CPU_LOCK) pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	rm -f $(VENV)/.installed-cuda $(VENV)/.installed
-	$(VENV)/bin/python -m pip install -e '.[test]'
-	if $(VENV)/bin/python -m pip show -q jax-cuda12-plugin >/dev/null 2>&1; then \
-	    $(VENV)/bin/python -m pip uninstall -y jax-cuda12-plugin jax-cuda12-pjrt; fi
+	$(VENV)/bin/python -m pip install --require-hashes -r $(CPU_LOCK)
+	$(VENV)/bin/python -m pip install --no-deps -e .
+	$(VENV)/bin/python tools/lockfile.py remove-others $(CPU_LOCK) $(CUDA_LOCK)
 	touch $@
 
-# JAX's CUDA 12 build (pyproject's `cuda` extra: the wheels bring the CUDA libraries; the machine needs the driver).
-$(VENV)/.installed-cuda: pyproject.toml
+# JAX's CUDA 12 build (+ pyproject's `cuda` extra: the wheels bring the CUDA libraries; the machine needs the driver).
+$(VENV)/.installed-cuda: $(CUDA_LOCK) pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	rm -f $(VENV)/.installed-cpu $(VENV)/.installed
-	$(VENV)/bin/python -m pip install -e '.[test,cuda]'
+	$(VENV)/bin/python -m pip install --require-hashes -r $(CUDA_LOCK)
+	$(VENV)/bin/python -m pip install --no-deps -e .
 	touch $@
 
 plan-choice:
@@ -70,19 +84,20 @@ plan-choice:
 	@echo 'DEVICE=$(BMR_DEVICE) EXTRAS=$(BMR_EXTRAS) CONFIG=$(BMR_CONFIG) GPUS=$(BMR_GPUS)'
 	@echo 'would run: $(SNAKEMAKE) --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)'
 
-# A lock left by a killed Snakemake is removed first (tools/unlock_stale.py: only if no Snakemake on this machine
-# works in this folder), so rerunning `make reproduce` after a kill resumes from the checkpoints.
+# A lock left by a killed Snakemake is removed first (tools/unlock_stale.py: only once the run that held it is gone),
+# so rerunning `make reproduce` after a kill resumes from the checkpoints. Snakemake runs under unlock_stale.py --run,
+# which records this host and the run's processes beside the lock while it runs.
 reproduce:
 	@echo '$(BMR_LINE)'
 	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
 	$(VENV)/bin/python tools/unlock_stale.py .
-	$(SNAKEMAKE) --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
+	$(RUN_SNAKEMAKE) --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
 	$(MAKE) --no-print-directory report DEVICE=$(BMR_DEVICE) CONFIG=$(BMR_CONFIG)
 
 report:
 	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
 	$(VENV)/bin/python tools/unlock_stale.py .
-	$(SNAKEMAKE) --profile $(PROFILE) --configfile $(BMR_CONFIG) $(SMK_ARGS) --report $(REPORT)
+	$(RUN_SNAKEMAKE) --profile $(PROFILE) --configfile $(BMR_CONFIG) $(SMK_ARGS) --report $(REPORT)
 
 unlock:
 	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
@@ -97,3 +112,23 @@ dryrun-paper:
 
 clean-results:
 	rm -rf results logs benchmarks
+
+# ---- lock files -----------------------------------------------------------------------------------------------
+# One universal lock per build (every platform and Python >= 3.11, markers choosing the lines) with the hashes of
+# every file of each pinned version. Pins already in a lock are kept unless pyproject.toml needs others. uv itself
+# is pinned and installed into .lock-tools/ (ignored by git).
+UV_VERSION := 0.13.9
+UV := .lock-tools/bin/uv
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes
+LOCK_CPU_CMD := uv pip compile pyproject.toml --extra test $(LOCK_FLAGS) -o $(CPU_LOCK)
+LOCK_CUDA_CMD := uv pip compile pyproject.toml --extra cuda --extra test $(LOCK_FLAGS) -o $(CUDA_LOCK)
+
+$(UV):
+	$(PYTHON) -m venv .lock-tools
+	.lock-tools/bin/python -m pip install -q uv==$(UV_VERSION)
+
+lock: $(UV)
+	.lock-tools/bin/$(LOCK_CPU_CMD) --quiet $(if $(filter 1,$(UPGRADE)),--upgrade) \
+	    --custom-compile-command "make lock  (= $(LOCK_CPU_CMD); uv $(UV_VERSION))"
+	.lock-tools/bin/$(LOCK_CUDA_CMD) --quiet $(if $(filter 1,$(UPGRADE)),--upgrade) \
+	    --custom-compile-command "make lock  (= $(LOCK_CUDA_CMD); uv $(UV_VERSION))"

@@ -39,10 +39,11 @@ pytestmark = [
 def _project(dest: Path, library: Path) -> Path:
     """A copy of the workflow with the Makefile, tools/ and the library snapshot ``library``, config/test.yaml cut to
     the MLP with Flat-FF and BMR-S&S, and a .venv that forwards to this interpreter (its stamp newer than
-    pyproject.toml, so make installs nothing)."""
+    pyproject.toml and the locks, so make installs nothing)."""
     project = copy_workflow(dest)
     for part in ("Makefile", "pyproject.toml"):
         shutil.copy2(ROOT / part, project / part)
+    shutil.copytree(ROOT / "requirements", project / "requirements")
     shutil.copytree(ROOT / "tools", project / "tools", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(library, project / "src" / "bmrsparse")
     config = yaml.safe_load((project / "config" / "test.yaml").read_text())

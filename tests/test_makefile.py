@@ -32,7 +32,9 @@ def project(tmp_path):
     """A copy of the Makefile, pyproject.toml and the choice script; a bin folder that PATH will be."""
     proj = tmp_path / "proj"
     (proj / "tools").mkdir(parents=True)
-    for part in ("Makefile", "pyproject.toml", "tools/choose_device.sh"):
+    (proj / "requirements").mkdir()
+    for part in ("Makefile", "pyproject.toml", "tools/choose_device.sh", "requirements/cpu.lock",
+                 "requirements/cuda.lock"):
         shutil.copy2(ROOT / part, proj / part)
     bindir = tmp_path / "bin"
     bindir.mkdir()
@@ -67,10 +69,34 @@ def _dry_reproduce(project: Path, *args: str, env: dict | None = None) -> list[s
     return done.stdout.splitlines()
 
 
+#: how make starts Snakemake: as the folder's recorded owner (tools/unlock_stale.py --run)
+OWNER_RUN = ".venv/bin/python tools/unlock_stale.py --run . -- "
+CPU_INSTALL = [".venv/bin/python -m pip install --require-hashes -r requirements/cpu.lock",
+               ".venv/bin/python -m pip install --no-deps -e .",
+               ".venv/bin/python tools/lockfile.py remove-others requirements/cpu.lock requirements/cuda.lock"]
+CUDA_INSTALL = [".venv/bin/python -m pip install --require-hashes -r requirements/cuda.lock",
+                ".venv/bin/python -m pip install --no-deps -e ."]
+
+
 def _snakemake_runs(lines: list[str]) -> list[str]:
-    """The Snakemake command lines that train (not the report's), spaces normalised."""
-    return [" ".join(line.split()) for line in lines
-            if line.startswith(".venv/bin/snakemake") and "--report" not in line]
+    """The Snakemake command lines that train (not the report's), spaces normalised, without the owner wrapper."""
+    return [" ".join(line[len(OWNER_RUN):].split()) for line in lines
+            if line.startswith(OWNER_RUN + ".venv/bin/snakemake") and "--report" not in line]
+
+
+def _installs(lines: list[str]) -> list[str]:
+    """The set-up's command lines, each once (a dry run shows the report's set-up again)."""
+    return list(dict.fromkeys(line for line in lines if "pip install" in line or "lockfile.py" in line))
+
+
+def _installed(project: Path, build: str, later: float = 10) -> Path:
+    """Make ``build``'s stamp current: newer than pyproject.toml and the locks."""
+    stamp = project / ".venv" / f".installed-{build}"
+    stamp.parent.mkdir(exist_ok=True)
+    stamp.touch()
+    newest = max(p.stat().st_mtime for p in (project / "pyproject.toml", *(project / "requirements").glob("*")))
+    os.utime(stamp, (newest + later, newest + later))
+    return stamp
 
 
 def test_a_gpu_listed_by_nvidia_smi_picks_the_cuda_build_and_the_papers_grid(project):
@@ -79,8 +105,7 @@ def test_a_gpu_listed_by_nvidia_smi_picks_the_cuda_build_and_the_papers_grid(pro
     assert lines[0] == (
         "echo 'bmrsparse: NVIDIA GPU found (nvidia-smi -L: GPU 0: NVIDIA H100 80GB HBM3): CUDA build of JAX, "
         "config/paper.yaml (make reproduce DEVICE=cpu for the quick profile on the CPU)'")
-    assert ".venv/bin/python -m pip install -e '.[test,cuda]'" in lines
-    assert not any("'.[test]'" in line for line in lines)
+    assert _installs(lines) == CUDA_INSTALL
     assert "touch .venv/.installed-cuda" in lines and "touch .venv/.installed-cpu" not in lines
     assert _snakemake_runs(lines) == [
         ".venv/bin/snakemake --profile profiles/local --configfile config/paper.yaml --resources gpu=1"]
@@ -91,8 +116,7 @@ def test_a_gpu_listed_by_nvidia_smi_picks_the_cuda_build_and_the_papers_grid(pro
 def test_without_nvidia_smi_the_cpu_build_and_the_quick_profile(project):
     lines = _dry_reproduce(project)
     assert lines[0] == "echo 'bmrsparse: no NVIDIA GPU (nvidia-smi not found): CPU build of JAX, config/config.yaml'"
-    assert ".venv/bin/python -m pip install -e '.[test]'" in lines
-    assert not any("cuda]" in line for line in lines)
+    assert _installs(lines) == CPU_INSTALL
     assert "touch .venv/.installed-cpu" in lines
     assert [line.split() for line in _snakemake_runs(lines)] == [
         [".venv/bin/snakemake", "--profile", "profiles/local", "--configfile", "config/config.yaml"]]
@@ -113,8 +137,7 @@ def test_device_cpu_with_a_gpu_picks_the_quick_profile_on_the_cpu(project):
     lines = _dry_reproduce(project, "DEVICE=cpu")
     assert lines[0] == ("echo 'bmrsparse: DEVICE=cpu given; NVIDIA GPU found (nvidia-smi -L: GPU 0: NVIDIA H100 80GB "
                         "HBM3): CPU build of JAX, config/config.yaml'")
-    assert ".venv/bin/python -m pip install -e '.[test]'" in lines
-    assert not any("cuda]" in line for line in lines)
+    assert _installs(lines) == CPU_INSTALL
     assert [line.split() for line in _snakemake_runs(lines)][0][-1] == "config/config.yaml"
 
 
@@ -122,7 +145,7 @@ def test_device_cuda_without_a_gpu_and_an_explicit_config_win(project):
     lines = _dry_reproduce(project, "DEVICE=cuda", "CONFIG=config/test.yaml")
     assert lines[0] == ("echo 'bmrsparse: DEVICE=cuda given; no NVIDIA GPU (nvidia-smi not found): CUDA build of JAX, "
                         "config/test.yaml (CONFIG given)'")
-    assert ".venv/bin/python -m pip install -e '.[test,cuda]'" in lines
+    assert _installs(lines) == CUDA_INSTALL
     assert _snakemake_runs(lines) == [
         ".venv/bin/snakemake --profile profiles/local --configfile config/test.yaml --resources gpu=1"]
     # the report is built from the same choice
@@ -156,22 +179,27 @@ def test_make_test_keeps_the_cpu_install_and_does_not_ask_nvidia_smi(project):
     _fake_gpu(project, H100)
     done = _make(project, "-n", "test")
     assert done.returncode == 0, done.stderr
-    assert ".venv/bin/python -m pip install -e '.[test]'" in done.stdout.splitlines()
-    assert "cuda]" not in done.stdout and ".venv/bin/pytest -q" in done.stdout
+    assert _installs(done.stdout.splitlines()) == CPU_INSTALL
+    assert ".venv/bin/pytest -q" in done.stdout
     assert not (project.parent / "nvidia-smi.args").exists()
 
 
-def test_stamps_switch_the_install_and_follow_pyproject(project):
-    venv = project / ".venv"
-    venv.mkdir()
-    stamp = venv / ".installed-cpu"
-    stamp.touch()
-    old = (project / "pyproject.toml").stat().st_mtime
-    os.utime(stamp, (old + 10, old + 10))
+def test_stamps_switch_the_install_and_follow_pyproject_and_the_lock(project):
+    stamp = _installed(project, "cpu")
+    old = stamp.stat().st_mtime - 10
+    for lock in ("cpu", "cuda"):
+        os.utime(project / "requirements" / f"{lock}.lock", (old, old))
     assert "pip install" not in _make(project, "-n", "install-cpu").stdout  # current
-    assert "pip install -e '.[test,cuda]'" in _make(project, "-n", "install-cuda").stdout  # a switch reinstalls
+    assert _installs(_make(project, "-n", "install-cuda").stdout.splitlines()) == CUDA_INSTALL  # a switch
     os.utime(project / "pyproject.toml", (old + 20, old + 20))
-    assert "pip install -e '.[test]'" in _make(project, "-n", "install-cpu").stdout  # pyproject changed
+    assert _installs(_make(project, "-n", "install-cpu").stdout.splitlines()) == CPU_INSTALL  # pyproject changed
+    os.utime(stamp, (old + 30, old + 30))
+    assert "pip install" not in _make(project, "-n", "install-cpu").stdout
+    os.utime(project / "requirements" / "cpu.lock", (old + 40, old + 40))
+    assert _installs(_make(project, "-n", "install-cpu").stdout.splitlines()) == CPU_INSTALL  # the lock changed
+    os.utime(stamp, (old + 45, old + 45))
+    os.utime(project / "requirements" / "cuda.lock", (old + 50, old + 50))
+    assert "pip install" not in _make(project, "-n", "install-cpu").stdout  # the other build's lock: no matter
 
 
 def test_an_unknown_device_stops_with_a_message(project):
@@ -189,19 +217,16 @@ def test_the_first_line_of_a_real_run_is_the_choice(project):
     (venv / "bin").mkdir(parents=True)
     for name in ("python", "snakemake"):
         _script(venv / "bin" / name, f'echo "{name} $*"\n')
-    stamp = venv / ".installed-cuda"
-    stamp.touch()
-    later = (project / "pyproject.toml").stat().st_mtime + 10
-    os.utime(stamp, (later, later))
+    _installed(project, "cuda")
     done = _make(project, "reproduce", "SMK_ARGS=--config 'archs=[mlp]'")
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout.splitlines()
     assert out[0].startswith("bmrsparse: NVIDIA GPU found (nvidia-smi -L: GPU 0: NVIDIA H100 80GB HBM3): CUDA build")
     ran = [line for line in out if line.startswith(("python ", "snakemake "))]
     assert ran == ["python tools/unlock_stale.py .",
-                   "snakemake --profile profiles/local --configfile config/paper.yaml --resources gpu=1 "
-                   "--config archs=[mlp]",
+                   "python tools/unlock_stale.py --run . -- .venv/bin/snakemake --profile profiles/local "
+                   "--configfile config/paper.yaml --resources gpu=1 --config archs=[mlp]",
                    "python tools/unlock_stale.py .",
-                   "snakemake --profile profiles/local --configfile config/paper.yaml --config archs=[mlp] "
-                   "--report results/report.html"]
+                   "python tools/unlock_stale.py --run . -- .venv/bin/snakemake --profile profiles/local "
+                   "--configfile config/paper.yaml --config archs=[mlp] --report results/report.html"]
     assert not (project.parent / "ran").exists() and not (venv / ".installed-cpu").exists()
