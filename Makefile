@@ -4,7 +4,11 @@
 #                    config/config.yaml. The first line printed says which and why (tools/choose_device.sh).
 #                    Overrides: DEVICE=cpu|cuda, CONFIG=... (wins over the default profile),
 #                    SMK_ARGS="--config 'archs=[mlp]'" (passed to Snakemake: a subset).
+#                    Before training it prints the plan: jobs per rule and the estimated wall time on this machine
+#                    (python -m bmrsparse.plan, from a short timing of each network's step on this device, cached
+#                    per device and library version; PLAN=0 skips it).
 # make plan-choice : print that choice and the values make uses; installs and runs nothing
+# make plan        : print the plan and its estimate without training (sets up .venv first)
 # make test        : set up .venv with the CPU build (first time), run the test suite
 # make dryrun-paper: show the jobs of the paper's full grid without running them
 # make unlock      : remove the lock a killed Snakemake left, once the run that held it is provably gone
@@ -28,6 +32,7 @@ PROFILE ?= profiles/local
 REPORT ?= results/report.html
 DEVICE ?=
 SMK_ARGS ?=
+PLAN ?= 1
 CPU_LOCK := requirements/cpu.lock
 CUDA_LOCK := requirements/cuda.lock
 
@@ -49,7 +54,7 @@ BMR_LINE = $(wordlist 5,$(words $(BMR_CHOICE)),$(BMR_CHOICE))
 # one GPU job per GPU at a time (config/paper.yaml asks resources.gpu: 1 per training job)
 BMR_RESOURCES = $(if $(filter cuda,$(BMR_DEVICE)),--resources gpu=$(BMR_GPUS))
 
-.PHONY: reproduce plan-choice test dryrun-paper report setup install-cpu install-cuda clean-results unlock \
+.PHONY: reproduce plan plan-choice test dryrun-paper report setup install-cpu install-cuda clean-results unlock \
     lock
 
 setup:
@@ -91,8 +96,16 @@ reproduce:
 	@echo '$(BMR_LINE)'
 	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
 	$(VENV)/bin/python tools/unlock_stale.py .
+ifneq ($(PLAN),0)
+	$(VENV)/bin/python -m bmrsparse.plan -- --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
+endif
 	$(RUN_SNAKEMAKE) --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
 	$(MAKE) --no-print-directory report DEVICE=$(BMR_DEVICE) CONFIG=$(BMR_CONFIG)
+
+plan:
+	@echo '$(BMR_LINE)'
+	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
+	$(VENV)/bin/python -m bmrsparse.plan -- --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
 
 report:
 	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)

@@ -24,7 +24,7 @@ import yaml
 from conftest import copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMAND = ["make", "reproduce", "DEVICE=cpu", "CONFIG=config/test.yaml"]
+COMMAND = ["make", "reproduce", "DEVICE=cpu", "CONFIG=config/test.yaml", "PLAN=0"]  # the ETA is not its subject
 WARMUP_DONE = "results/warmup/fashion_mnist/mlp/seed0/metrics.csv"
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 COMPARED = ["dataset", "arch", "method", "seed", "epoch", "step", "acc", "ece", "nll", "pruned_fraction"]

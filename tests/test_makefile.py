@@ -84,6 +84,12 @@ def _snakemake_runs(lines: list[str]) -> list[str]:
             if line.startswith(OWNER_RUN + ".venv/bin/snakemake") and "--report" not in line]
 
 
+def _plans(lines: list[str]) -> list[str]:
+    """The arguments of the plan step (python -m bmrsparse.plan -- SNAKEMAKE ARGS), spaces normalised."""
+    prefix = ".venv/bin/python -m bmrsparse.plan -- "
+    return [" ".join(line[len(prefix):].split()) for line in lines if line.startswith(prefix)]
+
+
 def _installs(lines: list[str]) -> list[str]:
     """The set-up's command lines, each once (a dry run shows the report's set-up again)."""
     return list(dict.fromkeys(line for line in lines if "pip install" in line or "lockfile.py" in line))
@@ -109,6 +115,10 @@ def test_a_gpu_listed_by_nvidia_smi_picks_the_cuda_build_and_the_papers_grid(pro
     assert "touch .venv/.installed-cuda" in lines and "touch .venv/.installed-cpu" not in lines
     assert _snakemake_runs(lines) == [
         ".venv/bin/snakemake --profile profiles/local --configfile config/paper.yaml --resources gpu=1"]
+    # the plan (jobs, ETA) of the same run comes before it
+    assert _plans(lines) == ["--profile profiles/local --configfile config/paper.yaml --resources gpu=1"]
+    assert lines.index(next(line for line in lines if "bmrsparse.plan" in line)) < lines.index(
+        next(line for line in lines if line.startswith(OWNER_RUN)))
     # asked only `nvidia-smi -L` (once for reproduce, once for the report's make)
     assert set((project.parent / "nvidia-smi.args").read_text().split("\n")) == {"-L", ""}
 
@@ -120,6 +130,9 @@ def test_without_nvidia_smi_the_cpu_build_and_the_quick_profile(project):
     assert "touch .venv/.installed-cpu" in lines
     assert [line.split() for line in _snakemake_runs(lines)] == [
         [".venv/bin/snakemake", "--profile", "profiles/local", "--configfile", "config/config.yaml"]]
+    assert _plans(lines) == ["--profile profiles/local --configfile config/config.yaml"]
+    # PLAN=0: no plan step
+    assert _plans(_dry_reproduce(project, "PLAN=0")) == []
 
 
 def test_an_nvidia_smi_that_fails_or_lists_nothing_means_no_gpu(project):
@@ -224,6 +237,8 @@ def test_the_first_line_of_a_real_run_is_the_choice(project):
     assert out[0].startswith("bmrsparse: NVIDIA GPU found (nvidia-smi -L: GPU 0: NVIDIA H100 80GB HBM3): CUDA build")
     ran = [line for line in out if line.startswith(("python ", "snakemake "))]
     assert ran == ["python tools/unlock_stale.py .",
+                   "python -m bmrsparse.plan -- --profile profiles/local --configfile config/paper.yaml "
+                   "--resources gpu=1 --config archs=[mlp]",
                    "python tools/unlock_stale.py --run . -- .venv/bin/snakemake --profile profiles/local "
                    "--configfile config/paper.yaml --resources gpu=1 --config archs=[mlp]",
                    "python tools/unlock_stale.py .",
