@@ -11,13 +11,15 @@ Usage::
    ``--config``, or a half-finished run, shows only what is left), their dependencies, threads and GPUs;
 2. times each network's SVI step on this device, once per (data set, architecture, method kind) present in the
    plan: Flat-MAP (a point estimate with dropout), the mean-field flat model (Flat-FF, its warm-up, BMR-S&S and the
-   pruning baselines) and the tiered model (Tiered-FF). A timing compiles the training step (timed), runs
-   ``--steps`` steps (timed), and compiles and runs one posterior-predictive pass over one evaluation batch;
-   it runs with the CPUs a training job gets (its ``threads``) on synthetic images of the data set's shape
-   (:func:`bmrsparse.bench.synthetic_dataset`: speed does not depend on pixel values). The start-up of a job
-   (Python, JAX, the library) is timed once. Timings are cached (:func:`default_cache`) under a key of the device
-   (JAX's platform and device kind, the CPU model and thread count on CPU), the JAX version and the library digest,
-   so a second plan on the same machine and code does not time again;
+   pruning baselines) and the tiered model (Tiered-FF), with the config's batch size, ELBO, dropout and network
+   sizes. A timing initialises and compiles the training step (timed), runs ``--steps`` steps (timed), and, once
+   per network, compiles and runs one posterior-predictive pass over one evaluation batch. Timings run in fresh
+   processes, as many at once as training jobs will run at once, each on as many CPUs as a job's ``threads``, on
+   synthetic images of the data set's shape (:func:`bmrsparse.bench.synthetic_dataset`: speed does not depend on
+   pixel values); their import of JAX and the library is a job's start-up. Timings are cached
+   (:func:`default_cache`) under a key of the device (JAX's platform and device kind, the CPU model and thread
+   count on CPU), the JAX version and the library digest, so a second plan on the same machine and code does not
+   time again;
 3. estimates every job's seconds (:func:`job_seconds`) and the wall time of running them with the run's cores and
    GPUs (:func:`makespan`: jobs start as soon as their inputs exist and cores and GPUs are free, longest remaining
    chain first), and prints the plan with its assumptions (:func:`format_plan`).
@@ -68,6 +70,8 @@ TIME_STEPS_METHODS = ("tiered_ff", "bmr_ss")
 TIME_STEPS_REPEATS = 2
 #: Environment variable naming the timing cache's folder.
 CACHE_ENV = "BMRSPARSE_CACHE_DIR"
+#: Part of the cache key: entries of another format are timed again.
+CACHE_FORMAT = 2
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -157,6 +161,7 @@ def method_kind(method: str) -> str:
 
 def training_steps(rule: str, schedule: dict) -> tuple[int, int] | None:
     """(SVI steps, evaluations) of a job of a training rule (workflow/rules/train.smk); None for other rules.
+    :func:`starts_fresh` says which of them initialise a guide.
 
     A warm-up trains ``warmup_steps`` and evaluates once; a method trained from scratch trains the warm-up budget and
     every epoch (one evaluation each); a continuation trains every epoch; a per-epoch job one epoch.
@@ -176,14 +181,22 @@ def training_steps(rule: str, schedule: dict) -> tuple[int, int] | None:
                      "trains")
 
 
+def starts_fresh(rule: str) -> bool:
+    """Whether a training rule's job initialises a fresh guide (a warm-up, a method trained from scratch) rather
+    than loading a state."""
+    return rule == "train_scratch" or (rule.startswith("train_") and "warmup" in rule)
+
+
 @dataclass
 class Timing:
     """Measured costs of one (data set, architecture, method kind) on this device.
 
-    ``compile_s``: compiling the training step; ``step_s``: one SVI step; ``eval_compile_s``: compiling the
-    predictive pass; ``eval_s``: one posterior sample on one test image (padded evaluation batches count whole).
+    ``init_s``: a fresh guide's initialisation (jobs that start from scratch); ``compile_s``: compiling the
+    training step; ``step_s``: one SVI step; ``eval_compile_s``: compiling the predictive pass; ``eval_s``: one
+    posterior sample on one test image (padded evaluation batches count whole).
     """
 
+    init_s: float
     compile_s: float
     step_s: float
     eval_compile_s: float
@@ -213,10 +226,11 @@ def job_work(job: Job, cfg: dict) -> list[tuple[str, str, str]]:
 def job_seconds(job: Job, cfg: dict, timings: dict, startup_s: float) -> float:
     """Estimated seconds of one job, from measured timings ``{(dataset, arch, kind): Timing}``.
 
-    Training: start-up + compiles + steps x step time + evaluations (each ``num_samples`` posterior samples on the
-    evaluation subset; Flat-MAP one). sparsity_curve: start-up + 3 scores x 10 fractions evaluations of the final
-    Flat-FF posterior. time_steps: what the rule times (:data:`TIME_STEPS_METHODS`). Other rules (data, tables,
-    figures): start-up only. The target rule ``all`` runs nothing.
+    Training: start-up + a fresh guide's initialisation (warm-ups and methods trained from scratch) + compiles +
+    steps x step time + evaluations (each ``num_samples`` posterior samples on the evaluation subset; Flat-MAP
+    one). sparsity_curve: start-up + 3 scores x 10 fractions evaluations of the final Flat-FF posterior.
+    time_steps: what the rule times (:data:`TIME_STEPS_METHODS`). Other rules (data, tables, figures): start-up
+    only. The target rule ``all`` runs nothing.
     """
     if job.rule == "all":
         return 0.0
@@ -226,7 +240,9 @@ def job_seconds(job: Job, cfg: dict, timings: dict, startup_s: float) -> float:
         steps, evals = trained
         kind = method_kind(wc.get("method", KINDS["flat"][1]))
         t = timings[(wc["dataset"], wc["arch"], kind)]
-        return startup_s + t.compile_s + t.eval_compile_s + steps * t.step_s + evals * _eval_seconds(t, cfg, kind)
+        fresh = t.init_s if starts_fresh(job.rule) else 0.0
+        return (startup_s + fresh + t.compile_s + t.eval_compile_s + steps * t.step_s
+                + evals * _eval_seconds(t, cfg, kind))
     if job.rule == "sparsity_curve":
         from .sparsity import FRACTIONS, SCORES
 
@@ -237,7 +253,7 @@ def job_seconds(job: Job, cfg: dict, timings: dict, startup_s: float) -> float:
         total = startup_s
         for key in job_work(job, cfg):
             t = timings[key]
-            total += TIME_STEPS_REPEATS * (t.compile_s + steps * t.step_s)
+            total += TIME_STEPS_REPEATS * (t.init_s + t.compile_s + steps * t.step_s)
         return total
     return startup_s
 
@@ -351,16 +367,17 @@ def format_plan(jobs: list[Job], est: Estimate, cfg: dict, timings: dict, *, dev
     lines.append(f"  step times on {device} ({'cached' if cached else 'measured now'}; job start-up "
                  f"{startup_s:.1f} s):")
     for (dataset, arch, kind), t in sorted(timings.items()):
-        lines.append(f"    {dataset}/{arch:<6} {KINDS[kind][0]:<16} {1e3 * t.step_s:9.2f} ms/step  compile "
-                     f"{t.compile_s:5.1f} s  evaluation {_eval_seconds(t, cfg, kind):7.2f} s (compile "
-                     f"{t.eval_compile_s:.1f} s)")
+        lines.append(f"    {dataset}/{arch:<6} {KINDS[kind][0]:<16} {1e3 * t.step_s:9.2f} ms/step  init "
+                     f"{t.init_s:5.1f} s  compile {t.compile_s:5.1f} s  evaluation {_eval_seconds(t, cfg, kind):7.2f}"
+                     f" s (compile {t.eval_compile_s:.1f} s)")
     steps = sum((training_steps(j.rule, cfg["schedule"]) or (0, 0))[0] for j in jobs)
     ev = cfg["evaluation"]
     lines.append(f"  estimated wall time: {_duration(est.wall_s)} ({_duration(est.work_s)} of work in all; {steps:,} "
                  f"SVI steps; {cores} cores, {'/'.join(map(str, train_threads)) or '-'} per training job"
                  + (f", {gpu_limit} GPU(s), one job per GPU at a time" if gpu_limit is not None else "") + ")")
     lines.append(
-        "  assumptions: each job = start-up + its compiles + its steps at the timed rate + its evaluations "
+        "  assumptions: each job = start-up + its guide's initialisation (from scratch only) + its compiles + its "
+        "steps at the timed rate + its evaluations "
         f"({ev['num_samples']} samples on {min(int(ev['test_subset'] or TEST_IMAGES), TEST_IMAGES)} test images, "
         "Flat-MAP 1), every job compiling afresh (the JAX compilation cache makes later ones faster); jobs run "
         "as soon as their inputs exist and cores/GPUs are free, as many at once as the cores allow, each as fast "
@@ -430,7 +447,7 @@ def device_key(threads: int) -> tuple[str, str]:
     cpu = jax.default_backend() == "cpu"
     where = f"{name} ({cpu_model() or 'unknown CPU'}, {threads} thread{'s' * (threads != 1)})" if cpu else name
     versions = f"jax {jax.__version__}, library {library_digest()}"
-    return f"{where} | {versions}", f"{where}, {versions}"
+    return f"{where} | {versions} | cache format {CACHE_FORMAT}", f"{where}, {versions}"
 
 
 def timing_settings(cfg: dict, arch: str) -> dict:
@@ -460,13 +477,16 @@ def time_network(dataset: str, arch: str, kind: str, settings: dict, steps: int,
     batch = int(s["eval_batch_size"])
     ds = synthetic_dataset(dataset, arch, n_train=max(4096, int(s["batch_size"])), n_test=batch)
     tr = Trainer(arch=arch, method=method, dataset=ds, seeds=[0], settings=s)
+    t0 = time.perf_counter()
     state = tr.init()
     jax.block_until_ready(state.svi_state)
+    init_s = time.perf_counter() - t0
     state, _ = tr.train(state, 1, chunk_size=1, progress=False)  # compiles (timed inside) and warms up
     compile_s = tr.compile_seconds
     state, secs = tr.train(state, steps, chunk_size=steps, progress=False)
     if not evaluation:
-        return Timing(compile_s=compile_s, step_s=secs / steps, eval_compile_s=math.nan, eval_s=math.nan)
+        return Timing(init_s=init_s, compile_s=compile_s, step_s=secs / steps, eval_compile_s=math.nan,
+                      eval_s=math.nan)
     samples = 2
     keys = tr.eval_keys(0)
     t0 = time.perf_counter()
@@ -476,7 +496,7 @@ def time_network(dataset: str, arch: str, kind: str, settings: dict, steps: int,
     tr.predictive_probs(state, keys, samples)
     run = time.perf_counter() - t0
     per = 1 if kind == "map" else samples
-    return Timing(compile_s=compile_s, step_s=secs / steps, eval_compile_s=max(0.0, first - run),
+    return Timing(init_s=init_s, compile_s=compile_s, step_s=secs / steps, eval_compile_s=max(0.0, first - run),
                   eval_s=run / (per * batch))
 
 
@@ -578,7 +598,7 @@ def measure(needed: list[tuple[str, str, str]], cfg: dict, cache: TimingCache, t
             if math.isnan(t.eval_s):
                 sibling = next(s for (d, a, _), s in timings.items() if (d, a) == (dataset, arch)
                                and not math.isnan(s.eval_s))
-                t = timings[(dataset, arch, kind)] = Timing(t.compile_s, t.step_s, sibling.eval_compile_s,
+                t = timings[(dataset, arch, kind)] = Timing(t.init_s, t.compile_s, t.step_s, sibling.eval_compile_s,
                                                             sibling.eval_s)
             cache.put(key, item, t)
         log(f"bmrsparse plan: timed in {time.perf_counter() - t0:.0f} s (kept for the next plan in {cache.path})")
