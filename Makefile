@@ -1,46 +1,147 @@
-# make reproduce   : set up .venv (first time), run the default profile, build the report (results/report.html)
-# make test        : set up .venv (first time), run the test suite
+# make reproduce   : set up .venv (first time), run the profile this machine affords, build results/report.html.
+#                    An NVIDIA GPU (`nvidia-smi -L` lists one): JAX's CUDA build (the `cuda` extra) and
+#                    config/paper.yaml, the paper's whole grid; otherwise the CPU build and the quick profile
+#                    config/config.yaml. The first line printed says which and why (tools/choose_device.sh).
+#                    Overrides: DEVICE=cpu|cuda, CONFIG=... (wins over the default profile),
+#                    SMK_ARGS="--config 'archs=[mlp]'" (passed to Snakemake: a subset).
+#                    Before training it prints the plan: jobs per rule and the estimated wall time on this machine
+#                    (python -m bmrsparse.plan, from a short timing of each network's step on this device, cached
+#                    per device and library version; PLAN=0 skips it).
+# make plan-choice : print that choice and the values make uses; installs and runs nothing
+# make plan        : print the plan and its estimate without training (sets up .venv first)
+# make test        : set up .venv with the CPU build (first time), run the test suite
 # make dryrun-paper: show the jobs of the paper's full grid without running them
-# make unlock      : remove the lock a killed Snakemake left (refuses while one runs in this folder)
+# make unlock      : remove the lock a killed Snakemake left, once the run that held it is provably gone
+#                    (tools/unlock_stale.py; make reproduce and make report run Snakemake under its --run, which
+#                    records the run's host, pid and start time)
+# make lock        : regenerate requirements/cpu.lock and requirements/cuda.lock from pyproject.toml (needs PyPI;
+#                    UPGRADE=1 takes the newest versions pyproject.toml allows)
 #
-# Set-up is redone only when pyproject.toml changes (stamp file .venv/.installed).
+# Set-up installs the build's lock file with hashes (pip install --require-hashes -r requirements/<build>.lock),
+# then the project itself without dependencies (pip install --no-deps -e .). It is redone when the lock or
+# pyproject.toml changes, and when the build switches between CPU and CUDA (stamp files .venv/.installed-cpu and
+# .venv/.installed-cuda; installing one removes the other's stamp, and the CPU install removes the packages only
+# the CUDA lock pins: tools/lockfile.py).
 
 PYTHON ?= python3
 VENV := .venv
-STAMP := $(VENV)/.installed
 SNAKEMAKE := $(VENV)/bin/snakemake
+# Snakemake as this folder's recorded owner (host, pid, start time: tools/unlock_stale.py --run)
+RUN_SNAKEMAKE := $(VENV)/bin/python tools/unlock_stale.py --run . -- $(SNAKEMAKE)
 PROFILE ?= profiles/local
-CONFIG ?= config/config.yaml
 REPORT ?= results/report.html
+DEVICE ?=
+SMK_ARGS ?=
+PLAN ?= 1
+CPU_LOCK := requirements/cpu.lock
+CUDA_LOCK := requirements/cuda.lock
 
-.PHONY: reproduce test dryrun-paper report setup clean-results unlock
+# An explicit CONFIG (command line or environment) wins over the profile the device chooses.
+CONFIG_GIVEN := $(if $(filter command environment override,$(origin CONFIG)),$(CONFIG))
 
-setup: $(STAMP)
+# The choice, computed once and only by the targets that use it (`make test` does not run nvidia-smi). Under
+# `make -n` this $(shell ...) runs tools/choose_device.sh, which only asks `nvidia-smi -L`.
+BMR_CHOICE = $(eval BMR_CHOICE := $\
+    $(shell DEVICE='$(DEVICE)' CONFIG='$(CONFIG_GIVEN)' sh tools/choose_device.sh --make))$\
+    $(if $(BMR_CHOICE),$(BMR_CHOICE),$(error tools/choose_device.sh gave no choice (see its message above)))
+bmr_value = $(patsubst $(1)=%,%,$(firstword $(filter $(1)=%,$(BMR_CHOICE))))
+BMR_DEVICE = $(call bmr_value,DEVICE)
+BMR_EXTRAS = $(call bmr_value,EXTRAS)
+BMR_CONFIG = $(call bmr_value,CONFIG)
+BMR_GPUS = $(call bmr_value,GPUS)
+# the choice line: the words after the four KEY=VALUE words
+BMR_LINE = $(wordlist 5,$(words $(BMR_CHOICE)),$(BMR_CHOICE))
+# one GPU job per GPU at a time (config/paper.yaml asks resources.gpu: 1 per training job)
+BMR_RESOURCES = $(if $(filter cuda,$(BMR_DEVICE)),--resources gpu=$(BMR_GPUS))
 
-$(STAMP): pyproject.toml
+.PHONY: reproduce plan plan-choice test dryrun-paper report setup install-cpu install-cuda clean-results unlock \
+    lock
+
+setup:
+	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
+
+# (`@:`: no "Nothing to be done" line when the install is current)
+install-cpu: $(VENV)/.installed-cpu
+	@:
+install-cuda: $(VENV)/.installed-cuda
+	@:
+
+# The CPU build (dependencies + the `test` extra): what a CUDA install added is removed (JAX would pick the GPU
+# with its plugin).
+$(VENV)/.installed-cpu: $(CPU_LOCK) pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -e '.[test]'
+	rm -f $(VENV)/.installed-cuda $(VENV)/.installed
+	$(VENV)/bin/python -m pip install --require-hashes -r $(CPU_LOCK)
+	$(VENV)/bin/python -m pip install --no-deps -e .
+	$(VENV)/bin/python tools/lockfile.py remove-others $(CPU_LOCK) $(CUDA_LOCK)
 	touch $@
 
-# A lock left by a killed Snakemake is removed first (tools/unlock_stale.py: only if no Snakemake on this machine
-# works in this folder), so rerunning `make reproduce` after a kill resumes from the checkpoints.
-reproduce: $(STAMP)
-	$(VENV)/bin/python tools/unlock_stale.py .
-	$(SNAKEMAKE) --profile $(PROFILE) --configfile $(CONFIG)
-	$(MAKE) report
+# JAX's CUDA 12 build (+ pyproject's `cuda` extra: the wheels bring the CUDA libraries; the machine needs the driver).
+$(VENV)/.installed-cuda: $(CUDA_LOCK) pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	rm -f $(VENV)/.installed-cpu $(VENV)/.installed
+	$(VENV)/bin/python -m pip install --require-hashes -r $(CUDA_LOCK)
+	$(VENV)/bin/python -m pip install --no-deps -e .
+	touch $@
 
-report: $(STAMP)
-	$(VENV)/bin/python tools/unlock_stale.py .
-	$(SNAKEMAKE) --profile $(PROFILE) --configfile $(CONFIG) --report $(REPORT)
+plan-choice:
+	@echo '$(BMR_LINE)'
+	@echo 'DEVICE=$(BMR_DEVICE) EXTRAS=$(BMR_EXTRAS) CONFIG=$(BMR_CONFIG) GPUS=$(BMR_GPUS)'
+	@echo 'would run: $(SNAKEMAKE) --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)'
 
-unlock: $(STAMP)
+# A lock left by a killed Snakemake is removed first (tools/unlock_stale.py: only once the run that held it is gone),
+# so rerunning `make reproduce` after a kill resumes from the checkpoints. Snakemake runs under unlock_stale.py --run,
+# which records this host and the run's processes beside the lock while it runs.
+reproduce:
+	@echo '$(BMR_LINE)'
+	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
+	$(VENV)/bin/python tools/unlock_stale.py .
+ifneq ($(PLAN),0)
+	$(VENV)/bin/python -m bmrsparse.plan -- --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
+endif
+	$(RUN_SNAKEMAKE) --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
+	$(MAKE) --no-print-directory report DEVICE=$(BMR_DEVICE) CONFIG=$(BMR_CONFIG)
+
+plan:
+	@echo '$(BMR_LINE)'
+	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
+	$(VENV)/bin/python -m bmrsparse.plan -- --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
+
+report:
+	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
+	$(VENV)/bin/python tools/unlock_stale.py .
+	$(RUN_SNAKEMAKE) --profile $(PROFILE) --configfile $(BMR_CONFIG) $(SMK_ARGS) --report $(REPORT)
+
+unlock:
+	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
 	$(VENV)/bin/python tools/unlock_stale.py .
 
-test: $(STAMP)
+test: $(VENV)/.installed-cpu
 	$(VENV)/bin/pytest -q
 
-dryrun-paper: $(STAMP)
+dryrun-paper:
+	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
 	$(SNAKEMAKE) --profile $(PROFILE) --configfile config/paper.yaml --dry-run --quiet rules
 
 clean-results:
 	rm -rf results logs benchmarks
+
+# ---- lock files -----------------------------------------------------------------------------------------------
+# One universal lock per build (every platform and Python >= 3.11, markers choosing the lines) with the hashes of
+# every file of each pinned version. Pins already in a lock are kept unless pyproject.toml needs others. uv itself
+# is pinned and installed into .lock-tools/ (ignored by git).
+UV_VERSION := 0.13.9
+UV := .lock-tools/bin/uv
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes
+LOCK_CPU_CMD := uv pip compile pyproject.toml --extra test $(LOCK_FLAGS) -o $(CPU_LOCK)
+LOCK_CUDA_CMD := uv pip compile pyproject.toml --extra cuda --extra test $(LOCK_FLAGS) -o $(CUDA_LOCK)
+
+$(UV):
+	$(PYTHON) -m venv .lock-tools
+	.lock-tools/bin/python -m pip install -q uv==$(UV_VERSION)
+
+lock: $(UV)
+	.lock-tools/bin/$(LOCK_CPU_CMD) --quiet $(if $(filter 1,$(UPGRADE)),--upgrade) \
+	    --custom-compile-command "make lock  (= $(LOCK_CPU_CMD); uv $(UV_VERSION))"
+	.lock-tools/bin/$(LOCK_CUDA_CMD) --quiet $(if $(filter 1,$(UPGRADE)),--upgrade) \
+	    --custom-compile-command "make lock  (= $(LOCK_CUDA_CMD); uv $(UV_VERSION))"

@@ -2,9 +2,10 @@
 
 The README's advice after a kill is "rerun the same command". Snakemake's lock outlives a SIGKILLed head process,
 so a plain rerun would stop with "Directory cannot be locked"; `make reproduce` removes such a stale lock first
-(tools/unlock_stale.py). The test kills every process of a running `make reproduce CONFIG=config/test.yaml` (MLP,
-Flat-FF and BMR-S&S) once the warm-up is done and other training jobs run, reruns exactly that command, and checks that it
-completes with the metrics of an uninterrupted run, bit for bit.
+(tools/unlock_stale.py). The test kills every process of a running
+`make reproduce DEVICE=cpu CONFIG=config/test.yaml` (MLP, Flat-FF and BMR-S&S) once the warm-up is done and other
+training jobs run, reruns exactly that command, and checks that it completes with the metrics of an uninterrupted run,
+bit for bit.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ import yaml
 from conftest import copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMAND = ["make", "reproduce", "CONFIG=config/test.yaml"]
-WARMUP_DONE = "results/warmup/fashion_mnist/mlp/lr0.005/seed0/metrics.csv"
+COMMAND = ["make", "reproduce", "DEVICE=cpu", "CONFIG=config/test.yaml", "PLAN=0"]  # the ETA is not its subject
+WARMUP_DONE = "results/warmup/fashion_mnist/mlp/seed0/metrics.csv"
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 COMPARED = ["dataset", "arch", "method", "seed", "epoch", "step", "acc", "ece", "nll", "pruned_fraction"]
 
@@ -38,10 +39,11 @@ pytestmark = [
 def _project(dest: Path, library: Path) -> Path:
     """A copy of the workflow with the Makefile, tools/ and the library snapshot ``library``, config/test.yaml cut to
     the MLP with Flat-FF and BMR-S&S, and a .venv that forwards to this interpreter (its stamp newer than
-    pyproject.toml, so make installs nothing)."""
+    pyproject.toml and the locks, so make installs nothing)."""
     project = copy_workflow(dest)
     for part in ("Makefile", "pyproject.toml"):
         shutil.copy2(ROOT / part, project / part)
+    shutil.copytree(ROOT / "requirements", project / "requirements")
     shutil.copytree(ROOT / "tools", project / "tools", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(library, project / "src" / "bmrsparse")
     config = yaml.safe_load((project / "config" / "test.yaml").read_text())
@@ -53,7 +55,7 @@ def _project(dest: Path, library: Path) -> Path:
     for name, target in (("python", sys.executable), ("snakemake", str(Path(sys.executable).parent / "snakemake"))):
         (bindir / name).write_text(f'#!/bin/sh\nexec "{target}" "$@"\n')
         (bindir / name).chmod(0o755)
-    (project / ".venv" / ".installed").touch()
+    (project / ".venv" / ".installed-cpu").touch()
     return project
 
 

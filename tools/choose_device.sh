@@ -1,0 +1,106 @@
+#!/bin/sh
+# Which JAX build and which profile `make reproduce` uses, and why; installs and runs nothing but `nvidia-smi -L`.
+#
+#   DEVICE=auto|cpu|cuda  (empty = auto: cuda when `nvidia-smi -L`, found on PATH, lists at least one GPU)
+#   CONFIG=path           (empty = config/paper.yaml for cuda, config/config.yaml for cpu; an explicit one wins)
+#
+# Prints the choice line ("bmrsparse: ..."), then KEY=VALUE lines without spaces in the values:
+#   DEVICE=cpu|cuda  EXTRAS=test|test,cuda  CONFIG=...  GPUS=n (GPUs listed; the gpu resource of a cuda run, >= 1)
+# With --make the KEY=VALUE lines come first and the choice line last: the Makefile reads that through $(shell ...)
+# (newlines become spaces), so `make -n reproduce` runs this script and nothing else.
+# Exit status 2 (nothing on stdout) for a DEVICE or CONFIG it cannot use.
+set -u
+
+case ${1:-} in
+    "" | --make) ;;
+    *)
+        echo "usage: tools/choose_device.sh [--make]" >&2
+        exit 2
+        ;;
+esac
+
+device=${DEVICE:-auto}
+config=${CONFIG:-}
+
+case $device in
+    auto | cpu | cuda) ;;
+    *)
+        echo "bmrsparse: DEVICE=$device: use DEVICE=cpu, DEVICE=cuda or leave it unset (auto)" >&2
+        exit 2
+        ;;
+esac
+case $config in
+    *[!A-Za-z0-9._/+-]*)
+        echo "bmrsparse: CONFIG=$config: a path of letters, digits and . _ / + - please" >&2
+        exit 2
+        ;;
+esac
+
+# The GPUs nvidia-smi lists (lines "GPU 0: NVIDIA H100 80GB HBM3 (UUID: ...)"), and why there are none.
+gpus=0
+listing=""
+if ! command -v nvidia-smi >/dev/null 2>&1; then
+    why="nvidia-smi not found"
+else
+    # a hung driver must not hang make: give up after 20 s
+    if command -v timeout >/dev/null 2>&1; then
+        out=$(timeout 20 nvidia-smi -L 2>&1)
+    else
+        out=$(nvidia-smi -L 2>&1)
+    fi
+    status=$?
+    gpus=$(printf '%s\n' "$out" | grep -c '^GPU [0-9]')
+    if [ "$gpus" -gt 0 ]; then
+        # the first GPU (and how many more), without the UUID, on one line
+        listing=$(printf '%s\n' "$out" | grep '^GPU [0-9]' | head -n 1 | sed 's/ *(UUID:.*//' | tr -d "'\"\`\\\\\$")
+        [ "$gpus" -gt 1 ] && listing="$listing, and $((gpus - 1)) more"
+    elif [ "$status" -ne 0 ]; then
+        why="nvidia-smi -L failed (exit $status): $(printf '%s' "$out" | head -n 1 | tr -d "'\"\`\\\\\$")"
+    else
+        why="nvidia-smi -L lists no GPU"
+    fi
+fi
+
+if [ "$gpus" -gt 0 ]; then
+    found="NVIDIA GPU found (nvidia-smi -L: $listing)"
+else
+    found="no NVIDIA GPU ($why)"
+fi
+
+case $device in
+    auto)
+        if [ "$gpus" -gt 0 ]; then device=cuda; else device=cpu; fi
+        reason=$found
+        ;;
+    *) reason="DEVICE=$device given; $found" ;;
+esac
+
+if [ "$device" = cuda ]; then
+    extras="test,cuda"
+    build="CUDA build of JAX"
+    default_config=config/paper.yaml
+    [ "$gpus" -gt 0 ] || gpus=1 # forced: one GPU JAX finds by itself
+else
+    extras="test"
+    build="CPU build of JAX"
+    default_config=config/config.yaml
+fi
+if [ -n "$config" ]; then
+    config_note="$config (CONFIG given)"
+else
+    config=$default_config
+    config_note=$config
+fi
+
+hint=""
+if [ "$device" = cuda ] && [ "${DEVICE:-auto}" = auto ] && [ -z "${CONFIG:-}" ]; then
+    hint=" (make reproduce DEVICE=cpu for the quick profile on the CPU)"
+fi
+
+line="bmrsparse: $reason: $build, $config_note$hint"
+[ "${1:-}" = --make ] || echo "$line"
+echo "DEVICE=$device"
+echo "EXTRAS=$extras"
+echo "CONFIG=$config"
+echo "GPUS=$gpus"
+[ "${1:-}" != --make ] || echo "$line"
