@@ -139,6 +139,9 @@ def validate_config(cfg, schema_path, label="workflow/schemas/config.schema.yaml
 validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 
+COMMAND_ENV = "BMRSPARSE_SNAKEMAKE_COMMAND"  # bmrsparse.io reads it
+
+
 def _record_command():
     """Put this run's command line into the environment of its jobs: the message of a damaged file
     (bmrsparse.io.DamagedFileError) quotes it as the command that remakes the file. Only the main process records
@@ -146,7 +149,8 @@ def _record_command():
     program = os.path.basename(sys.argv[0]) if sys.argv else ""
     if "--target-jobs" in sys.argv or program not in ("snakemake", "__main__.py"):
         return
-    os.environ["BMRSPARSE_SNAKEMAKE_COMMAND"] = shlex.join(["snakemake", *sys.argv[1:]])
+    # set here for the jobs, not read from the user's environment (hence no envvars directive)
+    os.environ[COMMAND_ENV] = shlex.join(["snakemake", *sys.argv[1:]])
 
 
 _record_command()
