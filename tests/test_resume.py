@@ -91,5 +91,5 @@ def test_kill_at_random_points_then_resume_gives_identical_results(fmnist_small,
     za, zb = np.load(ref / "posterior.npz"), np.load(run / "posterior.npz")
     assert sorted(za.files) == sorted(zb.files)
     for k in za.files:
-        if k != "header":
+        if k not in ("header", "__sha256__"):  # the digest covers the header (timings differ)
             np.testing.assert_array_equal(za[k], zb[k], err_msg=k)

@@ -86,7 +86,7 @@ def test_same_seed_same_numbers(fmnist_small, tmp_path):
     pd.testing.assert_frame_equal(a[cols], b[cols], check_exact=True)
     za, zb = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
     for k in za.files:
-        if k != "header":
+        if k not in ("header", "__sha256__"):  # the digest covers the header (timings differ)
             np.testing.assert_array_equal(za[k], zb[k], err_msg=k)
 
 
