@@ -131,10 +131,13 @@ def test_test_workflow_on_slurm_requests_gpus_and_matches_local_run(local_slurm,
         assert job.get("JOB_GRES") == "gpu:1", f"job {job['JobId']} ({rule}) was not given the GPU: {job}"
         assert job["WorkDir"] == str(slurm_dir)
     assert set(rules) == set(TRAINING_RULES), f"training rules seen by SLURM: {sorted(set(rules))}"
-    # One SLURM job per training job: warm-up, Flat-FF, Flat-MAP, Tiered-FF and one per BMR-S&S epoch.
+    # One SLURM job per training job: two warm-ups (Flat-FF's learning rate and BMR-S&S's own, as the authors' code
+    # does), Flat-FF, Flat-MAP, Tiered-FF and one per BMR-S&S epoch.
     config = yaml.safe_load((slurm_dir / "config" / "test.yaml").read_text())
     assert sorted(config["methods"]) == sorted(["flat_map", "flat_ff", "tiered_ff", "bmr_ss"])
-    assert len(jobs) == (4 + config["schedule"]["num_epochs"]) * len(config["seeds"])
+    rates = config["training"]["learning_rate"]
+    assert rates["flat_ff"] != rates["bmr_ss"]
+    assert len(jobs) == (5 + config["schedule"]["num_epochs"]) * len(config["seeds"])
     for rule in LIGHT_RULES:
         assert re.search(rf"^localrule {rule}:$", out, flags=re.M), f"{rule} did not run on the submitting host"
 
