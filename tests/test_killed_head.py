@@ -25,7 +25,7 @@ from conftest import copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = ["make", "reproduce", "DEVICE=cpu", "CONFIG=config/test.yaml", "PLAN=0"]  # the ETA is not its subject
-WARMUP_DONE = "results/warmup/fashion_mnist/mlp/seed0/metrics.csv"
+WARMUP_DONE = "results/warmup/fashion_mnist/mlp/lr0.005/seed0/metrics.csv"  # Flat-FF's warm-up
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 COMPARED = ["dataset", "arch", "method", "seed", "epoch", "step", "acc", "ece", "nll", "pruned_fraction"]
 

@@ -241,9 +241,10 @@ def test_the_test_profiles_plan_with_a_real_timing(tmp_path):
                            timeout=600)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "timing fashion_mnist/mlp mean-field flat" in first.stdout and "measured now" in first.stdout
-    # the job counts are Snakemake's: a warm-up, Flat-FF's continuation, two BMR-S&S epochs (test profile)
+    # the job counts are Snakemake's: two warm-ups (Flat-FF's, and BMR-S&S's at its own learning rate), Flat-FF's
+    # continuation, two BMR-S&S epochs (test profile)
     rows = dict(line.split()[:2] for line in first.stdout.splitlines() if line.startswith("    train_"))
-    assert rows == {"train_warmup": "1", "train_continue": "1", "train_epoch": "2"}
+    assert rows == {"train_warmup": "2", "train_continue": "1", "train_epoch": "2"}
     assert "estimated wall time:" in first.stdout and "1 cores" in first.stdout
     again = subprocess.run([sys.executable, "-m", "bmrsparse.plan", *args], capture_output=True, text=True,
                            timeout=600)

@@ -218,7 +218,7 @@ def test_test_profile_trains_inside_a_cpu_allocation(local_slurm, tmp_path, aske
     workdir = copy_workflow(tmp_path / "wf", "archs: [mlp]\n" + asked)
     env = {k: v for k, v in os.environ.items() if k not in ("BMRSPARSE_ALLOW_CPU", *GPU_ASSIGNMENT_ENV)}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    target = "results/warmup/fashion_mnist/mlp/seed0/metrics.csv"
+    target = "results/warmup/fashion_mnist/mlp/lr0.005/seed0/metrics.csv"  # Flat-FF's warm-up
     cmd = ["srun", "--ntasks=1", "--cpus-per-task=1", "--time=10", "--export=ALL", sys.executable, "-c",
            "import os, sys, subprocess; print('SLURM_JOB_ID=' + os.environ['SLURM_JOB_ID'], flush=True); "
            "sys.exit(subprocess.call(sys.argv[1:]))",
@@ -228,7 +228,7 @@ def test_test_profile_trains_inside_a_cpu_allocation(local_slurm, tmp_path, aske
                           timeout=600)
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert re.search(r"^SLURM_JOB_ID=\d+$", proc.stdout, flags=re.M), proc.stdout[-3000:]  # it ran under SLURM
-    log = (workdir / "logs/train_warmup/fashion_mnist/mlp/seed0.log").read_text()
+    log = (workdir / "logs/train_warmup/fashion_mnist/mlp/lr0.005/seed0.log").read_text()
     assert "GPUFallbackError" not in log
     metrics = pd.read_csv(workdir / target)
     assert len(metrics) > 0 and metrics["device"].astype(str).str.startswith("cpu: ").all()
