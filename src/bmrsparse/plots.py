@@ -131,12 +131,18 @@ def plot_performance(metrics: pd.DataFrame, dataset: str) -> Figure:
     return fig
 
 
-def plot_pruned_fraction(metrics: pd.DataFrame) -> Figure:
+def plot_pruned_fraction(metrics: pd.DataFrame, reference: Mapping | None = None) -> Figure:
     """Fraction of weights pruned by BMR-S&S over epochs (Fig. 2).
 
     As the paper: one panel per data set (shared y-axis), one line per architecture (the mean over seeds; with
     several seeds a band spans the seeds' min..max). Epoch 0 is the Flat-FF warm-up (nothing pruned yet). The
     legend sits outside the axes, on the right.
+
+    Args:
+      metrics: tidy metrics (columns dataset, arch, method, seed, epoch, pruned_fraction).
+      reference: optional ``{dataset: band}`` with ``band`` from :func:`bmrsparse.reference.authors_band` (columns
+        arch, epoch, lo, hi, seeds): the range of the authors' code over its seeds, drawn hatched behind our curve of
+        the same architecture. Pass it only for runs comparable to it (:func:`bmrsparse.reference.schedule_mismatch`).
 
     Raises:
       ValueError: the table has no BMR-S&S rows.
@@ -152,8 +158,16 @@ def plot_pruned_fraction(metrics: pd.DataFrame) -> Figure:
     for ax, dataset in zip(axes, datasets):
         for j, arch in enumerate(archs):
             sel = data[(data["dataset"] == dataset) & (data["arch"] == arch)]
-            if not sel.empty:
-                _line_with_band(ax, _band_stats(sel, "pruned_fraction"), color=f"C{j}", label=_label(ARCH_LABELS, arch))
+            if sel.empty:
+                continue
+            band = (reference or {}).get(dataset)
+            ref = band[band["arch"] == arch] if band is not None else None
+            if ref is not None and not ref.empty:
+                seeds = int(ref["seeds"].iloc[0])
+                ax.fill_between(ref["epoch"], ref["lo"], ref["hi"], facecolor="none", edgecolor=f"C{j}", hatch="////",
+                                linewidth=0.0, alpha=0.6, zorder=0,
+                                label=f"{_label(ARCH_LABELS, arch)}, authors' code ({seeds} seed{'s' * (seeds > 1)})")
+            _line_with_band(ax, _band_stats(sel, "pruned_fraction"), color=f"C{j}", label=_label(ARCH_LABELS, arch))
         ax.set_title(_label(DATASET_LABELS, dataset))
         ax.set_ylim(0, 1)
         ax.set_xlabel("epoch")

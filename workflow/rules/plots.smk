@@ -34,9 +34,21 @@ rule plot_performance:
         "../scripts/plot_performance.py"
 
 
+def authors_reference(wildcards):
+    """The authors' side-by-side runs, as Fig. 2's input when BMR-S&S runs on their schedule and settings for at least
+    one configured architecture (bmrsparse.reference); else nothing, and Fig. 2 has no reference band."""
+    from bmrsparse.reference import AUTHORS_RUNS, AUTHORS_SCHEDULE, schedule_mismatch
+
+    if AUTHORS_SCHEDULE["method"] not in config["methods"]:
+        return []
+    comparable = [arch for arch in config["archs"] if not schedule_mismatch(config, arch)]
+    return [str(AUTHORS_RUNS)] if comparable else []
+
+
 rule plot_pruned_fraction:
     input:
         metrics="results/metrics/metrics.csv",
+        reference=authors_reference,
     output:
         pdf=report(
             "results/figures/fig2.pdf",
