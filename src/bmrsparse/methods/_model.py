@@ -56,7 +56,8 @@ def build(
         return logits
 
     if method.point_estimate:
-        guide = guides.point(sites, init_radius=init_radius)
+        # the authors' Flat-MAP is NumPyro's AutoDelta: locations start at the prior's median, not uniform
+        guide = guides.point(sites, prior=weights)
     else:
         guide = guides.mean_field(sites, init_radius=init_radius, init_scale=init_scale)
     scale = 1.0 / n_data
