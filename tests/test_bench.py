@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from bmrsparse import bench
 
@@ -84,3 +85,14 @@ def test_compare_reference_says_what_is_missing(tmp_path, monkeypatch):
     run = subprocess.run([sys.executable, "-m", "bmrsparse.bench", "--compare-reference", "--reference-dir",
                           str(tmp_path)], capture_output=True, text=True)
     assert run.returncode == 2 and "bmr4pml/" in run.stderr
+
+
+def test_bench_one_times_a_training_jobs_own_settings():
+    """Rule time_steps passes the training jobs' settings as they are (no patching of the library)."""
+    job = {"batch_size": 16, "net": {"mlp": {"width": 8, "depth": 1}}, "learning_rate": {"bmr_ss": 0.02}}
+    row = bench.bench_one("fashion_mnist", "mlp", "bmr_ss", steps=2, epoch_steps=10, settings=job)
+    assert row["batch_size"] == 16 and row["ms_per_step"] > 0 and row["prune_ms"] > 0
+    with pytest.raises(ValueError, match="either settings or tiny/batch_size/elbo"):
+        bench.bench_one("fashion_mnist", "mlp", "bmr_ss", steps=2, epoch_steps=10, batch_size=16, settings=job)
+    with pytest.raises(ValueError, match="unknown training setting 'batch'"):
+        bench.bench_one("fashion_mnist", "mlp", "bmr_ss", steps=2, epoch_steps=10, settings={"batch": 16})

@@ -165,6 +165,7 @@ def test_training_job_given_a_gpu_stops_then_runs_with_opt_out(tmp_path):
     assert allowed.returncode == 0, (allowed.stdout + allowed.stderr)[-3000:]
     metrics = pd.read_csv(workdir / WARMUP / "metrics.csv")
     record = prov.provenance()
+    record["xla_threads"] = "1"  # the job's `threads` (config/test.yaml), given to XLA
     for column in prov.PROVENANCE_COLUMNS:  # the job's provenance is in its metrics CSV
         assert (metrics[column].astype(str) == record[column]).all(), column
 

@@ -5,6 +5,7 @@ names the file, says how it is damaged and gives the command that remakes it."""
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -280,3 +281,56 @@ def test_sparsity_curves(workdir, how):
     with pytest.raises(io.DamagedFileError) as info:
         io.read_csv(rel)
     _assert_clear(info, rel)
+
+
+# ---------------------------------------------------------------------- a damaged entry of the between-workflow cache
+def _snakemake_in(workdir, cache, *args):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != io.COMMAND_ENV}
+    env.update({io.CACHE_ENV: str(cache), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"})
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--cache", "--configfile", "config/test.yaml",
+           "override.yaml", "--", *args]
+    return subprocess.run(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=900)
+
+
+@pytest.mark.slow
+def test_damaged_cache_entry_stops_the_reader_of_another_checkout(tmp_path):
+    """The warm-up posterior in Snakemake's between-workflow cache (--cache) is cut short or has a flipped byte;
+    a second checkout that takes it from the cache stops in the job that reads it, with DamagedFileError naming the
+    file and the cache entry, never with a raw BadZipFile."""
+    from conftest import _fmnist_source, copy_workflow
+
+    if _fmnist_source() is None:
+        pytest.skip("needs FashionMNIST offline (Debian's dataset-fashion-mnist or BMRSPARSE_DATA_DIR)")
+    override = "archs: [mlp]\nmethods: [flat_ff]\n"
+    warmup = "results/warmup/fashion_mnist/mlp/lr0.005/seed0/posterior.npz"
+    reader = "results/train/fashion_mnist/mlp/flat_ff/seed0/metrics.csv"  # train_continue reads the warm-up
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    first = copy_workflow(tmp_path / "first", override)
+    run = _snakemake_in(first, cache, warmup)
+    assert run.returncode == 0, run.stdout[-4000:]
+    entry = (first / warmup).resolve()
+    assert (first / warmup).is_symlink() and entry.parent == cache.resolve(), run.stdout[-3000:]
+    good = entry.read_bytes()
+    for how in ("cut", "flip"):
+        entry.chmod(0o644)  # Snakemake stores cache entries read-only
+        entry.write_bytes(good)
+        _damage(entry, how)
+        second = copy_workflow(tmp_path / f"second_{how}", override)
+        run = _snakemake_in(second, cache, reader)
+        assert run.returncode != 0, f"a run used the damaged cache entry ({how}):\n{run.stdout[-4000:]}"
+        assert f"Symlinking output file {warmup} from cache." in run.stdout, run.stdout[-4000:]
+        log = (second / "logs/train_continue/fashion_mnist/mlp/flat_ff/seed0.log").read_text()
+        # the job's traceback ends in DamagedFileError and holds no traceback of zipfile's own error
+        assert not re.search(r"^zipfile\.BadZipFile|raise BadZipFile", log, flags=re.M), log[-3000:]
+        assert "bmrsparse.io.DamagedFileError: " in log, log[-3000:]
+        message = log[log.index("bmrsparse.io.DamagedFileError: "):]
+        assert f"{warmup} is damaged (" in message, message[:2000]
+        assert f"link to {entry} in Snakemake's between-workflow cache" in message, message[:2000]
+        assert f"rm -f {warmup}" in message and str(entry) in message.split("rm -f", 1)[1], message[:2000]
+        assert not (second / reader).exists()

@@ -260,3 +260,53 @@ def test_vmap_seeds_runs_and_writes_every_seed(tmp_path):
         # the baseline's epoch jobs read BMR-S&S's state of the same epoch (one reference file per seed)
         assert (project / f"results/train/fashion_mnist/mlp/magnitude_ss/seed{seed}/epoch2/posterior.npz").exists()
     assert list((project / "logs" / "train_warmup" / "fashion_mnist" / "mlp").rglob("seeds0-1.log"))
+
+
+def _rule_block(output: str, rule: str) -> str:
+    block = output[output.index(f"rule {rule}:"):]
+    return block[: block.index("\n\n")] if "\n\n" in block else block
+
+
+def test_time_steps_is_a_job_with_a_training_jobs_resources(project):
+    """Claim 4's timing is no local rule (under profiles/slurm it is an sbatch job, not a login-node process) and
+    asks for what a training job of the same config asks for: its threads, its GPU, memory for the largest net."""
+    text = (ROOT / "workflow" / "rules" / "tables.smk").read_text() + (ROOT / "Snakefile").read_text()
+    assert "_cores" not in text, "Snakemake's private workflow._cores is back"
+    assert not re.search(r"localrules:[^:]*\btime_steps\b", text, flags=re.S)
+    result = snakemake(project, "results/bench/speed.csv", "--dry-run", "--cores", "16", "--configfile",
+                       "config/paper.yaml", "--config", "datasets=[fashion_mnist]", "archs=[mlp,lenet]")
+    assert result.returncode == 0, result.stderr[-3000:]
+    timing, training = _rule_block(result.stdout, "time_steps"), _rule_block(result.stdout, "train_warmup")
+    res = load("paper")["resources"]
+    for block in (timing, training):
+        assert re.search(rf"threads: {res['threads']}\b", block), block
+        assert f"gpu={res['gpu']}" in block, block
+    assert f"mem_mb={max(res['mem_mb']['mlp'], res['mem_mb']['lenet'])}," in timing
+    # two methods x two runs per architecture, each a training job of min(200, epoch_steps) steps
+    steps = min(200, load("paper")["schedule"]["epoch_steps"])
+    minutes = sum(math.ceil(res["overhead_minutes"] + res["safety_factor"] * steps * res["ms_per_step"]["gpu"][a]
+                            / 60000) for a in ("mlp", "lenet"))
+    assert re.search(rf"runtime={4 * minutes}\b", timing), timing
+
+
+def test_workflow_snakefile_plans_what_the_root_snakefile_plans(project):
+    """workflow/Snakefile (where the workflow catalog and snakedeploy look) imports the root Snakefile's rules."""
+    for config in ("test", "paper"):
+        root = planned_jobs(project, "--configfile", f"config/{config}.yaml")
+        assert planned_jobs(project, "-s", "workflow/Snakefile", "--configfile", f"config/{config}.yaml") == root
+    assert planned_jobs(project, "-s", "workflow/Snakefile") == expected_jobs(load("config"))
+
+
+def test_plain_call_uses_profiles_default(project):
+    """A call without --profile gets profiles/default (Snakemake >= 9 loads it by itself): the local profile's
+    settings without `cores`, which would cap cluster jobs' threads under --profile profiles/slurm."""
+    default = yaml.safe_load((ROOT / "profiles" / "default" / "config.yaml").read_text())
+    local = yaml.safe_load((ROOT / "profiles" / "local" / "config.yaml").read_text())
+    assert {"keep-going", "rerun-incomplete"} <= set(default)
+    assert default == {k: v for k, v in local.items() if k != "cores"}
+    assert not {"cores", "jobs", "executor", "resources", "default-resources"} & set(default)
+    used = "Using workflow specific profile profiles/default for setting default command line arguments."
+    plain = snakemake(project, "--dry-run", "--quiet", "rules")
+    assert plain.returncode == 0 and used in plain.stderr, plain.stderr[-3000:]
+    off = snakemake(project, "--dry-run", "--quiet", "rules", "--workflow-profile", "none")
+    assert off.returncode == 0 and "profiles/default" not in off.stderr

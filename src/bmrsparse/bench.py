@@ -66,12 +66,27 @@ def synthetic_dataset(name: str, arch: str, n_train: int = 4096, n_test: int = 2
     return bdata.Dataset(name, x, rng.integers(0, k, n_train), xt, rng.integers(0, k, n_test), k)
 
 
-def bench_one(dataset: str, arch: str, method: str, *, steps: int, epoch_steps: int, tiny: bool, batch_size: int,
-              num_seeds: int = 1, elbo: str | None = None):
-    overrides = {"batch_size": batch_size, "net": TINY if tiny else {}}
-    if elbo is not None:
-        overrides["elbo"] = elbo
-    settings = resolve_settings(overrides)
+def bench_one(dataset: str, arch: str, method: str, *, steps: int, epoch_steps: int, tiny: bool = False,
+              batch_size: int | None = None, num_seeds: int = 1, elbo: str | None = None,
+              settings: dict | None = None):
+    """Time ``steps`` SVI steps (after one compiling step) of one (dataset, arch, method) on synthetic images.
+
+    The settings are either a training job's own ``settings`` (those of ``bmrsparse.experiment.run_stage``, e.g.
+    the workflow's rule time_steps, so that it times exactly what the training jobs run), or built from
+    ``batch_size``, ``tiny`` and ``elbo`` over the library's defaults. Giving both raises ``ValueError``.
+    """
+    if settings is not None:
+        if tiny or batch_size is not None or elbo is not None:
+            raise ValueError("bench_one: pass either settings or tiny/batch_size/elbo, not both")
+        settings = resolve_settings(settings)
+    else:
+        if batch_size is None:
+            raise ValueError("bench_one needs batch_size (or a job's settings)")
+        overrides = {"batch_size": batch_size, "net": TINY if tiny else {}}
+        if elbo is not None:
+            overrides["elbo"] = elbo
+        settings = resolve_settings(overrides)
+    batch_size = settings["batch_size"]
     ds = synthetic_dataset(dataset, arch)
     tr = Trainer(arch=arch, method=method, dataset=ds, seeds=list(range(num_seeds)), settings=settings)
     state = tr.init()

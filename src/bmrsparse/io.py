@@ -269,7 +269,7 @@ def load_npz(path: str | os.PathLike, *, producer: str | None = None) -> dict[st
         size = path.stat().st_size if path.exists() else 0
         how = (f"truncated or overwritten: {size} bytes that do not read as a complete .npz archive "
                f"({type(exc).__name__}: {exc})")
-        raise DamagedFileError(path, how, producer=producer) from exc
+        raise DamagedFileError(path, how, producer=producer) from None  # the cause is in the message
     recorded = arrays.pop(DIGEST_MEMBER, None)
     if recorded is None:
         raise DamagedFileError(path, f"no {DIGEST_MEMBER} digest: written by an older bmrsparse or another program",
@@ -317,7 +317,7 @@ def read_verified(path: str | os.PathLike, *, producer: str | None = None) -> by
         raise DamagedFileError(path, f"its digest file {sidecar} is missing: written by an older bmrsparse or "
                                "another program, or cut off from it", producer=producer) from None
     except (OSError, UnicodeDecodeError, IndexError) as exc:
-        raise DamagedFileError(path, f"its digest file {sidecar} is unreadable ({exc})", producer=producer) from exc
+        raise DamagedFileError(path, f"its digest file {sidecar} is unreadable ({exc})", producer=producer) from None
     if not _HEX64.fullmatch(recorded):
         raise DamagedFileError(path, f"its digest file {sidecar} does not hold a sha256", producer=producer)
     actual = hashlib.sha256(payload).hexdigest()
@@ -335,4 +335,4 @@ def read_csv(path: str | os.PathLike, *, producer: str | None = None, **kwargs):
     try:
         return pd.read_csv(io.BytesIO(payload), **kwargs)
     except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError and EmptyDataError are ValueErrors
-        raise DamagedFileError(path, f"not a readable CSV ({type(exc).__name__}: {exc})", producer=producer) from exc
+        raise DamagedFileError(path, f"not a readable CSV ({type(exc).__name__}: {exc})", producer=producer) from None

@@ -8,6 +8,8 @@
   CPU-only JAX build on a GPU node would train for hours past the time limit computed for a GPU). Only an actual
   assignment counts (:func:`scheduler_gpus`), never what the config asked for. Opt out with
   ``BMRSPARSE_ALLOW_CPU=1``.
+* :func:`limit_threads` gives XLA's CPU thread pools (and NumPy's BLAS) the job's Snakemake ``threads``, before JAX
+  starts; :func:`xla_threads` (recorded as ``xla_threads``) is the pool size in effect.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ __all__ = [
     "scheduler_gpus",
     "check_accelerator",
     "provenance_table",
+    "XLA_THREADS_ENV",
+    "limit_threads",
+    "xla_threads",
 ]
 
 #: Environment variable that allows a job given a GPU to train on the CPU anyway ("1", "true" or "yes").
@@ -40,7 +45,12 @@ ALLOW_CPU_ENV = "BMRSPARSE_ALLOW_CPU"
 #: Packages whose versions are recorded with every result.
 VERSIONED = ("jax", "jaxlib", "numpyro", "flax", "numpy", "optax")
 #: Columns that every metrics CSV written by ``run_stage`` carries after the metrics (one value per job).
-PROVENANCE_COLUMNS = ("library", "device", *VERSIONED, "cuda_plugin", "python", "commit")
+PROVENANCE_COLUMNS = ("library", "device", *VERSIONED, "cuda_plugin", "python", "commit", "xla_threads")
+#: Environment variable that sizes XLA's CPU thread pools: XLA's ``DefaultThreadPoolSize()`` reads it when JAX
+#: creates its CPU client (XLA_FLAGS has no flag for it; without it XLA starts one thread per schedulable core).
+XLA_THREADS_ENV = "PJRT_NPROC"
+#: Thread counts of the OpenMP/BLAS libraries that NumPy (and SciPy) may use beside XLA.
+BLAS_THREADS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 #: Distribution names of JAX's CUDA plugin (``jax-cuda12-plugin``, ``jax-cuda13-plugin``, ...).
 _CUDA_PLUGIN = re.compile(r"jax[-_.]cuda\d+[-_.]plugin", re.IGNORECASE)
 
@@ -122,10 +132,66 @@ def git_commit(root=None) -> str:
     return f"{commit}-modified" if dirty else commit
 
 
+def _backends_started() -> bool:
+    """Whether JAX has created its backends (after that, the size of XLA's thread pools is fixed)."""
+    import sys
+
+    if "jax" not in sys.modules:
+        return False
+    from jax._src import xla_bridge  # backends_are_initialized has no public alias
+
+    return bool(getattr(xla_bridge, "backends_are_initialized", lambda: False)())
+
+
+def limit_threads(threads, environ=None) -> int:
+    """Give this process's XLA CPU thread pools, and NumPy's OpenMP/BLAS, ``threads`` threads.
+
+    The training and timing scripts call it with ``snakemake.threads`` before JAX starts, so that a job uses the
+    cores the scheduler (``--cores``, or SLURM's ``--cpus-per-task``) gave it and not every core of the node.
+    XLA sizes its pools from :data:`XLA_THREADS_ENV` when JAX creates its CPU client; the BLAS variables
+    (:data:`BLAS_THREADS_ENV`) are set too. Returns ``threads``. Raises ``ValueError`` for a count below 1 and
+    ``RuntimeError`` when JAX's backends already exist in this process (the setting would have no effect).
+    """
+    if isinstance(threads, bool) or not isinstance(threads, (int, str)):
+        raise ValueError(f"threads must be a whole number >= 1, not {threads!r}")
+    try:
+        count = int(threads)
+    except ValueError:
+        raise ValueError(f"threads must be a whole number >= 1, not {threads!r}") from None
+    if count < 1:
+        raise ValueError(f"threads must be a whole number >= 1, not {threads!r}")
+    if environ is None:
+        if _backends_started():
+            raise RuntimeError("limit_threads() must run before JAX starts its backends (before the first "
+                               "computation or jax.devices()): XLA's thread pools already exist")
+        environ = os.environ
+    environ[XLA_THREADS_ENV] = str(count)
+    for key in BLAS_THREADS_ENV:
+        environ[key] = str(count)
+    return count
+
+
+def xla_threads(environ=None) -> int:
+    """The size of XLA's CPU thread pools in this process: :data:`XLA_THREADS_ENV` (or ``NPROC``, which XLA also
+    reads) when set to a whole number, else the number of cores this process may run on."""
+    env = os.environ if environ is None else environ
+    for key in (XLA_THREADS_ENV, "NPROC"):
+        try:
+            return max(0, int(env.get(key, "")))
+        except ValueError:
+            continue
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def provenance() -> dict[str, str]:
-    """:data:`PROVENANCE_COLUMNS` of this process: library digest, device, versions, CUDA plugin, Python, commit."""
+    """:data:`PROVENANCE_COLUMNS` of this process: library digest, device, versions, CUDA plugin, Python, commit
+    and the size of XLA's CPU thread pools."""
     out = {"library": library_digest(), "device": device_description(), **software_versions(),
-           "cuda_plugin": cuda_plugin(), "python": platform.python_version(), "commit": git_commit()}
+           "cuda_plugin": cuda_plugin(), "python": platform.python_version(), "commit": git_commit(),
+           "xla_threads": str(xla_threads())}
     return {key: out[key] for key in PROVENANCE_COLUMNS}
 
 

@@ -161,13 +161,17 @@ def _library_digest():
     depends on library code, so a library change reruns them and misses the between-workflow cache.
 
     The workflow's own src/bmrsparse (what `pip install -e .` and the conda env's post-deploy script install),
-    else the importable bmrsparse (a copy of the workflow without src/).
+    beside the main Snakefile or one folder up (`snakemake -s workflow/Snakefile`), else the importable bmrsparse
+    (a copy of the workflow without src/, e.g. one deployed as a module with snakedeploy).
     """
     import hashlib
     import pathlib
 
-    root = pathlib.Path(workflow.basedir) / "src" / "bmrsparse"
-    if not root.is_dir():
+    base = pathlib.Path(workflow.basedir)
+    found = [p for p in (base / "src" / "bmrsparse", base.parent / "src" / "bmrsparse") if p.is_dir()]
+    if found:
+        root = found[0]
+    else:
         import bmrsparse
 
         root = pathlib.Path(bmrsparse.__file__).parent
@@ -521,3 +525,17 @@ def train_runtime(steps):
 
 def train_mem_mb(wildcards):
     return config["resources"]["mem_mb"][wildcards.arch]
+
+
+#: The timing of claim 4 (time_steps): the methods it times, the SVI steps of each timed run, the runs of each
+#: method per (dataset, arch).
+SPEED_METHODS = ("tiered_ff", "bmr_ss")
+TIMING_STEPS = max(10, min(200, EPOCH_STEPS))
+TIMING_REPEATS = 2
+
+
+def timing_runtime(wildcards, attempt):
+    """Resource function of time_steps, in minutes: each timed run estimated as a training job of TIMING_STEPS
+    steps (start-up and compilation included); attempt k asks for k times as much."""
+    runs = len(DATASETS) * len(SPEED_METHODS) * TIMING_REPEATS  # per architecture
+    return runs * sum(runtime_minutes(arch, TIMING_STEPS) for arch in ARCHS) * attempt

@@ -1,19 +1,13 @@
 # Tidy per-epoch metrics of every training stage, the timing of claim 4, the final-metrics table and the
 # paper-claims table.
 
-#: Methods whose step speed claim 4 compares; timed alone (rule time_steps) when the grid has both.
-SPEED_METHODS = ("tiered_ff", "bmr_ss")
+#: Claim 4's timing (rule time_steps; SPEED_METHODS in common.smk), when the grid has both methods.
 SPEED_TIMING = {"timing": "results/bench/speed.csv"} if all(m in METHODS for m in SPEED_METHODS) else {}
 #: The config files in the order they were merged: the Snakefile's default, then those of --configfile.
 #: (Compared as absolute paths: `make reproduce` names config/config.yaml both ways; it is listed once.)
 _OVERWRITE = [str(f) for f in workflow.overwrite_configfiles or ()]
 _OVERWRITE_ABS = {os.path.abspath(f) for f in _OVERWRITE}
 CONFIG_FILES = [str(f) for f in workflow.configfiles if os.path.abspath(f) not in _OVERWRITE_ABS] + _OVERWRITE
-
-
-# The timing runs on the host that runs the workflow (under a cluster executor: the submitting host).
-localrules:
-    time_steps,
 
 
 rule collect_metrics:
@@ -42,7 +36,7 @@ rule collect_metrics:
 
 rule time_steps:
     input:
-        # Every training job must have finished: then this job has the machine to itself.
+        # Every training job must have finished: no training job of this workflow runs beside it.
         metrics="results/metrics/metrics.csv",
     output:
         timing=report(
@@ -55,20 +49,22 @@ rule time_steps:
     log:
         "logs/time_steps.log",
     conda:
-        ENV
-    # Every core the workflow may use (--cores), so that nothing else runs beside it.
-    threads: lambda wildcards: min(workflow._cores or 1, os.cpu_count() or 1)
+        TRAIN_ENV  # the training jobs' environment: JAX's CUDA build when they ask for a GPU
+    # A job of its own with a training job's resources: on a cluster (profiles/slurm) it goes to a node like
+    # theirs, not the login node; its `threads` size XLA's CPU thread pools as in training (limit_threads).
+    threads: config["resources"]["threads"]
     resources:
-        mem_mb=max(config["resources"]["mem_mb"].values()),
-        runtime=60,
+        gpu=config["resources"]["gpu"],
+        mem_mb=max(config["resources"]["mem_mb"][arch] for arch in ARCHS),  # the largest timed network's
+        runtime=timing_runtime,
     params:
         datasets=DATASETS,
         archs=ARCHS,
         methods=SPEED_METHODS,
         settings={a: {m: job_settings(m, a) for m in SPEED_METHODS} for a in ARCHS},
-        steps=max(10, min(200, config["schedule"]["epoch_steps"])),
-        epoch_steps=config["schedule"]["epoch_steps"],
-        repeats=2,
+        steps=TIMING_STEPS,
+        epoch_steps=EPOCH_STEPS,
+        repeats=TIMING_REPEATS,
     script:
         "../scripts/time_steps.py"
 

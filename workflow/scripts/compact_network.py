@@ -11,6 +11,10 @@ sys.stdout = sys.stderr = log
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
+from bmrsparse.provenance import limit_threads
+
+limit_threads(snakemake.threads)  # XLA's CPU thread pools: the job's `threads`, before JAX starts
+
 from bmrsparse.compact import num_params
 from bmrsparse.inference import export_compact
 

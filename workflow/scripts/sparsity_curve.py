@@ -14,7 +14,9 @@ if snakemake.config.get("jax_cache_dir"):
 
 import time
 
-from bmrsparse.provenance import check_accelerator, device_description
+from bmrsparse.provenance import check_accelerator, device_description, limit_threads
+
+limit_threads(snakemake.threads)  # XLA's CPU thread pools: the job's `threads`, before JAX starts
 
 # As in the training jobs: a job the scheduler gave a GPU stops if JAX has none (no silent CPU fallback).
 check_accelerator(resources_gpu=int(getattr(snakemake.resources, "gpu", 0) or 0))

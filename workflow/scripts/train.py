@@ -20,12 +20,15 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 if snakemake.config.get("jax_cache_dir"):
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.abspath(snakemake.config["jax_cache_dir"]))
 
-from bmrsparse.provenance import check_accelerator, device_description, library_digest
+from bmrsparse.provenance import check_accelerator, device_description, library_digest, limit_threads
+
+# XLA's CPU thread pools (and NumPy's BLAS) get the job's `threads`, not every core of the node; before JAX starts.
+limit_threads(snakemake.threads)
 
 # No silent CPU fallback: a job the scheduler gave a GPU stops here if JAX has no GPU backend (the message names
 # the fix; BMRSPARSE_ALLOW_CPU=1 allows it). A local run without a GPU passes.
 check_accelerator(resources_gpu=int(getattr(snakemake.resources, "gpu", 0) or 0))
-print(f"device: {device_description()}", flush=True)
+print(f"device: {device_description()}, {snakemake.threads} thread(s)", flush=True)
 if snakemake.params.get("library") and snakemake.params.library != library_digest():
     print(f"warning: the workflow planned this job for library {snakemake.params.library} but the imported "
           f"bmrsparse is {library_digest()} (install the project from the workflow's folder)", flush=True)
