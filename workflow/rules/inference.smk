@@ -48,9 +48,9 @@ rule inference:
         "logs/inference.log",
     conda:
         TRAIN_ENV
-    # Every core the workflow may use (--cores; workflow.cores, as the Snakemake docs use it), so that nothing else runs
-    # beside the timing.
-    threads: lambda wildcards: min(workflow.cores or 1, os.cpu_count() or 1)
+    # Every core of the machine, so that nothing else runs beside the timing; Snakemake scales a job's threads down to
+    # --cores (locally) or --max-threads by itself.
+    threads: os.cpu_count() or 1
     resources:
         gpu=config["resources"]["gpu"],
         mem_mb=max(config["resources"]["mem_mb"].values()),
