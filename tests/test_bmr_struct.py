@@ -134,3 +134,110 @@ def test_prune_step_removes_whole_units_never_the_head_and_accumulates(arch, net
     for layer in trainer.layers:
         for leaf in masks[layer.name]:
             assert not (second[layer.name][leaf] & ~masks[layer.name][leaf]).any()
+
+
+# ---------------------------------------------------------------- option group_inputs="live"
+def test_live_group_delta_f_drops_exactly_the_weights_of_dead_inputs():
+    rng = np.random.default_rng(3)
+    mu, sigma = rng.normal(size=(6, 4)), rng.uniform(0.1, 1.0, size=(6, 4))
+    bmu, bsigma = rng.normal(size=4), rng.uniform(0.1, 1.0, size=4)
+    live = np.array([True, False, True, True, False, True])
+    got = np.asarray(bmr_struct.group_delta_f({"kernel": (mu, sigma), "bias": (bmu, bsigma)}, live=live))
+    want = np.asarray(bmr.delta_f_zero(mu[live], sigma[live])).sum(axis=0) + np.asarray(bmr.delta_f_zero(bmu, bsigma))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    # a conv filter: the input-channel axis is the kernel's second-to-last
+    k_mu, k_sigma = rng.normal(size=(3, 3, 2, 4)), rng.uniform(0.1, 1.0, size=(3, 3, 2, 4))
+    got = np.asarray(bmr_struct.group_delta_f({"kernel": (k_mu, k_sigma), "bias": (bmu, bsigma)},
+                                              live=np.array([False, True])))
+    want = np.asarray(bmr.delta_f_zero(k_mu[:, :, 1], k_sigma[:, :, 1])).sum(axis=(0, 1)) + np.asarray(
+        bmr.delta_f_zero(bmu, bsigma))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    with pytest.raises(ValueError, match="live must be a vector"):
+        bmr_struct.group_delta_f({"kernel": (mu, sigma), "bias": (bmu, bsigma)}, live=live[:5])
+
+
+def _net_layers(arch, net):
+    from bmrsparse import nets
+
+    model = nets.make_net(arch, "fashion_mnist", **net)
+    shape = nets.input_shape(arch, "fashion_mnist")
+    abstract = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), np.zeros((1, *shape), np.float32)))
+    return methods.find_layers(abstract["params"])
+
+
+def test_live_inputs_follow_removed_units_through_dense_and_flattened_conv_layers():
+    layers = _net_layers("lenet", {"features": [3, 4, 5], "hidden": 8})
+    masks = jax.tree.map(np.asarray, methods.all_kept(layers))
+    names = [l.name for l in layers]
+    conv_last, dense = names[2], names[3]
+    assert layers[2].kind == "conv" and layers[3].kind == "dense"
+    masks[names[0]]["kernel"][..., 1] = False  # channel 1 of the first convolution removed (filter and bias)
+    masks[names[0]]["bias"][1] = False
+    masks[conv_last]["kernel"][..., 2] = False  # channel 2 of the last convolution: filter gone, bias kept
+    masks[dense]["kernel"][:, 6] = False  # dense unit 6 removed
+    masks[dense]["bias"][6] = False
+    live = {k: np.asarray(v) for k, v in bmr_struct.live_inputs(masks, layers).items()}
+    assert live[names[0]].all()  # the image
+    np.testing.assert_array_equal(live[names[1]], [True, False, True])
+    assert live[dense].all()  # a unit with a kept bias outputs a constant f(b): not dead
+    masks[conv_last]["bias"][2] = False
+    live = {k: np.asarray(v) for k, v in bmr_struct.live_inputs(masks, layers).items()}
+    rows = dict(layers[3].shapes)["kernel"][0]
+    np.testing.assert_array_equal(live[dense], np.arange(rows) % 5 != 2)  # flattened [H, W, C]: channel fastest
+    want_head = np.ones(8, bool)
+    want_head[6] = False
+    np.testing.assert_array_equal(live["head"], want_head)
+    with pytest.raises(ValueError, match="chain of dense/conv layers"):
+        bmr_struct.live_inputs(methods.all_kept(_net_layers("vit", {"patch_size": 8, "embed_dim": 8, "num_heads": 2,
+                                                                    "mlp_dim": 8, "num_blocks": 1})),
+                               _net_layers("vit", {"patch_size": 8, "embed_dim": 8, "num_heads": 2, "mlp_dim": 8,
+                                                   "num_blocks": 1}))
+
+
+def test_live_option_ignores_weights_that_read_a_removed_unit():
+    """A hidden unit whose only strong weight reads a removed unit: kept by the sum over all its weights, removed
+    when that weight counts with its exact ΔF = 0 (group_inputs="live"); equal to the default before any removal."""
+    layers = _net_layers("mlp", {"width": 4, "depth": 2})
+    names = [l.name for l in layers]  # dense_0, dense_1, head
+    shapes = {l.name: dict(l.shapes) for l in layers}
+    post = {}
+    for name in names:
+        post[name] = {leaf: (np.zeros(shape, np.float32), np.full(shape, 0.3, np.float32))
+                      for leaf, shape in shapes[name].items()}
+    post["dense_0"]["kernel"][0][:, :] = 2.0  # dense_0's units carry their data: kept
+    post["dense_1"]["kernel"][0][:, :] = 2.0
+    post["dense_1"]["kernel"][0][:, 3] = 0.0  # dense_1 unit 3: near-prior weights ...
+    post["dense_1"]["kernel"][0][1, 3] = 3.0  # ... but for one that reads dense_0's unit 1
+    post = {n: {k: tuple(jax.numpy.asarray(a) for a in v) for k, v in leaves.items()} for n, leaves in post.items()}
+    kept = methods.all_kept(layers)
+    removed = jax.tree.map(np.asarray, kept)
+    removed["dense_0"]["kernel"][:, 1] = False
+    removed["dense_0"]["bias"][1] = False
+
+    def units(masks, option):
+        new = bmr_struct.structured_prune(post, masks, layers, "head", group_inputs=option)
+        return np.asarray(new["dense_1"]["bias"])
+
+    np.testing.assert_array_equal(units(kept, "live"), units(kept, "all"))
+    assert units(removed, "all")[3]
+    assert not units(removed, "live")[3]
+    assert units(removed, "live")[:3].all()
+    with pytest.raises(ValueError, match="group_inputs must be one of"):
+        bmr_struct.structured_prune(post, kept, layers, "head", group_inputs="alive")
+
+
+@pytest.mark.parametrize("option", [None, "live"])
+def test_the_prune_step_in_training_reads_the_group_inputs_setting(option, monkeypatch):
+    seen = []
+    original = bmr_struct.structured_prune
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("group_inputs"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(bmr_struct, "structured_prune", spy)
+    trainer = _trainer("mlp", {"width": 16, "depth": 2})
+    if option is not None:
+        trainer.settings = {**trainer.settings, "bmr_group_inputs": option}
+    trainer.prune(trainer.init())
+    assert seen == [option or "all"]

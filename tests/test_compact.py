@@ -60,7 +60,7 @@ def _masked_logits(net, params, masks, x):
     return np.asarray(net.apply({"params": compact.masked_params(params, masks)}, x))
 
 
-@pytest.mark.parametrize("arch", ["mlp", "lenet"])
+@pytest.mark.parametrize("arch", compact.ARCHS)
 @pytest.mark.parametrize("structured", [True, False])
 def test_compact_network_computes_the_masked_networks_outputs(arch, structured):
     net, params, shape = _net_and_params(arch)
@@ -73,7 +73,7 @@ def test_compact_network_computes_the_masked_networks_outputs(arch, structured):
     assert compact.num_params(small) < nets.count_params(params)
 
 
-@pytest.mark.parametrize("arch", ["mlp", "lenet"])
+@pytest.mark.parametrize("arch", compact.ARCHS)
 def test_a_structured_network_keeps_exactly_its_kept_units(arch):
     net, params, shape = _net_and_params(arch)
     masks = _masks(params, np.random.default_rng(3), structured=True)
@@ -99,6 +99,19 @@ def test_removals_cascade_and_empty_layers_still_compute(arch, empty, upstream):
     np.testing.assert_allclose(got, _masked_logits(net, params, masks, x), atol=1e-5, rtol=0)
 
 
+def test_the_compactable_architectures_are_registered_networks_and_the_others_are_refused():
+    # workflow/rules/inference.smk constrains rule compact_network's {arch} to compact.ARCHS
+    assert compact.ARCHS and set(compact.ARCHS) <= set(nets.ARCHS)
+    other = next(a for a in nets.ARCHS if a not in compact.ARCHS)
+    net = nets.make_net(other, "fashion_mnist")
+    shape = nets.input_shape(other, "fashion_mnist")
+    params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, *shape)))["params"]
+    with pytest.raises(ValueError, match="compact networks exist for"):
+        compact.compact(other, params, None, input_shape=shape)
+    rule = (ROOT / "workflow" / "rules" / "inference.smk").read_text()
+    assert 'arch="|".join(COMPACT_ARCHS)' in rule and "from bmrsparse.compact import ARCHS as COMPACT_ARCHS" in rule
+
+
 def test_exact_zeros_count_as_pruned_without_masks():
     net, params, shape = _net_and_params("lenet")
     masks = _masks(params, np.random.default_rng(6), structured=True)
@@ -120,7 +133,7 @@ assert not any(m == "jax" or m.startswith(("jax.", "bmrsparse")) for m in sys.mo
 """
 
 
-@pytest.mark.parametrize("arch", ["mlp", "lenet"])
+@pytest.mark.parametrize("arch", compact.ARCHS)
 def test_export_loads_and_runs_with_numpy_alone(arch, tmp_path):
     net, params, shape = _net_and_params(arch)
     masks = _masks(params, np.random.default_rng(7), structured=False)

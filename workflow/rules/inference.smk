@@ -5,6 +5,9 @@
 # speed-up. The targets and the grid (inference_targets, inference_grid) are in common.smk; they exist when the
 # grid has flat_ff, bmr_struct and an MLP or LeNet-5.
 
+# The architectures compact() can shrink (a numpy-only import: cheap at parse time).
+from bmrsparse.compact import ARCHS as COMPACT_ARCHS
+
 
 rule compact_network:
     input:
@@ -16,7 +19,7 @@ rule compact_network:
     log:
         "logs/compact_network/{dataset}/{arch}/{method}/seed{seed}.log",
     wildcard_constraints:
-        arch="mlp|lenet",
+        arch="|".join(COMPACT_ARCHS),
         method=methods_regex(per_epoch=True),
     # CPU work (no GPU asked): the CPU environment
     conda:

@@ -46,16 +46,32 @@ and a group stays when its keep-probability is at least 1/2 (eq. 23, with the ke
 
 Already-removed groups take part in :math:`\zeta` with their current posterior, as in BMR-S&S: a pinned weight's
 :math:`q(\hat w)` relaxes back to the prior (:math:`\Delta F \to 0`).
+
+Inputs of removed units (option ``group_inputs``)
+-------------------------------------------------
+Once a unit of layer :math:`l-1` is removed its output is :math:`f(0) = 0` (swish and tanh; pooling keeps a zero
+map zero), so the weights of layer :math:`l` that read it no longer enter the likelihood: their exact posterior is
+the prior and their exact :math:`\Delta F_i(\lambda = 0)` is 0. Their *fitted* :math:`q(\hat w_i)` relaxes to
+the prior only as fast as the optimiser moves it, and until then it still adds its old :math:`\Delta F_i` to the
+sum of the unit that holds it -- negative (keeping a unit for weights that read zeros) or positive.
+``group_inputs="all"`` (the default, the method as specified) sums every weight of the group;
+``group_inputs="live"`` uses the exact value 0 for the weights that read a removed unit or channel (the group's
+other weights are summed as before). The two differ only from the second prune step on, and only for networks
+that are a chain of dense/convolutional layers (the MLP and LeNet-5, :data:`bmrsparse.compact.ARCHS`).
 """
 
 from __future__ import annotations
 
 from ._registry import Method
 
-__all__ = ["METHOD", "group_delta_f", "group_keep", "structured_prune"]
+__all__ = ["METHOD", "GROUP_INPUTS", "group_delta_f", "group_keep", "live_inputs", "structured_prune"]
+
+#: What a group's ΔF sums (``group_inputs``): every weight of the group, or only those that read a unit or channel
+#: of the previous layer that is still in the network (see the module docstring).
+GROUP_INPUTS = ("all", "live")
 
 
-def group_delta_f(leaves, theta=0.0):
+def group_delta_f(leaves, theta=0.0, live=None):
     r""":math:`\Delta F_g(\theta)` of every group (output unit) of one dense/conv layer: the sum over the group's
     weights (its kernel column or filter, and its bias) of eq. (19).
 
@@ -63,6 +79,8 @@ def group_delta_f(leaves, theta=0.0):
       leaves: ``{"kernel": (mu, sigma), "bias": (mu, sigma)}`` of :math:`q(\hat w)`; the kernel's last axis and
         the bias index the output units.
       theta: reduced prior standard deviation; 0 (default) removes the group.
+      live: optional bool vector over the kernel's input axis (its second-to-last); the weights of inputs marked
+        ``False`` count with :math:`\Delta F_i = 0` (they read a removed unit, so the reduction changes nothing).
 
     Returns:
       A vector with one :math:`\Delta F_g` per output unit (positive: removing the unit is the better model).
@@ -82,7 +100,13 @@ def group_delta_f(leaves, theta=0.0):
     units = jnp.shape(mu_b)[-1]
     if jnp.shape(mu_k)[-1] != units:
         raise ValueError(f"kernel {jnp.shape(mu_k)} and bias {jnp.shape(mu_b)} disagree on the number of units")
-    kernel = jnp.reshape(df(mu_k, sigma_k), (-1, units)).sum(axis=0)
+    df_k = df(mu_k, sigma_k)
+    if live is not None:
+        if jnp.ndim(mu_k) < 2 or jnp.shape(live) != (jnp.shape(mu_k)[-2],):
+            raise ValueError(f"live must be a vector over the kernel's inputs {jnp.shape(mu_k)[-2:-1]}, "
+                             f"got shape {jnp.shape(live)}")
+        df_k = jnp.where(jnp.asarray(live, bool)[:, None], df_k, 0.0)
+    kernel = jnp.reshape(df_k, (-1, units)).sum(axis=0)
     return kernel + jnp.reshape(df(mu_b, sigma_b), (units,))
 
 
@@ -97,7 +121,37 @@ def group_keep(df_groups, *, alpha0=1.0, beta0=1.0, iters=4, keep="zeta"):
     return q, q >= 0.5
 
 
-def structured_prune(posterior, masks, layers, head, *, alpha0=1.0, beta0=1.0, iters=4, keep="zeta"):
+def live_inputs(masks, layers):
+    """``{layer: bool vector}`` over each dense/conv layer's kernel inputs: ``False`` where the input is a unit or
+    channel of the previous layer that is removed (its kernel entries and bias all pruned, so it outputs f(0) = 0).
+
+    Only for a chain of dense/conv layers in forward order (MLP, LeNet-5); a dense layer after a convolution reads
+    the flattened ``[H, W, C]`` map, channel fastest. The first layer's inputs (the image) are all live.
+    """
+    import jax.numpy as jnp
+
+    if any(layer.kind not in ("dense", "conv") for layer in layers):
+        raise ValueError("group_inputs='live' needs a network that is a chain of dense/conv layers (MLP, LeNet-5); "
+                         f"got layers of kinds {sorted({layer.kind for layer in layers})}")
+    out, previous = {}, None
+    for layer in layers:
+        rows = dict(layer.shapes)["kernel"][-2]
+        if previous is None:
+            out[layer.name] = jnp.ones((rows,), bool)
+        else:
+            m = masks[previous]
+            kernel = jnp.asarray(m["kernel"])
+            alive = jnp.logical_or(jnp.asarray(m["bias"]), kernel.reshape(-1, kernel.shape[-1]).any(axis=0))
+            if rows % alive.shape[0]:
+                raise ValueError(f"layer {layer.name!r} has {rows} inputs, not a multiple of the {alive.shape[0]} "
+                                 f"units of {previous!r}")
+            out[layer.name] = jnp.tile(alive, rows // alive.shape[0])  # flattened [H, W, C]: channel fastest
+        previous = layer.name
+    return out
+
+
+def structured_prune(posterior, masks, layers, head, *, alpha0=1.0, beta0=1.0, iters=4, keep="zeta",
+                     group_inputs="all"):
     """One structured BMR-S&S step over a network: ``{layer: {leaf: bool}}`` new keep-masks (accumulating).
 
     Args:
@@ -106,19 +160,25 @@ def structured_prune(posterior, masks, layers, head, *, alpha0=1.0, beta0=1.0, i
       layers: the network's :class:`~bmrsparse.methods.Layer` list; dense/conv layers other than ``head`` are
         pruned by groups, the rest kept as they are.
       head: the output layer's name (never pruned).
+      group_inputs: ``"all"`` (default: a group's ΔF sums all its weights) or ``"live"`` (the weights reading a
+        removed unit count 0; see the module docstring).
     """
     import jax.numpy as jnp
 
     from .. import bmr
 
     bmr._check_keep(keep)
+    if group_inputs not in GROUP_INPUTS:
+        raise ValueError(f"group_inputs must be one of {GROUP_INPUTS}, got {group_inputs!r}")
+    live = live_inputs(masks, layers) if group_inputs == "live" else {}
     kinds = {layer.name: layer.kind for layer in layers}
     new = {}
     for name, leaves in posterior.items():
         if name == head or kinds.get(name) not in ("dense", "conv"):
             new[name] = dict(masks[name])
             continue
-        _, kept = group_keep(group_delta_f(leaves), alpha0=alpha0, beta0=beta0, iters=iters, keep=keep)
+        df = group_delta_f(leaves, live=live.get(name))
+        _, kept = group_keep(df, alpha0=alpha0, beta0=beta0, iters=iters, keep=keep)
         new[name] = {
             "kernel": jnp.logical_and(jnp.asarray(masks[name]["kernel"]), kept),  # broadcast over the last axis
             "bias": jnp.logical_and(jnp.asarray(masks[name]["bias"]), kept),
@@ -127,13 +187,14 @@ def structured_prune(posterior, masks, layers, head, *, alpha0=1.0, beta0=1.0, i
 
 
 def prune(ctx, params, masks, reference):
-    """One structured BMR-S&S step with the run's settings (alpha0, beta0, bmr_iters, bmr_keep)."""
+    """One structured BMR-S&S step with the run's settings (alpha0, beta0, bmr_iters, bmr_keep; and
+    ``bmr_group_inputs`` when the settings carry it, else ``"all"``)."""
     from . import layer_posteriors
 
     s = ctx.settings
     return structured_prune(layer_posteriors(ctx.built, params), masks, ctx.built.layers, ctx.head,
                             alpha0=s["alpha0"], beta0=s["beta0"], iters=int(s["bmr_iters"]),
-                            keep=s.get("bmr_keep", "zeta"))
+                            keep=s.get("bmr_keep", "zeta"), group_inputs=s.get("bmr_group_inputs", "all"))
 
 
 METHOD = Method(
