@@ -131,6 +131,14 @@ class _Figures(Registry):
     def __len__(self) -> int:
         return len(self._all())
 
+    def register(self, item, *, replace: bool = False, origin: str = ""):
+        """Add ``item``; a name that is a dataset's performance figure is refused too (unless ``replace``)."""
+        performance = {d.figure for d in DATASETS.values()}
+        if isinstance(item, Figure) and item.name in performance and not replace:
+            raise ValueError(f"figure {item.name!r} is the performance figure of a registered dataset"
+                             f"{' (' + origin + ')' if origin else ''}")
+        return super().register(item, replace=replace, origin=origin)
+
     def get_or_fail(self, name: str):
         try:
             return self[name]
