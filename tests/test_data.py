@@ -3,6 +3,8 @@ checksums, offline messages, the restricted unpickler and the preprocessing help
 
 from __future__ import annotations
 
+import dataclasses
+
 import gzip
 import hashlib
 import http.server
@@ -151,9 +153,15 @@ def test_lookup_order(tmp_path, monkeypatch):
     ]
 
 
+def _without_local_copy(monkeypatch, name):
+    """Dataset ``name`` as declared but without its system-installed copy."""
+    info = dataclasses.replace(data.DATASETS[name], local_copies=())
+    monkeypatch.setitem(data.DATASETS._items, name, info)
+
+
 @pytest.mark.parametrize("name", ["fashion_mnist", "cifar10", "cifar100"])
 def test_offline_without_local_copy_says_how_to_point_at_one(tmp_path, monkeypatch, name):
-    monkeypatch.setitem(_sources.LOCAL_COPIES, name, ())
+    _without_local_copy(monkeypatch, name)
     out = tmp_path / "out.npz"
     with pytest.raises(data.DatasetUnavailableError) as info:
         data.prepare_dataset(name, out, source_dir=tmp_path / "empty", download=False)
@@ -164,6 +172,18 @@ def test_offline_without_local_copy_says_how_to_point_at_one(tmp_path, monkeypat
     for f in expected_files:
         assert f in message
     assert not out.exists() and not (tmp_path / "empty").exists()
+
+
+def test_registry_declares_the_papers_datasets():
+    assert list(data.DATASETS) == ["fashion_mnist", "cifar10", "cifar100"]
+    fm = data.get_dataset("fashion_mnist")
+    assert (fm.label, fm.shape, fm.num_classes, fm.figure) == ("FashionMNIST", (28, 28, 1), 10, "fig1")
+    assert fm.checksums == fashion_mnist.MD5 and "/usr/share/datasets/fashion-mnist" in fm.local_copies
+    assert data.get_dataset("cifar100").num_classes == 100 == data.NUM_CLASSES["cifar100"]
+    with pytest.raises(ValueError, match="two datasets are named 'cifar10'"):
+        data.register(dataclasses.replace(data.DATASETS["cifar10"], label="other"))
+    with pytest.raises(ValueError, match="shape must be"):
+        data.DatasetInfo(name="bad", label="Bad", shape=(28, 28), num_classes=10, read=print)
 
 
 def test_unknown_dataset_is_named():
@@ -539,7 +559,7 @@ def test_fashion_mnist_download_is_verified_twice(tmp_path, monkeypatch, http_mi
     _copy_fmnist(folder)
     monkeypatch.setattr(fashion_mnist, "MIRRORS", (url,))
     monkeypatch.setattr(fashion_mnist, "GZ_MD5", {f: _md5(folder / f) for f in FMNIST_FILES})
-    monkeypatch.setitem(_sources.LOCAL_COPIES, "fashion_mnist", ())
+    _without_local_copy(monkeypatch, "fashion_mnist")
     out = tmp_path / "fm.npz"
     data.prepare_dataset("fashion_mnist", out)
     assert sorted(served) == sorted(f"/{f}" for f in FMNIST_FILES)

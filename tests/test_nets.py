@@ -153,7 +153,7 @@ def test_input_shape_and_errors():
     assert input_shape("mlp", "fashion_mnist") == (28, 28, 1)
     assert input_shape("lenet", "fashion_mnist") == (32, 32, 1)
     assert input_shape("vit", "cifar100") == (32, 32, 3)
-    with pytest.raises(ValueError, match="unknown arch"):
+    with pytest.raises(ValueError, match="unknown network 'resnet'; registered networks: mlp, lenet, mixer, vit"):
         make_net("resnet", "cifar10")
     with pytest.raises(ValueError, match="unknown dataset"):
         input_shape("mlp", "mnist")
@@ -256,3 +256,18 @@ def test_dropout_is_flax_dropout(arch, monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     evaluated = net.apply({"params": params}, x, train=False)
     assert not np.allclose(evaluated, net.apply({"params": params}, x, train=True, rngs=rngs))
+
+
+def test_registry_declares_the_papers_networks():
+    from bmrsparse.nets import NETWORKS, LeNet, Network, get_network, register
+
+    assert list(NETWORKS) == ["mlp", "lenet", "mixer", "vit"] and ARCHS is NETWORKS
+    lenet = get_network("lenet")
+    assert (lenet.label, lenet.module, lenet.input_size) == ("LeNet-5", LeNet, 32)
+    assert lenet.sizes["cifar10"] == {"features": (18, 48, 360), "hidden": 256}
+    assert get_network("mlp").input_size is None  # takes FashionMNIST's 28x28 as they are
+    assert {n.name: n.mem_mb for n in NETWORKS.values()} == {"mlp": 4000, "lenet": 4000, "mixer": 8000, "vit": 8000}
+    with pytest.raises(ValueError, match="two networks are named 'mlp'"):
+        register(Network(name="mlp", label="other", module=LeNet))
+    with pytest.raises(ValueError, match="num_classes field"):
+        Network(name="bad", label="Bad", module=object)

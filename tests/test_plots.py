@@ -157,3 +157,29 @@ def test_save_figure_writes_both_formats(tmp_path):
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["fig2.pdf", "fig2.png"]
     with pytest.raises(ValueError, match="no suffix"):
         plots.save_figure(fig, tmp_path / "fig")
+
+
+def test_figure_registry_plans_what_applies_and_draws_by_name():
+    from bmrsparse import figures
+
+    names = list(figures.FIGURES)
+    assert names[:3] == ["fig1", "figS1", "figS2"]  # the datasets' performance figures, in the datasets' order
+    assert {"fig2", "fig3", "fig4", "sparsity_accuracy"} <= set(names)
+
+    def planned(datasets, archs, methods):
+        return sorted(n for n, f in figures.FIGURES.items() if f.applies(datasets, archs, methods))
+
+    assert planned(["fashion_mnist"], ["mlp", "lenet"], ["flat_ff", "bmr_ss"]) == [
+        "fig1", "fig2", "fig3", "fig4", "sparsity_accuracy"]
+    assert planned(["cifar10"], ["mixer"], ["flat_map"]) == ["figS1"]  # no BMR-S&S, no FashionMNIST MLP/LeNet-5
+    assert figures.FIGURES["fig3"].panel_archs(["vit", "lenet", "mlp"]) == ["mlp", "lenet"]  # its own order
+    assert figures.get_figure("fig1").draw_args == {"dataset": "fashion_mnist"}
+
+    fig = figures.draw_figure("fig2", make_metrics(archs=("mlp",)))
+    assert fig.axes[0].get_ylabel() == "pruned fraction"
+    with pytest.raises(ValueError, match="unknown figure 'fig9'"):
+        figures.get_figure("fig9")
+    with pytest.raises(ValueError, match="performance figure of a registered dataset"):
+        figures.register(figures.Figure(name="fig1", caption="", draw="bmrsparse.plots:plot_performance"))
+    with pytest.raises(ValueError, match="reads must be one of"):
+        figures.Figure(name="x", caption="", draw=print, reads="logs")

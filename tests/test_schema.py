@@ -12,11 +12,14 @@ import jsonschema
 import pytest
 import yaml
 
+from bmrsparse.data import fill_schema as fill_dataset_schema
 from bmrsparse.methods import fill_schema
+from bmrsparse.nets import fill_schema as fill_network_schema
 
 ROOT = Path(__file__).resolve().parents[1]
-# As the workflow validates: the method enum and learning rates filled in from the method registry.
-SCHEMA = fill_schema(yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text()))
+RAW = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+# As the workflow validates: the enums, learning rates and resource defaults filled in from the registries.
+SCHEMA = fill_dataset_schema(fill_network_schema(fill_schema(RAW)))
 PROFILES = ("config", "paper", "test")
 
 
@@ -68,6 +71,22 @@ def test_profiles_are_valid_and_complete(name):
     assert errors(config) == []
     # A --configfile is merged over config/config.yaml, so every profile states every top-level key.
     assert set(config) == set(SCHEMA["properties"])
+
+
+def test_schema_file_matches_the_registries():
+    """The schema file spells out the built-in datasets and networks (for readers); the registries fill them in
+    before validation, so the file must say what the registries say."""
+    assert RAW["$defs"]["dataset"]["enum"] == SCHEMA["$defs"]["dataset"]["enum"]
+    assert RAW["$defs"]["arch"]["enum"] == SCHEMA["$defs"]["arch"]["enum"]
+    assert set(RAW["properties"]["training"]["properties"]["net"]["properties"]) == set(SCHEMA["$defs"]["arch"]["enum"])
+    raw, filled = RAW["properties"]["resources"]["properties"], SCHEMA["properties"]["resources"]["properties"]
+
+    def defaults(node):
+        return {k: v["default"] for k, v in node["properties"].items()}
+
+    assert defaults(raw["mem_mb"]) == defaults(filled["mem_mb"])
+    for device in ("gpu", "cpu"):
+        assert defaults(raw["ms_per_step"]["properties"][device]) == defaults(filled["ms_per_step"]["properties"][device])
 
 
 def test_enums_match_the_library():

@@ -213,3 +213,17 @@ def test_markdown_and_write_table(tmp_path):
 def test_metric_columns_match_run_stage():
     experiment = pytest.importorskip("bmrsparse.experiment")
     assert set(tables.METRIC_COLUMNS) <= set(experiment.METRIC_COLUMNS)
+
+
+def test_tables_follow_the_declared_order_of_a_new_method():
+    from bmrsparse.methods import Method, register, unregister
+
+    register(Method(name="early_ff", label="Early-FF", color="#123456", order=15))  # between Flat-MAP and Flat-FF
+    try:
+        tidy = make_metrics(methods=("flat_ff", "early_ff", "flat_map"), archs=("mlp",),
+                            final={**FINAL, "early_ff": FINAL["flat_ff"]})
+        order = list(final_metrics(collect_metrics([tidy]))["method"])
+        assert order == ["flat_map", "early_ff", "flat_ff"]
+        assert list(tables.METHOD_ORDER).index("early_ff") == list(tables.METHOD_ORDER).index("flat_map") + 1
+    finally:
+        unregister("early_ff")

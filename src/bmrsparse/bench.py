@@ -40,15 +40,11 @@ import pandas as pd
 from . import data as bdata
 from .experiment import resolve_settings
 from .methods import METHODS
-from .nets import ARCHS, input_shape
+from .nets import ARCHS, NETWORKS, input_shape
 from .train import Trainer
 
-TINY = {
-    "mlp": {"width": 32, "depth": 2},
-    "lenet": {"features": [4, 8, 16], "hidden": 16},
-    "mixer": {"hidden_dim": 16, "tokens_mlp_dim": 16, "channels_mlp_dim": 16, "num_blocks": 1},
-    "vit": {"embed_dim": 16, "num_heads": 2, "mlp_dim": 16, "num_blocks": 1},
-}
+#: Sizes of ``--tiny``: each network's declared ``tiny`` (bmrsparse.nets.Network), a live view.
+TINY = NETWORKS.attribute_view("tiny")
 
 
 def device_name() -> str:
@@ -57,8 +53,8 @@ def device_name() -> str:
 
 
 def synthetic_dataset(name: str, arch: str, n_train: int = 4096, n_test: int = 256, seed: int = 0):
-    """Random uint8 images with the raw shape of data set ``name`` (28x28x1 or 32x32x3)."""
-    shape = (28, 28, 1) if name == "fashion_mnist" else (32, 32, 3)
+    """Random uint8 images with the raw shape of data set ``name`` (its declared ``shape``)."""
+    shape = bdata.get_dataset(name).shape
     rng = np.random.default_rng(seed)
     k = bdata.NUM_CLASSES[name]
     x = rng.integers(0, 256, (n_train,) + shape, dtype=np.uint8)
@@ -82,7 +78,7 @@ def bench_one(dataset: str, arch: str, method: str, *, steps: int, epoch_steps: 
     else:
         if batch_size is None:
             raise ValueError("bench_one needs batch_size (or a job's settings)")
-        overrides = {"batch_size": batch_size, "net": TINY if tiny else {}}
+        overrides = {"batch_size": batch_size, "net": {a: dict(v) for a, v in TINY.items()} if tiny else {}}
         if elbo is not None:
             overrides["elbo"] = elbo
         settings = resolve_settings(overrides)
@@ -250,7 +246,7 @@ def compare_reference(a) -> pd.DataFrame:
 
 def main(argv=None) -> pd.DataFrame:
     p = argparse.ArgumentParser(prog="python -m bmrsparse.bench", description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", default="fashion_mnist", choices=list(bdata.DATASETS))
+    p.add_argument("--dataset", default=next(iter(bdata.DATASETS)), choices=list(bdata.DATASETS))
     p.add_argument("--archs", nargs="+", default=list(ARCHS), choices=list(ARCHS))
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--steps", type=int, default=200, help="timed steps per (arch, method)")

@@ -15,6 +15,8 @@ needed); :func:`save_figure` writes it atomically in the formats given by the fi
 Posterior summaries are the lists returned by :func:`bmrsparse.experiment.posterior_summary`: one dict per layer
 ``{name, kind, mean, pruned}`` in forward order. Weights BMR pruned are drawn as exactly zero.
 
+Which figure the workflow draws with which function is declared in :mod:`bmrsparse.figures`.
+
 Example::
 
     fig = plot_performance(metrics, "fashion_mnist")
@@ -32,8 +34,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullFormatter
 
+from .data import DATASETS
+from .figures.first_layer import LIMITS as FIRST_LAYER_LIMITS
 from .io import atomic_path
 from .methods import MethodAttribute
+from .nets import NETWORKS
 
 __all__ = [
     "METHOD_LABELS",
@@ -50,13 +55,13 @@ __all__ = [
     "FIRST_LAYER_LIMITS",
 ]
 
-#: Method labels and colours: live views of the method registry (bmrsparse.methods), in its order.
+#: Labels and colours: live views of the registries (bmrsparse.methods, .nets, .data), each in its order.
 METHOD_LABELS = MethodAttribute("label")
-ARCH_LABELS = {"mlp": "MLP", "lenet": "LeNet-5", "mixer": "MLP-Mixer", "vit": "ViT"}
-DATASET_LABELS = {"fashion_mnist": "FashionMNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+ARCH_LABELS = NETWORKS.attribute_view("label")
+DATASET_LABELS = DATASETS.attribute_view("label")
 METHOD_COLORS = MethodAttribute("color")
-#: Figure name of the performance figure of each data set (the paper's numbering).
-PERFORMANCE_FIGURES = {"fashion_mnist": "fig1", "cifar10": "figS1", "cifar100": "figS2"}
+#: Figure name of the performance figure of each data set (the paper's numbering; bmrsparse.data.DatasetInfo.figure).
+PERFORMANCE_FIGURES = DATASETS.attribute_view("figure")
 
 _METRIC_LABELS = {"acc": "ACC", "ece": "ECE", "nll": "NLL"}
 
@@ -209,9 +214,8 @@ def _check_summaries(summaries: Mapping[str, Mapping[str, Sequence[Mapping]]], w
 
 #: Fig. 3's x range, as the paper: :math:`e^{-16}` to :math:`e^{-1}` on a log axis.
 CDF_RANGE = (math.exp(-16.0), math.exp(-1.0))
-#: Fig. 4's fixed symmetric colour limits per architecture (the paper's: MLP ±0.05, LeNet-5 ±0.2); other
-#: architectures get the 99th percentile of :math:`|E_q[w]|` over the row.
-FIRST_LAYER_LIMITS = {"mlp": 0.05, "lenet": 0.2}
+# FIRST_LAYER_LIMITS (imported above, declared with Fig. 4 in bmrsparse.figures.first_layer): the paper's fixed
+# symmetric colour limits per architecture; other architectures get the 99th percentile of |E_q[w]| over the row.
 
 
 def _cdf(values: np.ndarray, xs: np.ndarray) -> np.ndarray:

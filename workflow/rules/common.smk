@@ -13,18 +13,17 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-# The method registry: every module of bmrsparse.methods and every entry point of the group "bmrsparse.methods".
+# The registries: every module of bmrsparse.methods / .data / .nets / .figures and every entry point of the groups
+# "bmrsparse.methods", "bmrsparse.datasets", "bmrsparse.nets", "bmrsparse.figures".
+from bmrsparse.compact import ARCHS as COMPACT_ARCHS
+from bmrsparse.data import fill_schema as fill_dataset_schema
+from bmrsparse.figures import FIGURES as FIGURE_INFO
 from bmrsparse.methods import METHODS as METHOD_INFO, WARMUP_METHOD, fill_schema, warmup_settings, warmup_tag
+from bmrsparse.nets import fill_schema as fill_network_schema
 
 ENV = "../../envs/bmrsparse.yaml"
 #: Training rules under --sdm conda: JAX's CUDA build when the config asks for GPUs (resources.gpu >= 1).
 GPU_ENV = "../../envs/bmrsparse-gpu.yaml"
-
-#: Performance figure per data set (the paper's numbering).
-PERFORMANCE_FIGURES = {"fashion_mnist": "fig1", "cifar10": "figS1", "cifar100": "figS2"}
-#: Architectures of Fig. 3 (CDF of |E[w]|) and Fig. 4 (first-layer heat maps), drawn on FashionMNIST.
-POSTERIOR_FIGURE_ARCHS = ("mlp", "lenet")
-POSTERIOR_FIGURE_DATASET = "fashion_mnist"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -119,7 +118,8 @@ def validate_config(cfg, schema_path, label="workflow/schemas/config.schema.yaml
     """Coerce command-line strings (by hand), then `snakemake.utils.validate`: it checks `cfg` against the schema,
     fills in the defaults and honours a module's `skip_validation`. A failure names every bad key."""
     with open(schema_path) as handle:
-        schema = fill_schema(yaml.safe_load(handle))  # the method enum and learning rates from the registry
+        # the enums of methods, datasets and networks, learning rates and resource defaults from the registries
+        schema = fill_dataset_schema(fill_network_schema(fill_schema(yaml.safe_load(handle))))
     cfg.update(_coerce(dict(cfg), schema, schema))
     with tempfile.TemporaryDirectory() as folder:  # validate() reads a schema file: the registry-filled one
         filled = os.path.join(folder, os.path.basename(schema_path))
@@ -353,35 +353,36 @@ def metrics_files():
     return list(dict.fromkeys(path for path, _ in metrics_parts()))
 
 
-def posterior_figure_archs():
-    if POSTERIOR_FIGURE_DATASET not in DATASETS:
-        return []
-    return [arch for arch in POSTERIOR_FIGURE_ARCHS if arch in ARCHS]
-
-
-def posterior_panels():
-    """[arch, method] of every final posterior drawn in Figs. 3 and 4 (first seed, FashionMNIST)."""
-    return [[arch, method] for arch in posterior_figure_archs() for method in METHODS]
-
-
-def posterior_files():
-    return [final_posterior(POSTERIOR_FIGURE_DATASET, a, m, SEEDS[0]) for a, m in posterior_panels()]
-
-
 def figures():
-    """Names of the figures the configured grid has data for."""
-    names = [PERFORMANCE_FIGURES[d] for d in ("fashion_mnist", "cifar10", "cifar100") if d in DATASETS]
-    if "bmr_ss" in METHODS:
-        names.append("fig2")
-    if posterior_figure_archs():
-        names += ["fig3", "fig4"]
-    if "flat_ff" in METHODS:  # pruned without retraining: the final Flat-FF posteriors (sparsity.smk)
-        names.append("sparsity_accuracy")
-    return sorted(names)
+    """Names of the registered figures (bmrsparse.figures) that apply to the configured grid."""
+    return sorted(name for name, info in FIGURE_INFO.items() if info.applies(DATASETS, ARCHS, METHODS))
+
+
+def figures_of_rule(rule):
+    """Wildcard constraint of a figure rule: the planned figures declared to be drawn by `rule`."""
+    names = [name for name in figures() if FIGURE_INFO[name].rule == rule]
+    return "|".join(re.escape(name) for name in names) or "(?!)"  # (?!) matches nothing
+
+
+def figure_panels(figure):
+    """[arch, method] of every final posterior a "posteriors" figure draws (first seed, its dataset)."""
+    return [[arch, method] for arch in FIGURE_INFO[figure].panel_archs(ARCHS) for method in METHODS]
+
+
+def figure_inputs(wildcards):
+    """Input function of the figure rules: what the figure's declaration says it reads."""
+    info = FIGURE_INFO[wildcards.figure]
+    if info.reads == "metrics":
+        return {"metrics": "results/metrics/metrics.csv", **info.extra_inputs_for(config)}
+    if info.reads == "posteriors":
+        dataset = info.panel_dataset(DATASETS)
+        posteriors = [final_posterior(dataset, a, m, SEEDS[0]) for a, m in figure_panels(wildcards.figure)]
+        return {"data": data_path(dataset), "posteriors": posteriors}
+    raise WorkflowError(f"figure {wildcards.figure!r} reads {info.reads!r}, which rule {info.rule} draws")
 
 
 #: Beyond the paper (inference.smk): the architectures that have a compact network.
-INFERENCE_ARCHS = [arch for arch in ARCHS if arch in ("mlp", "lenet")]
+INFERENCE_ARCHS = [arch for arch in ARCHS if arch in COMPACT_ARCHS]
 
 
 def inference_targets():

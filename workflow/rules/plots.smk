@@ -1,20 +1,25 @@
-# Figures named after the paper's numbering, each as PDF and PNG and in the report.
+# Figures: every registered figure (bmrsparse.figures) that applies to the configured grid, each as PDF and PNG and in
+# the report. A figure's declaration names its rule (Figure.rule), what it reads (Figure.reads: the metrics table or
+# the final posteriors of its panels, input function figure_inputs in common.smk), its caption and its drawing
+# function; every rule here runs the same script, which draws the figure named by the {figure} wildcard. The rules
+# differ only in their names and memory (the paper's figures keep their rules); the sparsity-accuracy figure is
+# drawn in sparsity.smk.
 
-
+# Fig. 1 / S1 / S2 and every registered dataset's performance figure (bmrsparse.data.DatasetInfo.figure)
 rule plot_performance:
     input:
-        metrics="results/metrics/metrics.csv",
+        unpack(figure_inputs),
     output:
         pdf=report(
             "results/figures/{figure}.pdf",
-            caption="../report/performance.rst",
+            caption="../report/figure.rst",
             category="Figures",
             subcategory="Performance",
             labels={"figure": "{figure}", "format": "PDF"},
         ),
         png=report(
             "results/figures/{figure}.png",
-            caption="../report/performance.rst",
+            caption="../report/figure.rst",
             category="Figures",
             subcategory="Performance",
             labels={"figure": "{figure}", "format": "PNG"},
@@ -22,118 +27,156 @@ rule plot_performance:
     log:
         "logs/plot_performance/{figure}.log",
     wildcard_constraints:
-        figure="|".join(PERFORMANCE_FIGURES[d] for d in DATASETS),
+        figure=figures_of_rule("plot_performance"),
     conda:
         ENV
     resources:
         mem_mb=2000,
         runtime=10,
     params:
-        dataset=lambda wildcards: {v: k for k, v in PERFORMANCE_FIGURES.items()}[wildcards.figure],
+        panels=lambda wildcards: figure_panels(wildcards.figure),
+        caption=lambda wildcards: FIGURE_INFO[wildcards.figure].caption,
+        schedule=config["schedule"],
     script:
-        "../scripts/plot_performance.py"
+        "../scripts/plot_figure.py"
 
-
-def authors_reference(wildcards):
-    """The authors' side-by-side runs, as Fig. 2's input when BMR-S&S runs on their schedule and settings for at least
-    one configured architecture (bmrsparse.reference); else nothing, and Fig. 2 has no reference band."""
-    from bmrsparse.reference import AUTHORS_RUNS, AUTHORS_SCHEDULE, schedule_mismatch
-
-    if AUTHORS_SCHEDULE["method"] not in config["methods"]:
-        return []
-    comparable = [arch for arch in config["archs"] if not schedule_mismatch(config, arch)]
-    return [str(AUTHORS_RUNS)] if comparable else []
-
-
+# Fig. 2
 rule plot_pruned_fraction:
     input:
-        metrics="results/metrics/metrics.csv",
-        reference=authors_reference,
+        unpack(figure_inputs),
     output:
         pdf=report(
-            "results/figures/fig2.pdf",
-            caption="../report/fig2.rst",
+            "results/figures/{figure}.pdf",
+            caption="../report/figure.rst",
             category="Figures",
             subcategory="Sparsity",
-            labels={"figure": "fig2", "format": "PDF"},
+            labels={"figure": "{figure}", "format": "PDF"},
         ),
         png=report(
-            "results/figures/fig2.png",
-            caption="../report/fig2.rst",
+            "results/figures/{figure}.png",
+            caption="../report/figure.rst",
             category="Figures",
             subcategory="Sparsity",
-            labels={"figure": "fig2", "format": "PNG"},
+            labels={"figure": "{figure}", "format": "PNG"},
         ),
     log:
-        "logs/plot_pruned_fraction.log",
+        "logs/plot_pruned_fraction/{figure}.log",
+    wildcard_constraints:
+        figure=figures_of_rule("plot_pruned_fraction"),
     conda:
         ENV
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        panels=lambda wildcards: figure_panels(wildcards.figure),
+        caption=lambda wildcards: FIGURE_INFO[wildcards.figure].caption,
+        schedule=config["schedule"],
     script:
-        "../scripts/plot_pruned_fraction.py"
+        "../scripts/plot_figure.py"
 
-
+# Fig. 3
 rule plot_posterior_cdf:
     input:
-        data=data_path(POSTERIOR_FIGURE_DATASET),
-        posteriors=posterior_files(),
+        unpack(figure_inputs),
     output:
         pdf=report(
-            "results/figures/fig3.pdf",
-            caption="../report/fig3.rst",
+            "results/figures/{figure}.pdf",
+            caption="../report/figure.rst",
             category="Figures",
             subcategory="Sparsity",
-            labels={"figure": "fig3", "format": "PDF"},
+            labels={"figure": "{figure}", "format": "PDF"},
         ),
         png=report(
-            "results/figures/fig3.png",
-            caption="../report/fig3.rst",
+            "results/figures/{figure}.png",
+            caption="../report/figure.rst",
             category="Figures",
             subcategory="Sparsity",
-            labels={"figure": "fig3", "format": "PNG"},
+            labels={"figure": "{figure}", "format": "PNG"},
         ),
     log:
-        "logs/plot_posterior_cdf.log",
+        "logs/plot_posterior_cdf/{figure}.log",
+    wildcard_constraints:
+        figure=figures_of_rule("plot_posterior_cdf"),
     conda:
         ENV
     resources:
         mem_mb=4000,
         runtime=10,
     params:
-        panels=posterior_panels(),
+        panels=lambda wildcards: figure_panels(wildcards.figure),
+        caption=lambda wildcards: FIGURE_INFO[wildcards.figure].caption,
+        schedule=config["schedule"],
     script:
-        "../scripts/plot_posterior_cdf.py"
+        "../scripts/plot_figure.py"
 
-
+# Fig. 4
 rule plot_first_layer:
     input:
-        data=data_path(POSTERIOR_FIGURE_DATASET),
-        posteriors=posterior_files(),
+        unpack(figure_inputs),
     output:
         pdf=report(
-            "results/figures/fig4.pdf",
-            caption="../report/fig4.rst",
+            "results/figures/{figure}.pdf",
+            caption="../report/figure.rst",
             category="Figures",
             subcategory="Sparsity",
-            labels={"figure": "fig4", "format": "PDF"},
+            labels={"figure": "{figure}", "format": "PDF"},
         ),
         png=report(
-            "results/figures/fig4.png",
-            caption="../report/fig4.rst",
+            "results/figures/{figure}.png",
+            caption="../report/figure.rst",
             category="Figures",
             subcategory="Sparsity",
-            labels={"figure": "fig4", "format": "PNG"},
+            labels={"figure": "{figure}", "format": "PNG"},
         ),
     log:
-        "logs/plot_first_layer.log",
+        "logs/plot_first_layer/{figure}.log",
+    wildcard_constraints:
+        figure=figures_of_rule("plot_first_layer"),
     conda:
         ENV
     resources:
         mem_mb=4000,
         runtime=10,
     params:
-        panels=posterior_panels(),
+        panels=lambda wildcards: figure_panels(wildcards.figure),
+        caption=lambda wildcards: FIGURE_INFO[wildcards.figure].caption,
+        schedule=config["schedule"],
     script:
-        "../scripts/plot_first_layer.py"
+        "../scripts/plot_figure.py"
+
+# every figure declared without a rule of its own (Figure.rule = "plot_figure"), e.g. a plug-in's
+rule plot_figure:
+    localrule: True
+    input:
+        unpack(figure_inputs),
+    output:
+        pdf=report(
+            "results/figures/{figure}.pdf",
+            caption="../report/figure.rst",
+            category="Figures",
+            subcategory="Beyond the paper",
+            labels={"figure": "{figure}", "format": "PDF"},
+        ),
+        png=report(
+            "results/figures/{figure}.png",
+            caption="../report/figure.rst",
+            category="Figures",
+            subcategory="Beyond the paper",
+            labels={"figure": "{figure}", "format": "PNG"},
+        ),
+    log:
+        "logs/plot_figure/{figure}.log",
+    wildcard_constraints:
+        figure=figures_of_rule("plot_figure"),
+    conda:
+        ENV
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    params:
+        panels=lambda wildcards: figure_panels(wildcards.figure),
+        caption=lambda wildcards: FIGURE_INFO[wildcards.figure].caption,
+        schedule=config["schedule"],
+    script:
+        "../scripts/plot_figure.py"

@@ -1,4 +1,8 @@
-"""Datasets of the paper: FashionMNIST, CIFAR-10 and CIFAR-100, verified, prepared once, standardised.
+"""Datasets: a registry of declarations (the paper's three and any added), verified, prepared once, standardised.
+
+Every dataset is declared once as ``DATASET = DatasetInfo(...)`` in a module of this package (``fashion_mnist``,
+``cifar``) or of another package named by an entry point of the group ``bmrsparse.datasets``
+(:mod:`bmrsparse.data._registry`); :data:`DATASETS` maps names to declarations.
 
 Typical use::
 
@@ -13,7 +17,8 @@ Where the source files are looked for, and how to point at a local copy, is desc
 :mod:`bmrsparse.data._sources` and in :func:`prepare_dataset`.
 """
 
-from ._sources import DATA_DIR_ENV, cache_dir, candidate_dirs
+from ._registry import ENTRY_POINT_GROUP, DatasetInfo, fill_schema, get_dataset, register, unregister
+from ._sources import DATA_DIR_ENV, cache_dir, candidate_dirs, locate
 from .cifar import batch_to_images, read_cifar
 from .errors import (
     ChecksumError,
@@ -23,12 +28,21 @@ from .errors import (
     UnsafeArchiveError,
     UnsafePickleError,
 )
-from .fashion_mnist import parse_idx, read_fashion_mnist
+from .fashion_mnist import idx_reader, parse_idx, read_fashion_mnist, read_idx_files
 from .prepared import DATASETS, NUM_CLASSES, Dataset, load_prepared, prepare_dataset, read_raw
 from .transforms import channel_stats, pad_to, standardise
 
 __all__ = [
     "DATASETS",
+    "DatasetInfo",
+    "ENTRY_POINT_GROUP",
+    "fill_schema",
+    "get_dataset",
+    "idx_reader",
+    "locate",
+    "read_idx_files",
+    "register",
+    "unregister",
     "DATA_DIR_ENV",
     "NUM_CLASSES",
     "ChecksumError",
@@ -51,3 +65,5 @@ __all__ = [
     "read_raw",
     "standardise",
 ]
+
+DATASETS.discover(__path__, __name__)

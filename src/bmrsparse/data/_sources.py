@@ -3,9 +3,9 @@
 Lookup order for each file (the first folder that holds it wins):
 
 1. ``source_dir`` (the argument; the workflow passes its config key ``data_dir``), as ``<dir>/<subfolder>``
-   for each of the dataset's subfolder names, then ``<dir>`` itself;
+   for each of the dataset's declared ``subfolders``, then ``<dir>`` itself;
 2. the environment variable ``BMRSPARSE_DATA_DIR``, in the same two ways;
-3. known local copies (:data:`LOCAL_COPIES`, e.g. Debian's ``/usr/share/datasets/fashion-mnist``);
+3. known local copies (the dataset's declared ``local_copies``, e.g. Debian's ``/usr/share/datasets/fashion-mnist``);
 4. the download cache ``$XDG_CACHE_HOME/bmrsparse/<dataset>`` (default ``~/.cache/bmrsparse/<dataset>``);
 5. the canonical URLs, if downloading is allowed. :mod:`pooch` downloads each file into ``source_dir`` (when
    given) or the cache folder, checks it against its published MD5 before it appears under its name (a file
@@ -31,8 +31,6 @@ from .errors import ChecksumError, CorruptFileError, DatasetUnavailableError
 
 __all__ = [
     "DATA_DIR_ENV",
-    "LOCAL_COPIES",
-    "SUBFOLDERS",
     "cache_dir",
     "candidate_dirs",
     "download",
@@ -42,20 +40,6 @@ __all__ = [
 ]
 
 DATA_DIR_ENV = "BMRSPARSE_DATA_DIR"
-
-# Folder names tried inside source_dir / $BMRSPARSE_DATA_DIR before the folder itself.
-SUBFOLDERS: dict[str, tuple[str, ...]] = {
-    "fashion_mnist": ("fashion_mnist", "fashion-mnist"),
-    "cifar10": ("cifar10", "cifar-10"),
-    "cifar100": ("cifar100", "cifar-100"),
-}
-
-# Copies installed by system packages (Debian: `apt-get install dataset-fashion-mnist`).
-LOCAL_COPIES: dict[str, tuple[str, ...]] = {
-    "fashion_mnist": ("/usr/share/datasets/fashion-mnist",),
-    "cifar10": (),
-    "cifar100": (),
-}
 
 #: Seconds pooch waits for a server before giving up on a mirror.
 DOWNLOAD_TIMEOUT_S = 60.0
@@ -83,22 +67,31 @@ def cache_dir(name: str) -> Path:
     return Path(root) / "bmrsparse" / name
 
 
+def _declared(name: str):
+    from ._registry import DATASETS  # the registry's modules import this one
+
+    return DATASETS.get(name)
+
+
 def candidate_dirs(name: str, source_dir: str | os.PathLike | None = None) -> list[Path]:
     """The folders searched for dataset ``name``, in order (see the module docstring)."""
+    info = _declared(name)
+    subfolders, local_copies = (info.subfolders, info.local_copies) if info is not None else ((name,), ())
     dirs: list[Path] = []
     for base in (source_dir, os.environ.get(DATA_DIR_ENV) or None):
         if base is not None:
             base = Path(base).expanduser()
-            dirs.extend(base / sub for sub in SUBFOLDERS[name])
+            dirs.extend(base / sub for sub in subfolders)
             dirs.append(base)
-    dirs.extend(Path(p) for p in LOCAL_COPIES.get(name, ()))
+    dirs.extend(Path(p) for p in local_copies)
     dirs.append(cache_dir(name))
     return list(dict.fromkeys(dirs))
 
 
 def unavailable_message(name: str, missing: Iterable[str], searched: Iterable[Path], urls: Iterable[str]) -> str:
     missing = list(missing)
-    sub = SUBFOLDERS[name][0]
+    info = _declared(name)
+    sub = info.subfolders[0] if info is not None else name
     return (
         f"dataset {name!r} is not available: missing file(s) {', '.join(missing)}. "
         f"Looked in: {', '.join(str(d) for d in searched)}. "

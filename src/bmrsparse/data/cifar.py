@@ -29,10 +29,11 @@ from typing import NamedTuple
 import numpy as np
 
 from ._safe_pickle import safe_loads
-from ._sources import md5_file
+from ._registry import DatasetInfo
+from ._sources import locate, md5_file
 from .errors import ChecksumError, CorruptFileError, DataError, UnsafeArchiveError, UnsafePickleError
 
-__all__ = ["ARCHIVES", "MIRRORS", "Archive", "batch_to_images", "read_cifar"]
+__all__ = ["ARCHIVES", "DATASET", "MIRRORS", "Archive", "batch_to_images", "read_cifar"]
 
 
 class Archive(NamedTuple):
@@ -183,3 +184,26 @@ def read_cifar(
     x_train, y_train = stack(spec.train)
     x_test, y_test = stack(spec.test)
     return x_train, y_train, x_test, y_test
+
+
+def _reader(name: str):
+    """The :attr:`~bmrsparse.data.DatasetInfo.read` of one archive: located, downloaded if allowed, verified."""
+    spec = ARCHIVES[name]
+
+    def read(source_dir=None, download=True, expected_md5=None):
+        expected = dict(expected_md5 or {}).get(spec.filename, spec.md5)
+        files = locate(name, {spec.filename: expected}, mirrors=MIRRORS, download_md5={spec.filename: expected},
+                       source_dir=source_dir, download_ok=download)
+        return read_cifar(name, files[spec.filename], expected_md5=expected)
+
+    return read
+
+
+DATASET = (
+    DatasetInfo(name="cifar10", label="CIFAR-10", shape=IMAGE_SHAPE, num_classes=10, read=_reader("cifar10"),
+                checksums={ARCHIVES["cifar10"].filename: ARCHIVES["cifar10"].md5}, subfolders=("cifar10", "cifar-10"),
+                figure="figS1", paper_figure="Fig. S1", order=1),
+    DatasetInfo(name="cifar100", label="CIFAR-100", shape=IMAGE_SHAPE, num_classes=100, read=_reader("cifar100"),
+                checksums={ARCHIVES["cifar100"].filename: ARCHIVES["cifar100"].md5},
+                subfolders=("cifar100", "cifar-100"), figure="figS2", paper_figure="Fig. S2", order=2),
+)

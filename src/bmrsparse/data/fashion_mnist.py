@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ._sources import read_gzip
+from ._registry import DatasetInfo
+from ._sources import locate, read_gzip
 from .errors import ChecksumError, DataError
 
-__all__ = ["FILES", "GZ_MD5", "MD5", "MIRRORS", "parse_idx", "read_fashion_mnist"]
+__all__ = ["DATASET", "FILES", "GZ_MD5", "MD5", "MIRRORS", "idx_reader", "parse_idx", "read_fashion_mnist",
+           "read_idx_files"]
 
 # role -> file name
 FILES = {
@@ -96,6 +98,51 @@ def _read_verified(path: Path, expected: str | None) -> bytes:
     return content
 
 
+def read_idx_files(
+    paths: Mapping[str, str | os.PathLike],
+    files: Mapping[str, str],
+    table: Mapping[str, str | None],
+    *,
+    image_shape: tuple[int, int],
+    num_classes: int,
+    label: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Read and verify an image dataset stored as four gzipped IDX files (FashionMNIST's layout).
+
+    Args:
+      paths: ``{file name: path}``.
+      files: ``{role: file name}`` for the roles ``train_images``, ``train_labels``, ``test_images``,
+        ``test_labels``.
+      table: ``{file name: MD5 of the decompressed content}`` (``None`` skips that file's check).
+      image_shape: ``(H, W)`` of every image (uint8, one channel).
+      num_classes: labels must lie in ``0 .. num_classes - 1``.
+      label: the dataset's name in messages.
+
+    Returns:
+      ``(x_train, y_train, x_test, y_test)``: images uint8 ``[N, H, W, 1]``, labels int64 ``[N]``.
+    """
+    arrays = {}
+    for role, name in files.items():
+        path = Path(paths[name])
+        if not path.is_file():
+            raise FileNotFoundError(f"{label} file {name} not found at {path}")
+        arrays[role] = parse_idx(_read_verified(path, table.get(name)), source=str(path))
+    out = []
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.ndim != 3 or images.shape[1:] != tuple(image_shape) or images.dtype != np.uint8:
+            raise DataError(
+                f"{label} {split} images: expected uint8 [N, {image_shape[0]}, {image_shape[1]}], "
+                f"got {images.dtype} {images.shape}"
+            )
+        if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+            raise DataError(f"{label} {split}: {images.shape[0]} images but labels of shape {labels.shape}")
+        if labels.size and labels.max() >= num_classes:
+            raise DataError(f"{label} {split} labels: value {labels.max()} outside 0..{num_classes - 1}")
+        out += [images[..., None], labels.astype(np.int64)]
+    return tuple(out)
+
+
 def read_fashion_mnist(
     files: str | os.PathLike | Mapping[str, str | os.PathLike],
     *,
@@ -121,25 +168,53 @@ def read_fashion_mnist(
     else:
         paths = {name: Path(files[name]) for name in FILES.values()}
     table = {**MD5, **(expected_md5 or {})}
-    arrays = {}
-    for role, name in FILES.items():
-        path = paths[name]
-        if not path.is_file():
-            raise FileNotFoundError(f"FashionMNIST file {name} not found at {path}")
-        arrays[role] = parse_idx(_read_verified(path, table[name]), source=str(path))
+    return read_idx_files(paths, FILES, table, image_shape=(28, 28), num_classes=NUM_CLASSES, label="FashionMNIST")
 
-    out = []
-    for split in ("train", "test"):
-        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
-            raise DataError(
-                f"FashionMNIST {split} images: expected uint8 [N, 28, 28], got {images.dtype} {images.shape}"
-            )
-        if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-            raise DataError(
-                f"FashionMNIST {split}: {images.shape[0]} images but labels of shape {labels.shape}"
-            )
-        if labels.size and labels.max() >= NUM_CLASSES:
-            raise DataError(f"FashionMNIST {split} labels: value {labels.max()} outside 0..{NUM_CLASSES - 1}")
-        out += [images[..., None], labels.astype(np.int64)]
-    return tuple(out)
+
+def idx_reader(
+    name: str,
+    files: Mapping[str, str],
+    md5: Mapping[str, str],
+    *,
+    image_shape: tuple[int, int],
+    num_classes: int,
+    label: str,
+    mirrors: tuple[str, ...] = (),
+    gz_md5: Mapping[str, str] | None = None,
+):
+    """The :attr:`~bmrsparse.data.DatasetInfo.read` function of a dataset stored as four gzipped IDX files.
+
+    ``files`` maps the roles (``train_images``, ``train_labels``, ``test_images``, ``test_labels``) to file
+    names, ``md5`` file names to the MD5 of their decompressed content; ``mirrors`` and ``gz_md5`` (the MD5 of
+    each published ``.gz``) allow downloading. The files are looked for as :func:`bmrsparse.data.locate` says.
+    """
+
+    def read(source_dir=None, download=True, expected_md5=None):
+        table = {**md5, **(expected_md5 or {})}
+        paths = locate(name, table, mirrors=mirrors, download_md5=dict(gz_md5 or {}), source_dir=source_dir,
+                       download_ok=download)
+        return read_idx_files(paths, files, table, image_shape=image_shape, num_classes=num_classes, label=label)
+
+    return read
+
+
+def _read(source_dir=None, download=True, expected_md5=None):
+    """FashionMNIST's reader (the module's tables are read at call time)."""
+    read = idx_reader("fashion_mnist", FILES, MD5, image_shape=(28, 28), num_classes=NUM_CLASSES,
+                      label="FashionMNIST", mirrors=MIRRORS, gz_md5=GZ_MD5)
+    return read(source_dir=source_dir, download=download, expected_md5=expected_md5)
+
+
+DATASET = DatasetInfo(
+    name="fashion_mnist",
+    label="FashionMNIST",
+    shape=(28, 28, 1),
+    num_classes=NUM_CLASSES,
+    read=_read,
+    checksums=MD5,
+    subfolders=("fashion_mnist", "fashion-mnist"),
+    local_copies=("/usr/share/datasets/fashion-mnist",),  # Debian: apt-get install dataset-fashion-mnist
+    figure="fig1",
+    paper_figure="Fig. 1",
+    order=0,
+)

@@ -10,13 +10,12 @@ from typing import NamedTuple
 import numpy as np
 
 from ..io import atomic_savez, load_npz
-from . import cifar, fashion_mnist
-from ._sources import locate
+from ._registry import DATASETS, get_dataset
 
 __all__ = ["DATASETS", "NUM_CLASSES", "Dataset", "load_prepared", "prepare_dataset"]
 
-DATASETS = ("fashion_mnist", "cifar10", "cifar100")
-NUM_CLASSES = {"fashion_mnist": 10, "cifar10": 10, "cifar100": 100}
+#: Number of classes per registered dataset (a live view of the registry).
+NUM_CLASSES = DATASETS.attribute_view("num_classes")
 
 
 class Dataset(NamedTuple):
@@ -30,11 +29,6 @@ class Dataset(NamedTuple):
     num_classes: int
 
 
-def _check_name(name: str) -> None:
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
-
-
 def read_raw(
     name: str,
     *,
@@ -42,31 +36,9 @@ def read_raw(
     download: bool = True,
     expected_md5: Mapping[str, str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Find, verify and read dataset ``name``; return ``(x_train, y_train, x_test, y_test)`` (see prepare_dataset)."""
-    _check_name(name)
-    overrides = dict(expected_md5 or {})
-    if name == "fashion_mnist":
-        table = {**fashion_mnist.MD5, **overrides}
-        files = locate(
-            name,
-            table,
-            mirrors=fashion_mnist.MIRRORS,
-            download_md5=fashion_mnist.GZ_MD5,
-            source_dir=source_dir,
-            download_ok=download,
-        )
-        return fashion_mnist.read_fashion_mnist(files, expected_md5=table)
-    spec = cifar.ARCHIVES[name]
-    expected = overrides.get(spec.filename, spec.md5)
-    files = locate(
-        name,
-        {spec.filename: expected},
-        mirrors=cifar.MIRRORS,
-        download_md5={spec.filename: expected},
-        source_dir=source_dir,
-        download_ok=download,
-    )
-    return cifar.read_cifar(name, files[spec.filename], expected_md5=expected)
+    """Find, verify and read dataset ``name`` with its declared reader; return ``(x_train, y_train, x_test, y_test)``
+    (see prepare_dataset)."""
+    return get_dataset(name).read(source_dir=source_dir, download=download, expected_md5=expected_md5)
 
 
 def prepare_dataset(
@@ -89,7 +61,7 @@ def prepare_dataset(
     CIFAR ``[*, 32, 32, 3]``), ``y_train``, ``y_test`` (int64), ``name`` (str) and ``num_classes`` (int64).
 
     Args:
-      name: one of :data:`DATASETS`.
+      name: a registered dataset (:data:`bmrsparse.data.DATASETS`).
       out_path: the ``.npz`` to write (parent folders are created).
       source_dir: a folder holding the original files (FashionMNIST's four ``*-ubyte.gz``, or
         ``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz``), directly or in a subfolder named after

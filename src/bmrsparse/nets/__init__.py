@@ -1,4 +1,8 @@
-"""Networks of the paper (Appendix A) as Flax linen modules on channel-last images [B, H, W, C].
+"""Networks: a registry of declarations (the paper's four of Appendix A and any added), Flax linen modules on
+channel-last images [B, H, W, C].
+
+Every network is declared once as ``NETWORK = Network(...)`` in its module of this package or of another package
+named by an entry point of the group ``bmrsparse.nets`` (:mod:`bmrsparse.nets._registry`).
 
 Every module is called as ``net.apply(variables, x, train=False, rngs={'dropout': key})``; dropout is active
 only with ``train=True`` and ``dropout_rate > 0`` (the Mixer never uses dropout). Conventions the Bayesian
@@ -21,71 +25,65 @@ from typing import Any, Iterator, Mapping
 
 import flax.linen as nn
 
+from bmrsparse.data import DATASETS, NUM_CLASSES, get_dataset
+from bmrsparse.nets._registry import ENTRY_POINT_GROUP, NETWORKS, Network, fill_schema, get_network, register, unregister
 from bmrsparse.nets.lenet import LeNet
 from bmrsparse.nets.mixer import MlpMixer
 from bmrsparse.nets.mlp import MLP
 from bmrsparse.nets.vit import ViT
 
 __all__ = [
-    "ARCHS", "DATASETS", "NUM_CLASSES", "LeNet", "MLP", "MlpMixer", "ViT",
-    "count_params", "input_shape", "iter_layers", "make_net",
+    "ARCHS", "DATASETS", "ENTRY_POINT_GROUP", "NETWORKS", "NUM_CLASSES", "LeNet", "MLP", "MlpMixer", "Network", "ViT",
+    "count_params", "fill_schema", "get_network", "input_shape", "iter_layers", "make_net", "register", "unregister",
 ]
 
-ARCHS = ("mlp", "lenet", "mixer", "vit")
-DATASETS = ("fashion_mnist", "cifar10", "cifar100")
-NUM_CLASSES = {"fashion_mnist": 10, "cifar10": 10, "cifar100": 100}
-
-_MODULES = {"mlp": MLP, "lenet": LeNet, "mixer": MlpMixer, "vit": ViT}
-
-# LeNet sizes of Appendix A: the CIFAR variants are widened.
-_LENET_SIZES = {
-    "fashion_mnist": {"features": (6, 16, 120), "hidden": 84},
-    "cifar10": {"features": (18, 48, 360), "hidden": 256},
-    "cifar100": {"features": (18, 48, 360), "hidden": 256},
-}
+#: The registered networks (name -> :class:`Network`); ``ARCHS`` is the same registry under the workflow's word.
+ARCHS = NETWORKS
 
 
-def _check(arch: str, dataset: str) -> None:
-    if arch not in ARCHS:
-        raise ValueError(f"unknown arch {arch!r}; expected one of {ARCHS}")
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
+def _check(arch: str, dataset: str):
+    return get_network(arch), get_dataset(dataset)
 
 
 def input_shape(arch: str, dataset: str) -> tuple[int, int, int]:
-    """(H, W, C) of one input image: FashionMNIST is zero-padded to 32x32 for every arch but the MLP."""
-    _check(arch, dataset)
-    if dataset == "fashion_mnist":
-        return (28, 28, 1) if arch == "mlp" else (32, 32, 1)
-    return (32, 32, 3)
+    """(H, W, C) of one input image: the dataset's images, zero-padded to the network's ``input_size`` when smaller
+    (FashionMNIST's 28x28 become 32x32 for every network but the MLP, which takes them as they are)."""
+    net, ds = _check(arch, dataset)
+    h, w, c = ds.shape
+    size = net.input_size
+    if size is None or (h >= size and w >= size):
+        return (h, w, c)
+    if (size - h) % 2 or (size - w) % 2:
+        raise ValueError(f"{ds.label}'s {h}x{w} images cannot be padded evenly to {net.label}'s {size}x{size}")
+    return (size, size, c)
 
 
 def make_net(arch: str, dataset: str, *, dropout_rate: float = 0.0, **overrides: Any) -> nn.Module:
-    """Build the paper's network ``arch`` for ``dataset``.
+    """Build the registered network ``arch`` for ``dataset``.
 
     Args:
-      arch: one of ``ARCHS``.
-      dataset: one of ``DATASETS``; sets ``num_classes`` and, for LeNet, the layer sizes.
-      dropout_rate: dropout probability used when called with ``train=True``. Accepted and ignored for the
-        Mixer (the paper uses no dropout there).
-      **overrides: module fields to change, e.g. ``width``/``depth`` (mlp), ``features``/``hidden`` (lenet),
-        ``hidden_dim``/``tokens_mlp_dim``/``channels_mlp_dim``/``num_blocks``/``patch_size`` (mixer),
-        ``embed_dim``/``num_heads``/``mlp_dim``/``num_blocks``/``patch_size``/``pool`` (vit).
+      arch: a registered network (:data:`NETWORKS`).
+      dataset: a registered dataset; sets ``num_classes`` and the network's declared sizes for it
+        (:attr:`Network.sizes`, e.g. LeNet-5's widened CIFAR variant).
+      dropout_rate: dropout probability used when called with ``train=True``; accepted and ignored by a module
+        without a ``dropout_rate`` field (the Mixer: the paper uses no dropout there).
+      **overrides: module fields to change, e.g. ``width``/``depth`` (MLP), ``features``/``hidden`` (LeNet-5),
+        ``hidden_dim``/``tokens_mlp_dim``/``channels_mlp_dim``/``num_blocks``/``patch_size`` (MLP-Mixer),
+        ``embed_dim``/``num_heads``/``mlp_dim``/``num_blocks``/``patch_size``/``pool`` (ViT).
 
     Returns:
       An unbound ``flax.linen.Module``.
     """
-    _check(arch, dataset)
+    net, ds = _check(arch, dataset)
     if not 0.0 <= dropout_rate < 1.0:
         raise ValueError(f"dropout_rate must lie in [0, 1), got {dropout_rate}")
-    module = _MODULES[arch]
+    module = net.module
     fields = set(module.__dataclass_fields__) - {"parent", "name", "dropout_rate"}
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ValueError(f"unknown override(s) {unknown} for arch {arch!r}; allowed: {sorted(fields)}")
-    kwargs: dict[str, Any] = {"num_classes": NUM_CLASSES[dataset]}
-    if arch == "lenet":
-        kwargs.update(_LENET_SIZES[dataset])
+    kwargs: dict[str, Any] = {"num_classes": ds.num_classes}
+    kwargs.update(net.sizes.get(dataset, {}))
     if "dropout_rate" in module.__dataclass_fields__:
         kwargs["dropout_rate"] = float(dropout_rate)
     kwargs.update(overrides)
@@ -129,3 +127,6 @@ def _walk(tree: Mapping[str, Any], prefix: tuple[str, ...]) -> Iterator[tuple[st
             yield from _walk(node, path)
         else:
             raise ValueError(f"parameter {'/'.join(path)!r} is not inside a layer dict")
+
+
+NETWORKS.discover(__path__, __name__)

@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax
 
 from bmrsparse.nets._common import Dropout, indexed_names
+from bmrsparse.nets._registry import Network
 
 
 class LeNet(nn.Module):
@@ -42,3 +43,21 @@ class LeNet(nn.Module):
         x = nn.tanh(nn.Dense(self.hidden, name="dense_0")(x))
         x = Dropout(self.dropout_rate, deterministic=not train)(x)
         return nn.Dense(self.num_classes, name="head")(x)
+
+
+# Appendix A: the CIFAR variants are widened.
+_CIFAR_SIZES = {"features": (18, 48, 360), "hidden": 256}
+
+NETWORK = Network(
+    name="lenet",
+    label="LeNet-5",
+    module=LeNet,
+    sizes={"fashion_mnist": {"features": (6, 16, 120), "hidden": 84}, "cifar10": _CIFAR_SIZES,
+           "cifar100": _CIFAR_SIZES},
+    input_size=32,
+    tiny={"features": [4, 8, 16], "hidden": 16},
+    mem_mb=4000,
+    ms_per_step={"gpu": 4, "cpu": 20},
+    order=1,
+    description="LeNet-5",
+)

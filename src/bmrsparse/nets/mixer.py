@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from bmrsparse.nets._common import check_patch_grid, indexed_names
+from bmrsparse.nets._registry import Network
 
 
 class _MixingMlp(nn.Module):
@@ -72,3 +73,16 @@ class MlpMixer(nn.Module):
         x = nn.LayerNorm(name="encoder_norm")(x)
         x = jnp.mean(x, axis=1)
         return nn.Dense(self.num_classes, name="head")(x)
+
+
+NETWORK = Network(
+    name="mixer",
+    label="MLP-Mixer",
+    module=MlpMixer,
+    input_size=32,
+    tiny={"hidden_dim": 16, "tokens_mlp_dim": 16, "channels_mlp_dim": 16, "num_blocks": 1},
+    mem_mb=8000,
+    ms_per_step={"gpu": 12, "cpu": 400},
+    order=2,
+    description="MLP-Mixer",
+)

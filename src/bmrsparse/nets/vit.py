@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from bmrsparse.nets._common import Dropout, check_patch_grid, indexed_names
+from bmrsparse.nets._registry import Network
 
 
 class _TokenEmbedding(nn.Module):
@@ -120,3 +121,16 @@ class ViT(nn.Module):
         x = x[:, 0] if self.pool == "token" else jnp.mean(x, axis=1)
         x = Dropout(self.dropout_rate, deterministic=not train)(x)
         return nn.Dense(self.num_classes, name="head")(x)
+
+
+NETWORK = Network(
+    name="vit",
+    label="ViT",
+    module=ViT,
+    input_size=32,
+    tiny={"embed_dim": 16, "num_heads": 2, "mlp_dim": 16, "num_blocks": 1},
+    mem_mb=8000,
+    ms_per_step={"gpu": 15, "cpu": 500},
+    order=3,
+    description="Vision Transformer",
+)

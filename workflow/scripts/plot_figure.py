@@ -1,0 +1,26 @@
+"""Snakemake script of the figure rules (plots.smk): draws the registered figure named by the {figure} wildcard from
+what its declaration reads (bmrsparse.figures)."""
+
+import os
+import sys
+
+sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+if snakemake.config.get("jax_cache_dir"):  # speed only: reuse the programs the training jobs compiled
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.abspath(snakemake.config["jax_cache_dir"]))
+
+from bmrsparse.figures import draw_figure, get_figure
+from bmrsparse.io import read_csv
+from bmrsparse.plots import save_figure
+
+name = snakemake.wildcards.figure
+if get_figure(name).reads == "posteriors":
+    from bmrsparse.experiment import posterior_summaries
+
+    data = posterior_summaries(snakemake.params.panels, snakemake.input.posteriors, snakemake.input.data)
+else:
+    data = read_csv(snakemake.input.metrics)
+extra = get_figure(name).extra_inputs_for(snakemake.config)
+if extra:  # the figure's extra files (as the workflow gave them) and the config they depend on
+    extra = {key: getattr(snakemake.input, key) for key in extra} | {"config": snakemake.config}
+save_figure(draw_figure(name, data, **extra), snakemake.output.pdf, snakemake.output.png)
