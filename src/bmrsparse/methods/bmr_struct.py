@@ -133,7 +133,7 @@ def prune(ctx, params, masks, reference):
     s = ctx.settings
     return structured_prune(layer_posteriors(ctx.built, params), masks, ctx.built.layers, ctx.head,
                             alpha0=s["alpha0"], beta0=s["beta0"], iters=int(s["bmr_iters"]),
-                            keep=s.get("bmr_keep", "zeta"))
+                            keep=s["bmr_keep"])
 
 
 METHOD = Method(
