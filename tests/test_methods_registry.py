@@ -99,6 +99,50 @@ def test_prune_needs_the_declared_reference():
         unregister("toy_ref")
 
 
+def test_prune_context_carries_key_seed_epoch_and_settings():
+    """A seeded method draws from ctx.key (one per seed and epoch) and reads ctx.seed, ctx.epoch, ctx.settings."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from bmrsparse import data as bdata
+    from bmrsparse.settings import resolve_settings as rs
+    from bmrsparse.train import Trainer
+
+    def random_prune(ctx, params, masks, reference):
+        first = ctx.built.layers[0].name
+        kernel = masks[first]["kernel"] & jax.random.bernoulli(ctx.key, 0.5, masks[first]["kernel"].shape)
+        units = jnp.arange(masks[first]["bias"].shape[0])
+        bias = masks[first]["bias"] & (units != ctx.seed) & (units != ctx.epoch)
+        if ctx.settings["bmr_iters"] != 3:  # the run's settings reach the prune function
+            bias = bias & False
+        return {**masks, first: {"kernel": kernel, "bias": bias}}
+
+    toy = register(Method("toy_rand", "Toy", "k", start="warmup", per_epoch=True, prune=random_prune))
+    try:
+        x = np.zeros((32, 28, 28, 1), np.uint8)
+        y = np.arange(32) % 10
+        ds = bdata.Dataset("fashion_mnist", x, y, x, y, 10)
+        settings = rs({"batch_size": 32, "net": {"mlp": {"width": 6, "depth": 1}}, "bmr_iters": 3})
+
+        def pruned(seeds, epoch):
+            trainer = Trainer(arch="mlp", method=toy.name, dataset=ds, seeds=seeds, settings=settings)
+            first = trainer.layers[0].name
+            masks = trainer.prune(trainer.init(), epoch=epoch).masks[first]
+            return np.asarray(masks["kernel"]), np.asarray(masks["bias"])
+
+        k01, b01 = pruned([0, 1], 2)
+        k1, b1 = pruned([1], 2)
+        np.testing.assert_array_equal(k01[1:], k1)  # a seed's draw does not depend on the others
+        assert not np.array_equal(k01[0], k01[1])  # nor is it theirs
+        np.testing.assert_array_equal(pruned([1], 2)[0], k1)  # the same seed and epoch: the same draw
+        assert not np.array_equal(pruned([1], 3)[0], k1)  # another epoch: another draw
+        assert 0.3 < k1.mean() < 0.7
+        assert b01.tolist() == [[False, True, False, True, True, True], [True, False, False, True, True, True]]
+    finally:
+        unregister("toy_rand")
+
+
 def test_workflow_lists_the_registered_methods_for_an_unknown_one(tmp_path):
     from conftest import copy_workflow
 

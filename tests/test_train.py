@@ -203,3 +203,44 @@ def test_stage_logs_progress_and_the_elbo_of_each_epoch(fmnist_small, tmp_path, 
     assert len(lines) >= 10 and lines[-1].startswith("step 50/50, ")  # the stage's 50 steps, cut into chunks of 5
     assert list(pd.read_csv(tmp_path / "mlp_flat_ff_0.csv").columns[: len(METRIC_COLUMNS)]) == list(METRIC_COLUMNS)
     assert df["elbo"].notna().all() and (df["elbo"] < 0).all()  # minus the training loss of the last steps
+
+
+def test_state_layers_reads_masks_and_posteriors_per_layer(tmp_path):
+    """bmrsparse.io.state_layers gives each layer's keep-masks and q(w_hat) of one seed, without the file's layout."""
+    import jax
+
+    from bmrsparse import data as bdata, methods
+    from bmrsparse.io import save_state, state_layers
+    from bmrsparse.train import Trainer
+
+    x = np.random.default_rng(0).integers(0, 255, (64, 28, 28, 1), dtype=np.uint8)
+    y = np.arange(64) % 10
+    ds = bdata.Dataset("fashion_mnist", x, y, x, y, 10)
+    settings = resolve_settings({"net": {"mlp": {"width": 8, "depth": 1}}, "batch_size": 8})
+    trainer = Trainer(arch="mlp", method="bmr_ss", dataset=ds, seeds=[3, 4], settings=settings)
+    state = trainer.init()
+    first = trainer.layers[0].name
+    masks = jax.tree.map(np.array, jax.device_get(state.masks))
+    masks[first]["kernel"][1, 5, 2] = False  # seed 4 (index 1) has one weight pruned
+    state = state._replace(masks=masks)
+    path = tmp_path / "state.npz"
+    save_state(trainer, state, path, extra={"settings": settings})
+
+    got = state_layers(path, index=1)
+    assert list(got) == [layer.name for layer in trainer.layers]
+    kept = got[first]["kernel"]["kept"]
+    assert kept.shape == (784, 8) and kept.dtype == bool
+    assert kept.sum() == kept.size - 1 and not kept[5, 2]
+    assert all(v["kept"].all() for layer, leaves in got.items() for leaf, v in leaves.items()
+               if (layer, leaf) != (first, "kernel"))
+    assert state_layers(path, index=0)[first]["kernel"]["kept"].all()
+    params = jax.tree.map(lambda a: np.asarray(a)[1], trainer.params(state))
+    posterior = jax.device_get(methods.layer_posteriors(trainer.built, params))
+    for layer in trainer.layers:
+        for leaf, shape in layer.shapes:
+            mu, sigma = posterior[layer.name][leaf]
+            np.testing.assert_array_equal(got[layer.name][leaf]["mu"], mu)
+            np.testing.assert_array_equal(got[layer.name][leaf]["sigma"], sigma)
+            assert got[layer.name][leaf]["mu"].shape == tuple(shape)
+    with pytest.raises(IndexError, match="2 seeds"):
+        state_layers(path, index=2)

@@ -10,7 +10,7 @@ Public API (works on numpy or JAX arrays, elementwise):
 Keep rules (``keep``): the fixed point is stopped after :math:`k_{max}` iterations, and two readings of the rule differ
 by one iteration:
 
-- ``"zeta"`` (default, the authors' code): a weight stays when :math:`\Delta F(\lambda=0) \le \zeta^{k_{max}}`, with
+- ``"zeta"`` (the default, :data:`bmrsparse.settings.DEFAULT_SETTINGS`; the authors' code): a weight stays when :math:`\Delta F(\lambda=0) \le \zeta^{k_{max}}`, with
   :math:`\zeta` computed after the :math:`k_{max}`-th update of :math:`(\alpha, \beta)`; that is
   :math:`q^{k_{max}+1} \ge \tfrac12`.
 - ``"q"`` (eq. 23 read literally): a weight stays when :math:`q^{k_{max}} \ge \tfrac12`, i.e.
@@ -33,10 +33,12 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import digamma
 
+from .methods._layers import join_split
+from .settings import DEFAULT_SETTINGS, KEEP_RULES
+
 __all__ = ["KEEP_RULES", "delta_f", "delta_f_zero", "spike_and_slab", "spike_and_slab_layers", "first_prune_fraction"]
 
-#: Keep rules of a prune step (see the module docstring).
-KEEP_RULES = ("zeta", "q")
+_D = DEFAULT_SETTINGS  # the defaults of alpha0, beta0, k_max (bmr_iters) and the keep rule (bmr_keep)
 
 
 def delta_f(mu, sigma, theta):
@@ -106,7 +108,8 @@ def _keep_q(df0, alpha0, beta0, iters, keep):
     return q
 
 
-def spike_and_slab(mu, sigma, alpha0: float = 1.0, beta0: float = 1.0, iters: int = 4, keep: str = "zeta"):
+def spike_and_slab(mu, sigma, alpha0: float = _D["alpha0"], beta0: float = _D["beta0"], iters: int = _D["bmr_iters"],
+                   keep: str = _D["bmr_keep"]):
     r"""Posterior keep-probabilities of a spike-and-slab prior over one layer (eqs. 22-23).
 
     Let :math:`\alpha_0, \beta_0` denote ``alpha0``, ``beta0`` (the Beta prior over the layer's inclusion rate
@@ -142,7 +145,8 @@ def spike_and_slab(mu, sigma, alpha0: float = 1.0, beta0: float = 1.0, iters: in
     return q, q >= 0.5
 
 
-def spike_and_slab_layers(posterior, masks, *, alpha0=1.0, beta0=1.0, iters=4, keep="zeta", frozen=()):
+def spike_and_slab_layers(posterior, masks, *, alpha0=_D["alpha0"], beta0=_D["beta0"], iters=_D["bmr_iters"],
+                          keep=_D["bmr_keep"], frozen=()):
     r"""One BMR-S&S prune step over a whole network (eqs. 19-23), masks accumulating.
 
     Args:
@@ -165,23 +169,14 @@ def spike_and_slab_layers(posterior, masks, *, alpha0=1.0, beta0=1.0, iters=4, k
             new_masks[layer] = dict(masks[layer])
             qs[layer] = {k: jnp.ones_like(jnp.asarray(mu)) for k, (mu, _) in leaves.items()}
             continue
-        names = list(leaves)
-        sizes = [jnp.size(leaves[k][0]) for k in names]
-        df0 = jnp.concatenate([jnp.ravel(delta_f_zero(*leaves[k])) for k in names])
-        q = _keep_q(df0, float(alpha0), float(beta0), int(iters), keep)
-        offsets = [0]
-        for n in sizes:
-            offsets.append(offsets[-1] + int(n))
-        new_masks[layer], qs[layer] = {}, {}
-        for k, a, b in zip(names, offsets[:-1], offsets[1:]):
-            shape = jnp.shape(leaves[k][0])
-            qk = q[a:b].reshape(shape)
-            qs[layer][k] = qk
-            new_masks[layer][k] = jnp.logical_and(jnp.asarray(masks[layer][k]), qk >= 0.5)
+        # one zeta per layer: its leaves (kernel and bias) are decided as one vector
+        df0 = {k: delta_f_zero(*pair) for k, pair in leaves.items()}
+        qs[layer] = join_split(lambda d: _keep_q(d, float(alpha0), float(beta0), int(iters), keep), df0, xp=jnp)
+        new_masks[layer] = {k: jnp.logical_and(jnp.asarray(masks[layer][k]), q >= 0.5) for k, q in qs[layer].items()}
     return new_masks, qs
 
 
-def first_prune_fraction(posterior, frozen=(), *, iters=(1, 2, 4, 5, 8, 20, None), alpha0=1.0, beta0=1.0,
+def first_prune_fraction(posterior, frozen=(), *, iters=(1, 2, 4, 5, 8, 20, None), alpha0=_D["alpha0"], beta0=_D["beta0"],
                          keep="q", tol=1e-6, max_iters=10_000):
     r"""Fraction of weights one prune step removes, as a function of the number of fixed-point iterations.
 

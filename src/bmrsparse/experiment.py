@@ -11,7 +11,6 @@ ends with the same numbers as an uninterrupted one.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -22,11 +21,12 @@ import numpy as np
 import pandas as pd
 
 from . import data as bdata
-from .io import atomic_write_verified, load_npz
+from .io import atomic_write_verified, load_state, read_state, save_state
 from .methods import METHODS, get_method
 from .metrics import METRIC_COLUMNS
 from .nets import ARCHS
 from .provenance import provenance
+from .settings import DEFAULT_SETTINGS, resolve_settings
 from .train import NonFiniteLossError, ProgressLog, State, StateMismatchError, Trainer, progress_chunk
 
 __all__ = [
@@ -40,69 +40,6 @@ __all__ = [
     "NonFiniteLossError",
     "StateMismatchError",
 ]
-
-#: Settings of a training stage; every key can be overridden from the workflow's ``training:`` config section.
-DEFAULT_SETTINGS: dict = {
-    # Optax AdaBelief step size per method; the authors' code (the paper's text says 1e-3 for all)
-    "learning_rate": {m: METHODS[m].learning_rate for m in METHODS},
-    "batch_size": 128,  # minibatch N_B
-    "chunk_size": 500,  # SVI steps per chunk (progress bar, non-finite check and checkpoints between chunks)
-    "step_loop": "auto",  # "device": a chunk is one compiled loop; "host": one compiled step per call; auto: host on CPU
-    "checkpoint_every": 5000,  # steps between checkpoints (rounded up to whole chunks)
-    "num_eval_samples": 100,  # posterior-predictive samples (Flat-MAP always uses its point estimate)
-    "eval_batch_size": 1000,  # test images per forward pass
-    "test_subset": None,  # evaluate on the first n test images (None: the whole test set)
-    "gamma0": 0.1,  # gamma_0 of eq. (15): prior scale of hidden-layer weights
-    "tau0": 1e-2,  # tau_0 of eq. (17): global horseshoe scale
-    "alpha0": 1.0,  # alpha_0 of the Beta prior over a layer's inclusion rate (eq. 22)
-    "beta0": 1.0,  # beta_0
-    "bmr_iters": 4,  # k_max fixed-point iterations (eq. 22)
-    # keep rule of a prune step: "zeta" keeps a weight when ΔF(λ=0) <= ζ after the k_max-th update of (α, β)
-    # (the authors' code, q^{k_max+1} >= 1/2); "q" when q^{k_max} >= 1/2 (eq. 23 read literally)
-    "bmr_keep": "zeta",
-    # ELBO estimator of the mean-field guides: "trace_graph" (NumPyro's TraceGraph_ELBO, Monte-Carlo KL, as the
-    # authors' code) or "mean_field" (TraceMeanField_ELBO, analytic KL where known); MAP always uses the latter
-    "elbo": "trace_graph",
-    "init_radius": 2.0,  # guide locations start uniform in [-r, r] (the authors' r = 2)
-    "init_scale": 0.1,  # guide scales start at this value (the authors')
-    "dropout": 0.2,  # Flat-MAP dropout rate on dense layers (not in the Mixer)
-    "net": {},  # per-architecture overrides of bmrsparse.nets.make_net, e.g. {"mlp": {"width": 32}}
-}
-
-
-
-def resolve_settings(settings: dict | None) -> dict:
-    """``DEFAULT_SETTINGS`` updated with ``settings``; unknown keys and bad values raise ``ValueError`` naming them."""
-    out = copy.deepcopy(DEFAULT_SETTINGS)
-    out["learning_rate"] = {m: METHODS[m].learning_rate for m in METHODS}  # methods registered since import too
-    for key, value in (settings or {}).items():
-        if key not in out:
-            raise ValueError(f"unknown training setting {key!r}; known: {sorted(out)}")
-        if key == "learning_rate":
-            for m, lr in (value or {}).items():
-                if m not in METHODS:
-                    raise ValueError(f"training.learning_rate: unknown method {m!r}; choose from {sorted(METHODS)}")
-                if not (isinstance(lr, (int, float)) and lr > 0):
-                    raise ValueError(f"training.learning_rate.{m} must be a positive number, got {lr!r}")
-                out[key][m] = float(lr)
-        elif key == "net":
-            for a in value or {}:
-                if a not in ARCHS:
-                    raise ValueError(f"training.net: unknown architecture {a!r}; choose from {list(ARCHS)}")
-            out[key] = copy.deepcopy(value or {})
-        else:
-            out[key] = value
-    for key in ("batch_size", "chunk_size", "checkpoint_every", "num_eval_samples", "eval_batch_size", "bmr_iters"):
-        if not (isinstance(out[key], int) and out[key] >= 1):
-            raise ValueError(f"training.{key} must be an integer >= 1, got {out[key]!r}")
-    if out["bmr_keep"] not in ("zeta", "q"):
-        raise ValueError(f"training.bmr_keep must be 'zeta' or 'q', got {out['bmr_keep']!r}")
-    if out["elbo"] not in ("trace_graph", "mean_field"):
-        raise ValueError(f"training.elbo must be 'trace_graph' or 'mean_field', got {out['elbo']!r}")
-    if out["test_subset"] is not None and not (isinstance(out["test_subset"], int) and out["test_subset"] >= 1):
-        raise ValueError(f"training.test_subset must be null or an integer >= 1, got {out['test_subset']!r}")
-    return out
-
 
 def _fingerprint(**kw) -> str:
     return json.dumps(kw, sort_keys=True, default=str)
@@ -180,7 +117,7 @@ def run_stage(
                          "epoch per stage and give that state as reference_state")
     reference = None
     if meth.reference is not None:
-        ref_state, ref_head = trainer.load(reference_state)
+        ref_state, ref_head = read_state(trainer, reference_state)
         if ref_head.get("method") != meth.reference:
             raise StateMismatchError(f"{reference_state} is a state of {ref_head.get('method')!r}; method "
                                      f"{method!r} prunes against {meth.reference!r}")
@@ -199,7 +136,7 @@ def run_stage(
     tail = [0.0] * len(seeds), 0  # loss sum per seed and steps of the current epoch's last 10 % (column elbo)
     state: State | None = None
     if os.path.exists(ckpt):
-        state, head = trainer.load(ckpt, require_method=True)
+        state, head = read_state(trainer, ckpt, require_method=True)
         extra = head["extra"]
         if extra.get("fingerprint") != fingerprint:
             raise StateMismatchError(
@@ -211,7 +148,7 @@ def run_stage(
         tail = tuple(extra.get("elbo_tail", tail))
         print(f"resuming from {ckpt} at step {state.step} (epoch {first_epoch + epoch_idx})", flush=True)
     elif init_state:
-        state, _ = trainer.load(init_state)
+        state, _ = read_state(trainer, init_state)
     else:
         state = trainer.init()
 
@@ -221,8 +158,8 @@ def run_stage(
     log = ProgressLog(total_steps, done=sum(schedule[:epoch_idx]) + done_in_epoch, max_chunk=chunk)
 
     def save_checkpoint(st: State, e_idx: int, done: int, secs: float, rows_now: list, tail_now) -> None:
-        trainer.save(
-            st, ckpt,
+        save_state(
+            trainer, st, ckpt,
             extra={"fingerprint": fingerprint, "rows": rows_now, "epoch_idx": e_idx, "done_in_epoch": done,
                    "seconds_in_epoch": secs, "elbo_tail": [list(tail_now[0]), tail_now[1]]},
         )
@@ -232,7 +169,7 @@ def run_stage(
         steps = schedule[epoch_idx]
         if meth.prunes and done_in_epoch == 0:
             t0 = time.perf_counter()
-            state = trainer.prune(state, reference)
+            state = trainer.prune(state, reference, epoch=epoch)
             jax.block_until_ready(state.masks)
             fractions = ", ".join(f"{f:.4f}" for f in trainer.pruned_fraction(state))
             print(f"epoch {epoch}: prune took {time.perf_counter() - t0:.3f} s; pruned fraction {fractions}",
@@ -284,7 +221,7 @@ def run_stage(
     prov = provenance()
     for i, sd in enumerate(seeds):
         mine = df[df.seed == sd]
-        trainer.save(state, out_states[i], extra={"metrics": mine.to_dict("records"), "settings": s,
+        save_state(trainer, state, out_states[i], extra={"metrics": mine.to_dict("records"), "settings": s,
                                                   "provenance": prov}, index=i)
         atomic_write_verified(out_metrics_[i], mine.assign(**prov).to_csv(index=False))
     if os.path.exists(ckpt):
@@ -292,20 +229,8 @@ def run_stage(
     return df
 
 
-def _trainer_for_state(path, data_path=None) -> tuple[Trainer, State, dict]:
-    """A trainer matching a state file; without ``data_path`` a placeholder data set of the right shape is used
-    (enough for everything but training and evaluation)."""
-    head = json.loads(str(load_npz(path, producer="bmrsparse.experiment.run_stage")["header"]))
-    s = resolve_settings((head.get("extra") or {}).get("settings"))
-    if data_path is not None:
-        ds = bdata.load_prepared(data_path)
-    else:
-        x = np.zeros((s["batch_size"], *head["image_shape"]), np.uint8)
-        y = np.zeros(len(x), np.int64)
-        ds = bdata.Dataset(head["dataset"], x, y, x, y, bdata.NUM_CLASSES[head["dataset"]])
-    trainer = Trainer(arch=head["arch"], method=head["method"], dataset=ds, seeds=head["seeds"], settings=s)
-    state, head = trainer.load(path)
-    return trainer, state, head
+#: tools/authors_schedule.py reads states through this name
+_trainer_for_state = load_state
 
 
 def posterior_summary(state_path, data_path=None) -> list[dict]:
@@ -316,7 +241,7 @@ def posterior_summary(state_path, data_path=None) -> list[dict]:
     (e.g. ``[784, 400]`` for the MLP's first layer, ``[5, 5, 1, 6]`` for LeNet-5's first conv); ``pruned`` is a bool
     array of the same shape (``True`` = removed by BMR) or ``None`` for methods that do not prune.
     """
-    trainer, state, head = _trainer_for_state(state_path, data_path)
+    trainer, state, head = load_state(state_path, data_path)
     w = trainer.posterior_mean_weights(state, index=0)
     masks = jax.tree.map(lambda m: np.asarray(m)[0], jax.device_get(trainer.select(state, 0).masks))
     out = []

@@ -1,8 +1,12 @@
 r"""Evaluation metrics on posterior-predictive probabilities.
 
-All functions take the posterior-predictive mean probabilities ``probs`` ``[N, K]`` (already averaged over
+The metric functions take the posterior-predictive mean probabilities ``probs`` ``[N, K]`` (already averaged over
 posterior samples, :math:`\bar p_{ik} = \frac1S \sum_s p(y_i = k \mid x_i, w_s)`) and integer labels ``y`` ``[N]``,
 as numpy arrays, and return Python floats.
+
+Evaluating a trained network (JAX, imported on first use): :func:`predictive_probs` computes those probabilities
+from guide parameters and keep-masks of a :class:`bmrsparse.train.Model`, :func:`evaluate_state` the metrics of
+every seed, :func:`posterior_mean_weights` :math:`E_q[w]`, :func:`pruned_fractions` the pruned share per seed.
 """
 
 from __future__ import annotations
@@ -17,6 +21,12 @@ __all__ = [
     "ece_equal_width",
     "pruned_fraction",
     "evaluate_probs",
+    "EVAL_KEY_TAG",
+    "eval_keys",
+    "predictive_probs",
+    "evaluate_state",
+    "posterior_mean_weights",
+    "pruned_fractions",
 ]
 
 _TINY = np.finfo(np.float64).tiny
@@ -137,3 +147,126 @@ def pruned_fraction(masks, layer_order, head: str) -> float:
             if alive.shape[0] == head_kernel.shape[0]:
                 pruned += int(np.sum(~alive)) * head_kernel.shape[1]
     return float(pruned / total) if total else 0.0
+
+
+# ------------------------------------------------------------------------------------------------ trained networks
+#: Folded into a seed's key, plus the evaluation's tag (the epoch), for its evaluation draws.
+EVAL_KEY_TAG = 1_000_003
+
+
+def eval_keys(seeds, tag: int):
+    """One PRNG key per seed for evaluation ``tag`` (e.g. the epoch): independent of the other seeds, so a resumed
+    run or a run of one seed draws the same ones."""
+    import jax
+    import jax.numpy as jnp
+
+    return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(int(s)), EVAL_KEY_TAG + int(tag)) for s in seeds])
+
+
+def predictive_probs(model, params, masks, keys, x, *, num_samples: int) -> np.ndarray:
+    r"""Posterior-predictive mean :math:`\frac1S\sum_s p(y \mid x, w_s)` of images ``x``, ``[seeds, N, K]``.
+
+    Args:
+      model: a :class:`bmrsparse.train.Model`.
+      params: constrained guide parameters with a leading seed axis (:meth:`bmrsparse.train.Trainer.params`).
+      masks: keep-masks ``{layer: {leaf: bool}}``, leading seed axis.
+      keys: one PRNG key per seed (:func:`eval_keys`).
+      x: uint8 images ``[N, H, W, C]``, evaluated ``eval_batch_size`` (setting) at a time.
+      num_samples: posterior samples :math:`S` (a point estimate uses 1).
+    """
+    import math
+
+    import jax
+    import jax.numpy as jnp
+
+    from . import methods
+
+    built, net, pre = model.built, model.net, model.preprocess
+    point = model.method.point_estimate
+    s = 1 if point else int(num_samples)
+    bs = int(model.settings["eval_batch_size"])
+    x = np.asarray(x)
+    n = len(x)
+    n_pad = math.ceil(n / bs) * bs
+    padded = np.zeros((n_pad,) + x.shape[1:], x.dtype)
+    padded[:n] = x
+    padded = jnp.asarray(padded.reshape((n_pad // bs, bs) + x.shape[1:]))
+    predict = model.compiled.get(("predict", s))
+    if predict is None:
+        num_classes = model.num_classes
+
+        def one_seed(params, masks, key, xb_all):
+            def one_sample(acc, k):
+                lat = methods.guides.sample_latents(built.sites, params, k, point_estimate=point)
+                w = methods.weights_from_latents(built, lat, masks)
+                probs = jax.lax.map(lambda xb: jax.nn.softmax(net.apply({"params": w}, pre(xb))), xb_all)
+                return acc + probs, None
+
+            k0 = jnp.zeros(xb_all.shape[:2] + (num_classes,), jnp.float32)
+            acc, _ = jax.lax.scan(one_sample, k0, jax.random.split(key, s))
+            return acc / s
+
+        predict = model.compiled[("predict", s)] = jax.jit(jax.vmap(one_seed, in_axes=(0, 0, 0, None)))
+    probs = np.asarray(predict(params, masks, keys, padded))
+    return probs.reshape(len(keys), n_pad, -1)[:, :n]
+
+
+def pruned_fractions(model, masks) -> list[float]:
+    """Fraction of weights pruned per seed of keep-masks with a leading seed axis (rule: :func:`pruned_fraction`)."""
+    import jax
+
+    masks = jax.device_get(masks)
+    order = [l.name for l in model.layers]
+    seeds = len(next(iter(next(iter(masks.values())).values())))
+    return [pruned_fraction(jax.tree.map(lambda m: m[i], masks), order, model.head) for i in range(seeds)]
+
+
+def evaluate_state(model, params, masks, x, y, keys, *, num_samples: int) -> list[dict]:
+    """Per seed: ``acc``, ``ece``, ``ece_width15``, ``nll`` on images ``x`` with labels ``y`` and the
+    ``pruned_fraction``. ``keys`` (:func:`eval_keys` of a tag such as the epoch) select the random draws, so a
+    resumed run draws the same ones; the other arguments are as for :func:`predictive_probs`."""
+    probs = predictive_probs(model, params, masks, keys, x, num_samples=num_samples)
+    out = []
+    for p, f in zip(probs, pruned_fractions(model, masks)):
+        m = evaluate_probs(p, np.asarray(y))
+        m["pruned_fraction"] = f
+        out.append(m)
+    return out
+
+
+def posterior_mean_weights(model, params, masks, key=None, num_draws: int = 256) -> dict:
+    r"""Posterior mean :math:`E_q[w]` of every weight as a Flax params dict, for one seed.
+
+    ``params`` and ``masks`` are one seed's (no seed axis). Under the mean-field posterior :math:`w = \gamma \hat w`
+    with the scale :math:`\gamma` independent of :math:`\hat w`, so :math:`E[w] = E[\gamma]\, E[\hat w] =
+    E[\gamma]\, \mu`: :math:`\hat w` is held at its mean :math:`\mu`, never sampled. :math:`E[\gamma]` is exact
+    where the posterior allows: for point estimates, and for the flat prior, whose scale
+    :math:`c = (c^{-2})^{-1/2}` with :math:`q(c^{-2}) = \mathcal{LN}(m, s^2)` has :math:`E[c] = e^{-m/2 + s^2/8}`
+    (obtained by evaluating the model at :math:`c^{-2} = e^{m - s^2/4}`). The tiered prior's :math:`\gamma`
+    (eq. 17) has no closed-form mean; it is averaged over ``num_draws`` draws of the scale variables alone
+    (``key``, default ``PRNGKey(0)``).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from . import methods
+
+    built, point = model.built, model.method.point_estimate
+    key = jax.random.PRNGKey(0) if key is None else key
+    exact = point or model.method.prior == "flat"
+    draws = 1 if exact else num_draws
+
+    @jax.jit
+    def mean_w(params, masks, key):
+        def one(k):
+            lat = methods.guides.sample_latents(built.sites, params, k, point_estimate=point)
+            lat["w_hat"] = params["w_hat.loc"]
+            if exact and not point:
+                m, s = params["c_inv_sqr.loc"], params["c_inv_sqr.scale"]
+                lat["c_inv_sqr"] = jnp.exp(m - 0.25 * s**2)
+            return methods.weights_from_latents(built, lat, masks)
+
+        ws = jax.lax.map(one, jax.random.split(key, draws))
+        return jax.tree.map(lambda a: jnp.mean(a, axis=0), ws)
+
+    return jax.device_get(mean_w(params, masks, key))

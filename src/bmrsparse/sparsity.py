@@ -16,7 +16,7 @@ score          a weight is removed first when                         reference
 ============  =====================================================  ========================================
 
 The pruned network is evaluated exactly as training evaluates (the trainer's keep-masks and posterior-predictive
-mean, :meth:`bmrsparse.train.Trainer.predictive_probs`), with the same random draws for every score and fraction,
+mean, :func:`bmrsparse.metrics.predictive_probs`), with the same random draws for every score and fraction,
 and its pruned fraction is counted by the rule of :func:`bmrsparse.metrics.pruned_fraction`, so the curves share an
 axis with the retrained methods' end points (BMR-S&S and the pruning baselines).
 
@@ -29,7 +29,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 
 import jax
@@ -39,6 +38,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from . import bmr, methods, metrics as bmetrics
+from .io import load_state
+from .methods._layers import join_split
 
 __all__ = [
     "SCORES",
@@ -100,42 +101,21 @@ def prune_masks(scores: Mapping, fraction: float, frozen: Sequence[str] = ()) ->
     """
     if not 0.0 <= float(fraction) <= 1.0:
         raise ValueError(f"fraction must be in [0, 1], got {fraction!r}")
-    names = [(layer, leaf) for layer, leaves in scores.items() if layer not in frozen for leaf in leaves]
-    flat = (np.concatenate([np.ravel(scores[layer][leaf]) for layer, leaf in names]) if names
-            else np.zeros(0))
-    k = int(round(float(fraction) * flat.size))
-    keep = np.ones(flat.size, bool)
-    keep[np.argsort(flat, kind="stable")[:k]] = False
-    masks, start = {}, 0
-    for layer, leaves in scores.items():
-        masks[layer] = {}
-        for leaf, value in leaves.items():
-            shape = np.shape(value)
-            if layer in frozen:
-                masks[layer][leaf] = np.ones(shape, bool)
-                continue
-            n = int(np.prod(shape))
-            masks[layer][leaf] = keep[start:start + n].reshape(shape)
-            start += n
-    return masks
+    ranked = {(layer, leaf): value for layer, leaves in scores.items() if layer not in frozen
+              for leaf, value in leaves.items()}
+
+    def decide(flat):
+        keep = np.ones(flat.size, bool)
+        keep[np.argsort(flat, kind="stable")[: int(round(float(fraction) * flat.size))]] = False
+        return keep
+
+    kept = join_split(decide, ranked, xp=np)
+    return {layer: {leaf: np.ones(np.shape(value), bool) if layer in frozen else kept[(layer, leaf)]
+                    for leaf, value in leaves.items()}
+            for layer, leaves in scores.items()}
 
 
 # ------------------------------------------------------------------------------------------------------ curves
-def _trainer(state_path, data_path, settings: Mapping | None):
-    from . import data as bdata
-    from .experiment import resolve_settings
-    from .train import Trainer
-
-    from .io import load_npz
-
-    head = json.loads(str(load_npz(state_path, producer="bmrsparse.experiment.run_stage")["header"]))
-    s = resolve_settings({**((head.get("extra") or {}).get("settings") or {}), **dict(settings or {})})
-    ds = bdata.load_prepared(data_path)
-    trainer = Trainer(arch=head["arch"], method=head["method"], dataset=ds, seeds=head["seeds"][:1], settings=s)
-    state, head = trainer.load(state_path)
-    return trainer, state, head
-
-
 def _leaves_of(params: Mapping, layers) -> dict:
     out = {}
     for layer in layers:
@@ -162,10 +142,10 @@ def sparsity_curve(state_path, data_path, *, fractions: Sequence[float] = FRACTI
     Returns:
       A table with :data:`CURVE_COLUMNS`. ``fraction`` is the requested share, ``pruned_fraction`` the share of
       all weights counted as pruned by :func:`bmrsparse.metrics.pruned_fraction`. Every evaluation uses the same
-      posterior draws (:meth:`~bmrsparse.train.Trainer.eval_keys` of tag 0), so the curves differ only by their
+      posterior draws (:func:`~bmrsparse.metrics.eval_keys` of tag 0), so the curves differ only by their
       masks.
     """
-    trainer, state, head = _trainer(state_path, data_path, settings)
+    trainer, state, head = load_state(state_path, data_path, settings=settings)
     if trainer.method.point_estimate or trainer.method.prior != "flat":
         raise ValueError(f"{state_path}: sparsity curves need a flat mean-field posterior (e.g. flat_ff), "
                          f"not {trainer.method.name!r}")

@@ -1,22 +1,26 @@
-r"""Training loop: NumPyro SVI with Optax AdaBelief, compiled chunks of steps, BMR pruning, evaluation, state files.
+r"""Training: NumPyro SVI with Optax AdaBelief in compiled chunks of steps, and the state that continues a run.
 
-A :class:`Trainer` binds a network, a method, a data set and one or more seeds. Its state (:class:`State`) is
-everything a run needs to continue bit-for-bit: the SVI state (guide parameters, optimiser state, the SVI PRNG key),
-the minibatch PRNG key, the BMR keep-masks and the step counter. Several seeds train in one compiled program: every
-array of the state has a leading seed axis and the step is ``vmap``-ped over it (one seed is a batch of one). States are saved as ``.npz`` files of named arrays plus a JSON header, never
-pickles.
+A :class:`Model` is a network bound to a method and a data set's shapes: the built NumPyro model and guide, the
+layers, the output layer, the input preprocessing. Evaluation (:mod:`bmrsparse.metrics`) and state files
+(:mod:`bmrsparse.io`: :func:`~bmrsparse.io.save_state`, :func:`~bmrsparse.io.load_state`) are functions over it.
+A :class:`Trainer` adds what training needs: the SVI object, the training data and one or more seeds, and the
+compiled step and loop. Its state (:class:`State`) is everything a run needs to continue bit-for-bit: the SVI state
+(guide parameters, optimiser state, the SVI PRNG key), the minibatch PRNG key, the keep-masks and the step counter.
+Several seeds train in one compiled program: every array of the state has a leading seed axis and the step is
+``vmap``-ped over it (one seed is a batch of one).
 
-Performance: the training data stay on the device as ``uint8``; a whole chunk of SVI steps runs as one compiled
-``lax.fori_loop`` with a dynamic trip count (compiled once per shape, ahead of time so compile time is measured);
-the host only syncs between chunks (progress bar, checkpoints, non-finite loss check).
+Pruning belongs to the method: :meth:`Trainer.prune` calls the method's declared prune function
+(:attr:`bmrsparse.methods.Method.prune`) with a :class:`~bmrsparse.methods.PruneContext`.
+
+The training data stay on the device as ``uint8``; a chunk of SVI steps runs as one compiled program (see the
+``training.step_loop`` setting, :data:`bmrsparse.settings.STEP_LOOPS`), compiled ahead of time; the host only syncs
+between chunks (progress bar, checkpoints, non-finite loss check).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import json
-import math
 import sys
 import time
 from typing import NamedTuple
@@ -27,10 +31,13 @@ import numpy as np
 import optax
 from numpyro.infer import SVI, TraceGraph_ELBO, TraceMeanField_ELBO
 
-from . import _rng, bmr, data as bdata, methods, metrics, nets
-from .io import atomic_savez, load_npz
+from . import _rng, data as bdata, io as bio, methods, metrics, nets
+from .settings import STEP_LOOPS, learning_rate
 
 FORMAT_VERSION = 1
+#: Folded into a seed's key, plus the epoch, for the prune function's key (evaluation uses
+#: :data:`bmrsparse.metrics.EVAL_KEY_TAG`): the draws of pruning, evaluation and training never coincide.
+PRUNE_KEY_TAG = 2_000_003
 
 
 class NonFiniteLossError(RuntimeError):
@@ -50,36 +57,41 @@ class State(NamedTuple):
     step: int
 
 
-def _key_to_str(path) -> str:
-    return jax.tree_util.keystr(path)
+def select(state: State, index: int) -> State:
+    """The state of seed number ``index`` alone (a batch of one)."""
+    take = lambda a: a[index : index + 1]  # noqa: E731
+    return State(jax.tree.map(take, state.svi_state), take(state.data_key), jax.tree.map(take, state.masks),
+                 state.step)
 
 
-class Trainer:
-    """Trains one (dataset, architecture, method) with NumPyro SVI.
+class Model:
+    """A network bound to a method and a data set's shapes: what evaluation, pruning and state files need.
 
     Args:
       arch: architecture name (see :data:`bmrsparse.nets.ARCHS`).
       method: method name (see :data:`bmrsparse.methods.METHODS`).
-      dataset: a :class:`bmrsparse.data.Dataset`.
-      seeds: integer seeds trained together (vmapped); the same seeds give the same numbers on CPU.
-      settings: resolved settings (see :data:`bmrsparse.experiment.DEFAULT_SETTINGS`).
+      dataset: a :class:`bmrsparse.data.Dataset`; its training images give the preprocessing's per-channel
+        statistics and the data size :math:`N` that scales the evidence bound.
+      settings: resolved settings (:func:`bmrsparse.settings.resolve_settings`).
+
+    Attributes: ``arch``, ``method`` (the :class:`~bmrsparse.methods.Method`), ``dataset_name``, ``net`` (Flax),
+    ``layers`` (:func:`~bmrsparse.methods.find_layers`), ``head`` (the output layer's name), ``built``
+    (:class:`~bmrsparse.methods.Built`: NumPyro model, guide and sites), ``preprocess`` (uint8 images to the
+    network's input), ``input_shape``, ``image_shape``, ``num_classes``, ``n_data``, ``settings``.
     """
 
-    def __init__(self, *, arch: str, method: str, dataset, seeds, settings: dict):
+    def __init__(self, *, arch: str, method: str, dataset, settings: dict):
         self.arch = arch
         self.method = methods.get_method(method)
         self.dataset_name = dataset.name
-        self.seeds = [int(x) for x in ([seeds] if np.isscalar(seeds) else seeds)]
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds must be distinct integers, got {seeds!r}")
         self.settings = settings
-        self.batch_size = int(settings["batch_size"])
         overrides = dict((settings.get("net") or {}).get(arch) or {})
         rate = float(settings["dropout"]) if self.method.dropout else 0.0
         self.net = nets.make_net(arch, dataset.name, dropout_rate=rate, **overrides)
         h, w, c = nets.input_shape(arch, dataset.name)
         self.input_shape = (h, w, c)
         self.image_shape = tuple(int(d) for d in dataset.x_train.shape[1:])
+        self.num_classes = int(nets.NUM_CLASSES[dataset.name])
 
         mean, std = bdata.channel_stats(dataset.x_train)
         mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
@@ -112,11 +124,50 @@ class Trainer:
             init_radius=float(settings["init_radius"]),
             init_scale=float(settings["init_scale"]),
         )
-        lr = float((settings.get("learning_rate") or {}).get(method, self.method.learning_rate))
-        self.learning_rate = lr
+        self.compiled: dict = {}  # programs compiled for this model (evaluation), by name
+
+    def header(self, seeds) -> dict:
+        """What a state file records to refuse being read into another model (see :func:`bmrsparse.io.read_state`)."""
+        return {
+            "format": FORMAT_VERSION,
+            "dataset": self.dataset_name,
+            "arch": self.arch,
+            "prior": self.method.prior,
+            "point_estimate": self.method.point_estimate,
+            "layers": [[l.name, [list(s) for _, s in l.shapes]] for l in self.layers],
+            "image_shape": list(self.image_shape),
+            "seeds": [int(s) for s in seeds],
+        }
+
+
+class Trainer:
+    """Trains one (dataset, architecture, method) with NumPyro SVI.
+
+    Args:
+      arch: architecture name (see :data:`bmrsparse.nets.ARCHS`).
+      method: method name (see :data:`bmrsparse.methods.METHODS`).
+      dataset: a :class:`bmrsparse.data.Dataset`.
+      seeds: integer seeds trained together (vmapped); the same seeds give the same numbers on CPU.
+      settings: resolved settings (see :data:`bmrsparse.settings.DEFAULT_SETTINGS`).
+
+    ``model`` is its :class:`Model`; its attributes (``method``, ``net``, ``layers``, ``head``, ``built``, ...) are
+    also the trainer's.
+    """
+
+    def __init__(self, *, arch: str, method: str, dataset, seeds, settings: dict):
+        self.seeds = [int(x) for x in ([seeds] if np.isscalar(seeds) else seeds)]
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct integers, got {seeds!r}")
+        self.model = model = Model(arch=arch, method=method, dataset=dataset, settings=settings)
+        self.arch, self.method, self.dataset_name, self.settings = arch, model.method, model.dataset_name, settings
+        self.net, self.layers, self.head, self.built = model.net, model.layers, model.head, model.built
+        self.preprocess, self.input_shape, self.image_shape = model.preprocess, model.input_shape, model.image_shape
+        self.n_data = model.n_data
+        self.batch_size = int(settings["batch_size"])
         # training.elbo: the mean-field guides' estimator; a point estimate (MAP) always uses TraceMeanField_ELBO
         elbo = TraceGraph_ELBO if settings.get("elbo") == "trace_graph" and not self.method.point_estimate else None
-        self.svi = SVI(self.built.model, self.built.guide, optax.adabelief(lr), loss=(elbo or TraceMeanField_ELBO)())
+        adabelief = optax.adabelief(learning_rate(settings, method))
+        self.svi = SVI(self.built.model, self.built.guide, adabelief, loss=(elbo or TraceMeanField_ELBO)())
 
         self.x_train = jnp.asarray(dataset.x_train)
         self.y_train = jnp.asarray(dataset.y_train, jnp.int32)
@@ -126,7 +177,7 @@ class Trainer:
         self.y_test = np.asarray(dataset.y_test[:n_test])
         self._run = None
         self.compile_seconds = 0.0
-        self._predict = None
+        self.step_loop = None  # "host" or "device" once compiled (training.step_loop resolved)
         self._prune = None
 
     # ------------------------------------------------------------------ state
@@ -151,19 +202,17 @@ class Trainer:
 
     def select(self, state: State, index: int) -> State:
         """The state of seed number ``index`` alone (a batch of one)."""
-        take = lambda a: a[index : index + 1]  # noqa: E731
-        return State(jax.tree.map(take, state.svi_state), take(state.data_key), jax.tree.map(take, state.masks),
-                     state.step)
+        return select(state, index)
 
     # ------------------------------------------------------------------ training
     def _compile(self, state: State):
         """Compile the training step(s) ahead of time (timed: :attr:`compile_seconds`).
 
-        ``step_loop`` (setting): ``"device"`` runs a chunk as one compiled ``lax.fori_loop``; ``"host"`` calls one
-        compiled step per SVI step from Python without syncing (dispatch is asynchronous). Measured on a 2-core
-        CPU: XLA runs convolutions inside a while loop about 3x slower than in a plain program (LeNet-5 Flat-FF
-        77 vs 24 ms/step), while the dense MLP's Bayesian steps are faster in the loop (Flat-FF 24 vs 39 ms/step).
-        So ``"auto"`` picks ``"host"`` for networks with convolutions on CPU and ``"device"`` otherwise.
+        ``step_loop`` (setting, :data:`bmrsparse.settings.STEP_LOOPS`): ``"device"`` runs a chunk as one compiled
+        ``lax.fori_loop``; ``"host"`` calls one compiled step per SVI step from Python without syncing (dispatch is
+        asynchronous). On CPU, XLA runs convolutions inside a while loop slower than in a plain program, while
+        dense networks' Bayesian steps run faster in the loop; so ``"auto"`` picks ``"host"`` for networks with
+        convolutions on CPU and ``"device"`` otherwise. Both give the same numbers.
         """
         svi, b, n = self.svi, self.batch_size, self.n_data
         # a method that never prunes keeps every weight: its step skips the keep-masks (one multiplication and its
@@ -190,20 +239,18 @@ class Trainer:
         on_cpu = jax.default_backend() == "cpu"
         if mode == "auto":
             mode = "host" if on_cpu and has_conv else "device"
-        if mode not in ("host", "device"):
-            raise ValueError(f"training.step_loop must be 'auto', 'host' or 'device', got {mode!r}")
+        if mode not in STEP_LOOPS:
+            raise ValueError(f"training.step_loop must be one of {list(STEP_LOOPS)}, got {mode!r}")
         carry0, masks0 = self._carry(state.svi_state, state.data_key), self._unbatch(state.masks)
         t0 = time.perf_counter()
         if mode == "device":
             def chunk(carry, masks, x, y, num_steps):
                 return jax.lax.fori_loop(0, num_steps, lambda _, c: body_seeds(c, masks, x, y), carry)
 
-            # on CPU, networks without convolutions: the straight-line Threefry (the same bits). Flat-MAP's dropout
-            # masks: MLP 10.0 -> 6.9-7.3 ms/step; the Bayesian steps' ~1e6 normal draws, each made once into its own
-            # buffer (guides.standard_normal): Flat-FF 12.0 -> 10.6 ms, compile 1.7 -> 2.1 s (Tiered-FF 3.1 -> 5.1 s).
-            # Not for convolutions: one LeNet-5 step program compiled for minutes. Not for the Bayesian steps of
-            # several seeds: vmapped, the draws are not kept in their own buffers (see _rng.once) and the hash would
-            # be evaluated once per consumer.
+            # on CPU, networks without convolutions: the straight-line Threefry (the same bits, cheaper random
+            # draws; see bmrsparse._rng). Not for convolutions: such a step program takes very long to compile.
+            # Not for the Bayesian steps of several seeds: vmapped, the draws are not kept in their own buffers
+            # (see _rng.once) and the hash would be evaluated once per consumer.
             straight = not has_conv and on_cpu and (single or self.method.point_estimate)
             with _rng.straight_line_threefry() if straight else contextlib.nullcontext():
                 lowered = jax.jit(chunk).lower(carry0, masks0, self.x_train, self.y_train, jnp.int32(1))
@@ -287,13 +334,14 @@ class Trainer:
             bar.close()
         return state, seconds
 
-    # ------------------------------------------------------------------ BMR
-    def prune(self, state: State, reference: dict | None = None) -> State:
-        """Prune before an epoch by the method's declared rule (:attr:`bmrsparse.methods.Method.prune`).
+    # ------------------------------------------------------------------ pruning
+    def prune(self, state: State, reference: dict | None = None, *, epoch: int = 0) -> State:
+        """Prune before ``epoch`` by the method's declared prune function (:attr:`bmrsparse.methods.Method.prune`).
 
-        BMR-S&S: one BMR step (eqs. 19-23) over every layer but the output layer. Masks accumulate. ``reference``:
-        the keep-masks (leading seed axis) of the state of :attr:`~bmrsparse.methods.Method.reference` of the same
-        epoch, for methods that declare one (e.g. pruning baselines matched to BMR-S&S's per-layer counts).
+        The function gets a :class:`~bmrsparse.methods.PruneContext` per seed (built model, output layer,
+        settings, and this seed's prune key, seed and ``epoch``); masks accumulate. ``reference``: the keep-masks
+        (leading seed axis) of the state of :attr:`~bmrsparse.methods.Method.reference` of the same epoch, for
+        methods that declare one (e.g. pruning baselines matched to BMR-S&S's per-layer counts).
         """
         rule = self.method.prune
         if rule is None:
@@ -302,200 +350,52 @@ class Trainer:
             raise ValueError(f"method {self.method.name!r} prunes against the state of {self.method.reference!r}: "
                              "pass its masks as reference")
         if self._prune is None:
-            built, head = self.built, self.head
-            s = self.settings
+            built, head, s = self.built, self.head, self.settings
 
-            def spike_and_slab(params, masks):
-                post = methods.layer_posteriors(built, params)
-                new, _ = bmr.spike_and_slab_layers(
-                    post, masks, alpha0=s["alpha0"], beta0=s["beta0"], iters=int(s["bmr_iters"]), frozen=(head,),
-                    keep=s.get("bmr_keep", "zeta"),
-                )
-                return new
+            def prune_one(params, masks, ref, key, seed, ep):
+                return rule(methods.PruneContext(built, head, s, key, seed, ep), params, masks, ref)
 
-            ctx = methods.PruneContext(built, head, s, spike_and_slab)
-            self._prune = jax.jit(jax.vmap(lambda params, masks, ref: rule(ctx, params, masks, ref)))
-        masks = self._prune(self.params(state), state.masks, reference)
+            self._prune = jax.jit(jax.vmap(prune_one, in_axes=(0, 0, 0, 0, 0, None)))
+        keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(sd), PRUNE_KEY_TAG + int(epoch)) for sd in self.seeds])
+        masks = self._prune(self.params(state), state.masks, reference, keys, jnp.asarray(self.seeds, jnp.int32),
+                            jnp.int32(epoch))
         return State(state.svi_state, state.data_key, masks, state.step)
 
     def pruned_fraction(self, state: State) -> list[float]:
-        """Fraction of weights pruned per seed (see :func:`bmrsparse.metrics.pruned_fraction` for the rule)."""
-        masks = jax.device_get(state.masks)
-        order = [l.name for l in self.layers]
-        return [
-            metrics.pruned_fraction(jax.tree.map(lambda m: m[i], masks), order, self.head)
-            for i in range(len(self.seeds))
-        ]
+        """Fraction of weights pruned per seed (see :func:`bmrsparse.metrics.pruned_fractions`)."""
+        return metrics.pruned_fractions(self.model, state.masks)
 
-    # ------------------------------------------------------------------ evaluation
+    # ------------------------------------------------------------------ evaluation and files (bmrsparse.metrics, bmrsparse.io)
     def eval_keys(self, tag: int):
-        """One PRNG key per seed for evaluation ``tag`` (e.g. the epoch): independent of the other seeds."""
-        return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), 1_000_003 + int(tag)) for s in self.seeds])
+        """:func:`bmrsparse.metrics.eval_keys` of this trainer's seeds."""
+        return metrics.eval_keys(self.seeds, tag)
 
     def predictive_probs(self, state: State, keys, num_samples: int) -> np.ndarray:
-        r"""Posterior-predictive mean :math:`\frac1S\sum_s p(y \mid x, w_s)` on the test subset, ``[seeds, N, K]``.
-
-        ``keys``: one PRNG key per seed (see :meth:`eval_keys`).
-        """
-        built, net, pre = self.built, self.net, self.preprocess
-        point = self.method.point_estimate
-        s = 1 if point else int(num_samples)
-        bs = int(self.settings["eval_batch_size"])
-        n = len(self.y_test)
-        n_pad = math.ceil(n / bs) * bs
-        x = np.zeros((n_pad,) + self.x_test.shape[1:], self.x_test.dtype)
-        x[:n] = self.x_test
-        x = jnp.asarray(x.reshape((n_pad // bs, bs) + self.x_test.shape[1:]))
-        if self._predict is None:
-
-            def predict(params, masks, key, xb_all):
-                def one_sample(acc, k):
-                    lat = methods.guides.sample_latents(built.sites, params, k, point_estimate=point)
-                    w = methods.weights_from_latents(built, lat, masks)
-                    probs = jax.lax.map(lambda xb: jax.nn.softmax(net.apply({"params": w}, pre(xb))), xb_all)
-                    return acc + probs, None
-
-                k0 = jnp.zeros(xb_all.shape[:2] + (self._num_classes(),), jnp.float32)
-                acc, _ = jax.lax.scan(one_sample, k0, jax.random.split(key, s))
-                return acc / s
-
-            self._predict = jax.jit(jax.vmap(predict, in_axes=(0, 0, 0, None)))
-        probs = np.asarray(self._predict(self.params(state), state.masks, keys, x))
-        return probs.reshape(len(self.seeds), n_pad, -1)[:, :n]
-
-    def _num_classes(self) -> int:
-        return int(nets.NUM_CLASSES[self.dataset_name])
+        """:func:`bmrsparse.metrics.predictive_probs` on this trainer's test subset, ``[seeds, N, K]``."""
+        return metrics.predictive_probs(self.model, self.params(state), state.masks, keys, self.x_test,
+                                        num_samples=num_samples)
 
     def evaluate(self, state: State, tag: int, num_samples: int) -> list[dict]:
-        """Per seed: ``acc``, ``ece``, ``ece_width15``, ``nll`` on the test subset and the ``pruned_fraction``.
-
-        ``tag`` (the epoch) selects the evaluation's random draws, so a resumed run draws the same ones.
-        """
-        probs = self.predictive_probs(state, self.eval_keys(tag), num_samples)
-        out = []
-        for p, f in zip(probs, self.pruned_fraction(state)):
-            m = metrics.evaluate_probs(p, self.y_test)
-            m["pruned_fraction"] = f
-            out.append(m)
-        return out
+        """:func:`bmrsparse.metrics.evaluate_state` on this trainer's test subset, one dict per seed."""
+        return metrics.evaluate_state(self.model, self.params(state), state.masks, self.x_test, self.y_test,
+                                      metrics.eval_keys(self.seeds, tag), num_samples=num_samples)
 
     def posterior_mean_weights(self, state: State, key=None, num_draws: int = 256, index: int = 0) -> dict:
-        r"""Posterior mean :math:`E_q[w]` of every weight as a Flax params dict.
+        """:func:`bmrsparse.metrics.posterior_mean_weights` of seed number ``index``."""
+        one = select(state, index)
+        return metrics.posterior_mean_weights(self.model, jax.tree.map(lambda a: a[0], self.params(one)),
+                                              jax.tree.map(lambda a: a[0], one.masks), key=key, num_draws=num_draws)
 
-        Under the mean-field posterior :math:`w = \gamma \hat w` with the scale :math:`\gamma` independent of
-        :math:`\hat w`, so :math:`E[w] = E[\gamma]\, E[\hat w] = E[\gamma]\, \mu`: :math:`\hat w` is held at its
-        mean :math:`\mu`, never sampled. :math:`E[\gamma]` is exact where the posterior allows: for point estimates,
-        and for the flat prior, whose scale :math:`c = (c^{-2})^{-1/2}` with :math:`q(c^{-2}) = \mathcal{LN}(m, s^2)`
-        has :math:`E[c] = e^{-m/2 + s^2/8}` (obtained by evaluating the model at
-        :math:`c^{-2} = e^{m - s^2/4}`). The tiered prior's :math:`\gamma` (eq. 17) has no closed-form mean; it is
-        averaged over ``num_draws`` draws of the scale variables alone (``key``). ``index`` picks the seed.
-        """
-        state = self.select(state, index)
-        params = jax.tree.map(lambda a: a[0], self.params(state))
-        built, point = self.built, self.method.point_estimate
-        key = jax.random.PRNGKey(0) if key is None else key
-        exact = point or self.method.prior == "flat"
-        draws = 1 if exact else num_draws
-
-        @jax.jit
-        def mean_w(params, masks, key):
-            def one(k):
-                lat = methods.guides.sample_latents(built.sites, params, k, point_estimate=point)
-                lat["w_hat"] = params["w_hat.loc"]
-                if exact and not point:
-                    m, s = params["c_inv_sqr.loc"], params["c_inv_sqr.scale"]
-                    lat["c_inv_sqr"] = jnp.exp(m - 0.25 * s**2)
-                return methods.weights_from_latents(built, lat, masks)
-
-            ws = jax.lax.map(one, jax.random.split(key, draws))
-            return jax.tree.map(lambda a: jnp.mean(a, axis=0), ws)
-
-        return jax.device_get(mean_w(params, jax.tree.map(lambda a: a[0], state.masks), key))
-
-    # ------------------------------------------------------------------ files
     def header(self) -> dict:
-        return {
-            "format": FORMAT_VERSION,
-            "dataset": self.dataset_name,
-            "arch": self.arch,
-            "prior": self.method.prior,
-            "point_estimate": self.method.point_estimate,
-            "layers": [[l.name, [list(s) for _, s in l.shapes]] for l in self.layers],
-            "image_shape": list(self.image_shape),
-            "seeds": list(self.seeds),
-        }
+        return self.model.header(self.seeds)
 
     def save(self, state: State, path, extra: dict | None = None, index: int | None = None) -> None:
-        """Write ``state`` (and JSON-able ``extra``) to ``path`` atomically as ``.npz``.
-
-        With ``index``, only that seed's state is written (a file for a single seed).
-        """
-        head = self.header()
-        if index is not None:
-            state = self.select(state, index)
-            head["seeds"] = [self.seeds[index]]
-        arrays = {}
-        for p, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(state.svi_state))[0]:
-            arrays["svi" + _key_to_str(p)] = np.asarray(leaf)
-        for layer, leaves in jax.device_get(state.masks).items():
-            for leaf, m in leaves.items():
-                arrays[f"mask/{layer}/{leaf}"] = np.asarray(m)
-        arrays["data_key"] = np.asarray(state.data_key)
-        head = dict(head, method=self.method.name, step=int(state.step), extra=extra or {})
-        arrays["header"] = np.asarray(json.dumps(head))
-        atomic_savez(path, **arrays)  # with its digest: load() refuses a damaged file (bmrsparse.io)
+        """:func:`bmrsparse.io.save_state`."""
+        bio.save_state(self, state, path, extra=extra, index=index)
 
     def load(self, path, *, require_method: bool = False) -> tuple[State, dict]:
-        """Read a state written by :meth:`save` (a compatible method's, e.g. the Flat-FF warm-up for BMR-S&S).
-
-        ``path`` may be a list of single-seed files, one per seed of this trainer, in order. Raises
-        :class:`StateMismatchError` naming the difference when a file is for another data set, architecture,
-        network shape, prior or seed, and :class:`bmrsparse.io.DamagedFileError` (naming the file and the command
-        that remakes it) when a file is cut short, changed or without its digest. Returns ``(state, header)`` (the
-        header of the first file).
-        """
-        if isinstance(path, (list, tuple)):
-            if len(path) != len(self.seeds):
-                raise StateMismatchError(f"{len(path)} state files for {len(self.seeds)} seeds")
-            parts = [self._load_one(p, require_method, [s]) for p, s in zip(path, self.seeds)]
-            states = [p[0] for p in parts]
-            cat = lambda *a: jnp.concatenate(a, axis=0)  # noqa: E731
-            state = State(jax.tree.map(cat, *[s.svi_state for s in states]), cat(*[s.data_key for s in states]),
-                          jax.tree.map(cat, *[s.masks for s in states]), states[0].step)
-            return state, parts[0][1]
-        return self._load_one(path, require_method, self.seeds)
-
-    def _load_one(self, path, require_method, seeds) -> tuple[State, dict]:
-        arrays = load_npz(path, producer="bmrsparse.experiment.run_stage")
-        head = json.loads(str(arrays.pop("header")))
-        mine = dict(self.header(), seeds=list(seeds))
-        for k in ("format", "dataset", "arch", "prior", "point_estimate", "layers", "image_shape", "seeds"):
-            if head.get(k) != mine.get(k):
-                raise StateMismatchError(
-                    f"{path} was written for {k}={head.get(k)!r}, but this run has {k}={mine.get(k)!r} "
-                    f"(dataset={self.dataset_name}, arch={self.arch}, method={self.method.name}). "
-                    "Delete the file or point the run at a state of the same data set, architecture and prior."
-                )
-        if require_method and head.get("method") != self.method.name:
-            raise StateMismatchError(
-                f"{path} is a checkpoint of method {head.get('method')!r}, not {self.method.name!r}; delete it."
-            )
-        template = jax.eval_shape(self.init)
-        n = len(seeds)
-        flat, treedef = jax.tree_util.tree_flatten_with_path(template.svi_state)
-        flat = [(p, jax.ShapeDtypeStruct((n,) + t.shape[1:], t.dtype)) for p, t in flat]
-        leaves = []
-        for p, t in flat:
-            name = "svi" + _key_to_str(p)
-            if name not in arrays or arrays[name].shape != t.shape:
-                raise StateMismatchError(f"{path}: parameter {name} missing or of another shape; delete the file")
-            leaves.append(jnp.asarray(arrays[name], t.dtype))
-        svi_state = jax.tree_util.tree_unflatten(treedef, leaves)
-        masks = {
-            l.name: {leaf: jnp.asarray(arrays[f"mask/{l.name}/{leaf}"]) for leaf, _ in l.shapes} for l in self.layers
-        }
-        state = State(svi_state, jnp.asarray(arrays["data_key"]), masks, int(head["step"]))
-        return state, head
+        """:func:`bmrsparse.io.read_state`."""
+        return bio.read_state(self, path, require_method=require_method)
 
 
 class ProgressLog:

@@ -65,18 +65,29 @@ WARMUP_INHERITS = {"learning_rate": "lr", "init_radius": "r", "init_scale": "s"}
 
 
 class PruneContext(NamedTuple):
-    r"""What a method's prune function may use (one seed; the trainer vmaps it over seeds and compiles it).
+    r"""What a method's prune function receives besides the parameters and masks (one seed; the trainer vmaps the
+    prune function over seeds and compiles it, so ``key``, ``seed`` and ``epoch`` are traced arrays).
 
     ``built``: the :class:`~bmrsparse.methods.Built` model (:func:`~bmrsparse.methods.layer_posteriors` gives
     ``{layer: {leaf: (mu, sigma)}}`` of :math:`q(\hat w)` from guide params); ``head``: the output layer's name,
-    never to be pruned; ``settings``: the resolved training settings; ``spike_and_slab(params, masks)``: one
-    BMR-S&S prune step (eqs. 19-23) with the run's settings, returning the new masks.
+    never to be pruned; ``settings``: the resolved training settings (:mod:`bmrsparse.settings`); ``key``: a PRNG
+    key for this seed and epoch, independent of the training and evaluation keys (a randomised method draws from
+    it, so its choices repeat with the seed); ``seed``: the run's integer seed; ``epoch``: the epoch about to be
+    trained (int32; the first pruned epoch is 1).
     """
 
     built: Any
     head: str
     settings: dict
-    spike_and_slab: Callable
+    key: Any = None
+    seed: Any = None
+    epoch: Any = None
+
+    def spike_and_slab(self, params, masks):
+        """One BMR-S&S prune step with the run's settings: :func:`bmrsparse.methods.bmr_ss.prune`."""
+        from .bmr_ss import prune
+
+        return prune(self, params, masks, None)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,17 @@ from ._registry import Method
 
 
 def prune(ctx, params, masks, reference):
-    """One BMR-S&S step with the run's settings (alpha0, beta0, bmr_iters, bmr_keep); ``reference`` is unused."""
-    return ctx.spike_and_slab(params, masks)
+    """One BMR-S&S step (eqs. 19-23, :func:`bmrsparse.bmr.spike_and_slab_layers`) over every layer but the output
+    layer, with the run's settings (alpha0, beta0, bmr_iters, bmr_keep); ``reference`` is unused."""
+    from .. import bmr
+    from ._model import layer_posteriors
+
+    s = ctx.settings
+    new, _ = bmr.spike_and_slab_layers(
+        layer_posteriors(ctx.built, params), masks, alpha0=s["alpha0"], beta0=s["beta0"], iters=int(s["bmr_iters"]),
+        keep=s["bmr_keep"], frozen=(ctx.head,),
+    )
+    return new
 
 
 METHOD = Method(

@@ -194,7 +194,7 @@ def prune(ctx, params, masks, reference):
     s = ctx.settings
     return structured_prune(layer_posteriors(ctx.built, params), masks, ctx.built.layers, ctx.head,
                             alpha0=s["alpha0"], beta0=s["beta0"], iters=int(s["bmr_iters"]),
-                            keep=s.get("bmr_keep", "zeta"), group_inputs=s.get("bmr_group_inputs", "all"))
+                            keep=s["bmr_keep"], group_inputs=s.get("bmr_group_inputs", "all"))
 
 
 METHOD = Method(

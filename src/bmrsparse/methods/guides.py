@@ -40,9 +40,9 @@ def standard_normal(key, shape):
     """``jax.random.normal(key, shape)``, computed once per step into its own buffer (the same numbers).
 
     On CPU by :func:`bmrsparse._rng.once`: otherwise XLA evaluates the draw's Threefry hash and inverse error function
-    again in each of its ~5 consumers over the MLP's ~10^6 weights. Measured on the 2-core CPU (issue 12): the MLP's
-    Flat-FF step 13.6 -> 12.4 ms, and 11.0 ms with the straight-line Threefry lowering, which without this made the
-    step slower (15.1 ms). Elsewhere an ``optimization_barrier`` (which GPU compilers keep).
+    again in each of its consumers over every weight of the network, and the straight-line Threefry lowering
+    (:func:`bmrsparse._rng.straight_line_threefry`) would repeat its longer hash per consumer. Elsewhere an
+    ``optimization_barrier`` (which GPU compilers keep).
     """
     if jax.default_backend() != "cpu":
         return jax.lax.optimization_barrier(jax.random.normal(key, shape))

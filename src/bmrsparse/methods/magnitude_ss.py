@@ -38,6 +38,7 @@ def matched_prune(score):
         import jax.numpy as jnp
 
         from . import layer_posteriors
+        from ._layers import join_split
 
         posterior = layer_posteriors(ctx.built, params)
         new = {}
@@ -45,20 +46,16 @@ def matched_prune(score):
             if layer == ctx.head:
                 new[layer] = dict(masks[layer])
                 continue
-            names = list(leaves)
-            kept = jnp.concatenate([jnp.ravel(masks[layer][k]) for k in names])
-            target = sum(jnp.sum(~jnp.asarray(reference[layer][k])) for k in names)
-            s = jnp.concatenate([jnp.ravel(score(*leaves[k])) for k in names])
-            s = jnp.where(kept, s, -jnp.inf)  # already pruned: first in line, they count towards the target
-            order = jnp.argsort(s, stable=True)
-            rank = jnp.zeros_like(order).at[order].set(jnp.arange(order.size, dtype=order.dtype))
-            keep = kept & (rank >= target)
-            new[layer], start = {}, 0
-            for k in names:
-                shape = jnp.shape(leaves[k][0])
-                size = int(jnp.size(leaves[k][0]))
-                new[layer][k] = keep[start : start + size].reshape(shape)
-                start += size
+            target = sum(jnp.sum(~jnp.asarray(reference[layer][k])) for k in leaves)
+
+            def decide(kept, s, target=target):
+                s = jnp.where(kept, s, -jnp.inf)  # already pruned: first in line, they count towards the target
+                order = jnp.argsort(s, stable=True)
+                rank = jnp.zeros_like(order).at[order].set(jnp.arange(order.size, dtype=order.dtype))
+                return kept & (rank >= target)
+
+            scores = {k: score(*pair) for k, pair in leaves.items()}
+            new[layer] = join_split(decide, {k: masks[layer][k] for k in leaves}, scores, xp=jnp)
         return new
 
     return prune
