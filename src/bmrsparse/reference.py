@@ -52,9 +52,9 @@ def schedule_mismatch(config: Mapping, arch: str) -> list[str]:
     """Why a workflow config's BMR-S&S run of ``arch`` is *not* comparable to :data:`AUTHORS_SCHEDULE` (empty: it is).
 
     ``config`` is the workflow's config (``datasets``, ``schedule``, ``training``); ``null`` training values mean the
-    library's defaults (:func:`bmrsparse.experiment.resolve_settings`).
+    library's defaults (:func:`bmrsparse.settings.resolve_settings`).
     """
-    from .experiment import resolve_settings
+    from .settings import resolve_settings
 
     ref = AUTHORS_SCHEDULE
     why = []
