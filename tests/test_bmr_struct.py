@@ -167,7 +167,7 @@ def _net_layers(arch, net):
 
 def test_live_inputs_follow_removed_units_through_dense_and_flattened_conv_layers():
     layers = _net_layers("lenet", {"features": [3, 4, 5], "hidden": 8})
-    masks = jax.tree.map(np.asarray, methods.all_kept(layers))
+    masks = jax.tree.map(np.array, methods.all_kept(layers))
     names = [l.name for l in layers]
     conv_last, dense = names[2], names[3]
     assert layers[2].kind == "conv" and layers[3].kind == "dense"
@@ -210,7 +210,7 @@ def test_live_option_ignores_weights_that_read_a_removed_unit():
     post["dense_1"]["kernel"][0][1, 3] = 3.0  # ... but for one that reads dense_0's unit 1
     post = {n: {k: tuple(jax.numpy.asarray(a) for a in v) for k, v in leaves.items()} for n, leaves in post.items()}
     kept = methods.all_kept(layers)
-    removed = jax.tree.map(np.asarray, kept)
+    removed = jax.tree.map(np.array, kept)
     removed["dense_0"]["kernel"][:, 1] = False
     removed["dense_0"]["bias"][1] = False
 
