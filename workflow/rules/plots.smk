@@ -5,6 +5,7 @@
 # differ only in their names and memory (the paper's figures keep their rules); the sparsity-accuracy figure is
 # drawn in sparsity.smk.
 
+
 # Fig. 1 / S1 / S2 and every registered dataset's performance figure (bmrsparse.data.DatasetInfo.figure)
 rule plot_performance:
     input:
@@ -39,6 +40,7 @@ rule plot_performance:
         schedule=config["schedule"],
     script:
         "../scripts/plot_figure.py"
+
 
 # Fig. 2
 rule plot_pruned_fraction:
@@ -75,6 +77,7 @@ rule plot_pruned_fraction:
     script:
         "../scripts/plot_figure.py"
 
+
 # Fig. 3
 rule plot_posterior_cdf:
     input:
@@ -109,6 +112,7 @@ rule plot_posterior_cdf:
         schedule=config["schedule"],
     script:
         "../scripts/plot_figure.py"
+
 
 # Fig. 4
 rule plot_first_layer:
@@ -145,9 +149,9 @@ rule plot_first_layer:
     script:
         "../scripts/plot_figure.py"
 
+
 # every figure declared without a rule of its own (Figure.rule = "plot_figure"), e.g. a plug-in's
 rule plot_figure:
-    localrule: True
     input:
         unpack(figure_inputs),
     output:
@@ -169,6 +173,7 @@ rule plot_figure:
         "logs/plot_figure/{figure}.log",
     wildcard_constraints:
         figure=figures_of_rule("plot_figure"),
+    localrule: True
     conda:
         ENV
     resources:
