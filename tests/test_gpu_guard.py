@@ -173,7 +173,8 @@ def test_training_job_given_a_gpu_stops_then_runs_with_opt_out(tmp_path):
 def test_provenance_table_reads_each_jobs_record(tmp_path):
     record = {"library": "abc123", "device": "gpu: NVIDIA H100", "jax": "0.10.2", "jaxlib": "0.10.2",
               "numpyro": "0.22.0", "flax": "0.12.8", "numpy": "2.4.6", "optax": "0.2.8",
-              "cuda_plugin": "jax-cuda12-plugin 0.10.2", "python": "3.11.7", "commit": "76695b5-modified"}
+              "cuda_plugin": "jax-cuda12-plugin 0.10.2", "python": "3.11.7", "commit": "76695b5-modified",
+              "xla_threads": "1"}
     new = tmp_path / "results" / "warmup" / "mlp" / "metrics.csv"
     old = tmp_path / "results" / "train" / "mlp" / "metrics.csv"
     new.parent.mkdir(parents=True)
