@@ -54,7 +54,7 @@ def schedule_mismatch(config: Mapping, arch: str) -> list[str]:
     ``config`` is the workflow's config (``datasets``, ``schedule``, ``training``); ``null`` training values mean the
     library's defaults (:func:`bmrsparse.settings.resolve_settings`).
     """
-    from .settings import resolve_settings
+    from .settings import DEFAULT_SETTINGS, resolve_settings
 
     ref = AUTHORS_SCHEDULE
     why = []
@@ -65,8 +65,7 @@ def schedule_mismatch(config: Mapping, arch: str) -> list[str]:
         if schedule.get(key) != value:
             why.append(f"schedule.{key} is {schedule.get(key)!r}, the reference's {value!r}")
     training = {k: v for k, v in (config.get("training") or {}).items() if v is not None}
-    known = resolve_settings(None)
-    settings = resolve_settings({k: v for k, v in training.items() if k in known})
+    settings = resolve_settings({k: v for k, v in training.items() if k in DEFAULT_SETTINGS})
     for key, value in ref["settings"].items():
         got = settings[key][ref["method"]] if key == "learning_rate" else settings[key]
         if got != value:
