@@ -271,3 +271,55 @@ def test_registry_declares_the_papers_networks():
         register(Network(name="mlp", label="other", module=LeNet))
     with pytest.raises(ValueError, match="num_classes field"):
         Network(name="bad", label="Bad", module=object)
+
+
+@pytest.mark.parametrize("shape,features", [((3, 32, 32, 1), 6), ((3, 14, 14, 6), 16), ((3, 5, 5, 16), 120),
+                                            ((2, 32, 32, 3), 18), ((2, 9, 7, 4), 5)])
+def test_conv_valid_patches_equals_xla_convolution(shape, features):
+    """The CPU lowering of LeNet-5's convolutions (shifted views, one matrix product) computes XLA's convolution, its
+    value and its gradients with respect to the kernel and the input, to float rounding."""
+    from bmrsparse.nets._common import conv_valid
+
+    x = jax.random.normal(jax.random.PRNGKey(0), shape)
+    k = 0.2 * jax.random.normal(jax.random.PRNGKey(1), (5, 5, shape[-1], features))
+
+    def loss(lowering):
+        return lambda k, x: jnp.sum(jnp.tanh(conv_valid(x, k, lowering=lowering)) ** 2)
+
+    y_p, y_c = conv_valid(x, k, lowering="patches"), conv_valid(x, k, lowering="conv")
+    assert y_p.shape == y_c.shape == (shape[0], shape[1] - 4, shape[2] - 4, features)
+    np.testing.assert_allclose(y_p, y_c, rtol=1e-5, atol=1e-5)
+    for g_p, g_c in zip(jax.grad(loss("patches"), (0, 1))(k, x), jax.grad(loss("conv"), (0, 1))(k, x)):
+        np.testing.assert_allclose(g_p, g_c, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(g_c))))
+    with pytest.raises(ValueError, match="lowering"):
+        conv_valid(x, k, lowering="fft")
+    with pytest.raises(ValueError, match="does not match"):
+        conv_valid(x[..., :1] if shape[-1] > 1 else jnp.concatenate([x, x], -1), k)
+
+
+def test_lenet_convolutions_are_flax_convs():
+    """LeNet-5's ConvValid layers have nn.Conv's parameters (names, shapes, initial values) and outputs, so states
+    written with either load into the other."""
+    import flax.linen as nn
+
+    from bmrsparse.nets._common import ConvValid
+
+    x = jax.random.normal(jax.random.PRNGKey(2), (4, 12, 12, 3))
+    ours, flax_conv = ConvValid(7, (5, 5)), nn.Conv(7, (5, 5), padding="VALID")
+    p_ours, p_flax = ours.init(jax.random.PRNGKey(3), x), flax_conv.init(jax.random.PRNGKey(3), x)
+    assert jax.tree.structure(p_ours) == jax.tree.structure(p_flax)
+    for a, b in zip(jax.tree.leaves(p_ours), jax.tree.leaves(p_flax)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(ours.apply(p_flax, x), flax_conv.apply(p_flax, x), rtol=1e-5, atol=1e-5)
+    # the whole LeNet-5 against the same forward pass written with Flax's nn.Conv, on LeNet-5's own parameters
+    net = make_net("lenet", "fashion_mnist")
+    images = jax.random.normal(jax.random.PRNGKey(4), (5, 32, 32, 1))
+    params = net.init(jax.random.PRNGKey(5), images)["params"]
+    h = images
+    for i, name in enumerate(["conv_0", "conv_1", "conv_2"]):
+        conv = nn.Conv(params[name]["kernel"].shape[-1], (5, 5), padding="VALID")
+        h = jnp.tanh(conv.apply({"params": params[name]}, h))
+        h = nn.avg_pool(h, (2, 2), strides=(2, 2)) if i < 2 else h.reshape(h.shape[0], -1)
+    h = jnp.tanh(h @ params["dense_0"]["kernel"] + params["dense_0"]["bias"])
+    logits = h @ params["head"]["kernel"] + params["head"]["bias"]
+    np.testing.assert_allclose(net.apply({"params": params}, images), logits, rtol=1e-5, atol=1e-5)

@@ -1,4 +1,7 @@
-"""Helpers shared by the networks: layer names that sort in forward order, input checks, dropout."""
+"""Helpers shared by the networks: layer names that sort in forward order, input checks, dropout, a VALID
+convolution lowered as one matrix product on CPU."""
+
+from typing import Sequence
 
 import flax.linen as nn
 import jax
@@ -49,3 +52,54 @@ def check_patch_grid(x, patch_size: int, what: str) -> None:
         raise ValueError(
             f"{what}: image size {tuple(x.shape[1:3])} is not divisible by the patch size {patch_size}"
         )
+
+
+def conv_valid(x: jax.Array, kernel: jax.Array, *, lowering: str | None = None) -> jax.Array:
+    """Stride-1 VALID convolution of ``x`` [B, H, W, C_in] with ``kernel`` [kh, kw, C_in, C_out] (HWIO), as
+    ``jax.lax.conv_general_dilated`` computes it (a cross-correlation), without the bias.
+
+    ``lowering``: ``"patches"`` gathers the kh*kw shifted views of ``x`` into one [B, H', W', kh*kw*C_in] array
+    and multiplies it by the reshaped kernel (im2col); ``"conv"`` calls XLA's convolution; ``None`` picks
+    ``"patches"`` on CPU and ``"conv"`` elsewhere. Why: XLA's CPU convolution is slow for LeNet-5's few channels,
+    its gradient with respect to the kernel above all, while a matrix product of the same numbers runs at the
+    speed of the MLP's layers (docs/performance.md has the measurement); GPUs convolve well. The two lowerings
+    agree to float rounding (the sums run in another order).
+    """
+    if lowering is None:
+        lowering = "patches" if jax.default_backend() == "cpu" else "conv"
+    kh, kw, c_in, c_out = kernel.shape
+    if x.ndim != 4 or x.shape[-1] != c_in:
+        raise ValueError(f"conv_valid: input {x.shape} does not match the kernel {kernel.shape} (HWIO)")
+    if lowering == "conv":
+        return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    if lowering != "patches":
+        raise ValueError(f"conv_valid: lowering must be 'patches', 'conv' or None, got {lowering!r}")
+    h, w = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+    if h == 1 and w == 1:  # the kernel covers the whole input: a Dense layer
+        return x.reshape(x.shape[0], 1, 1, kh * kw * c_in) @ kernel.reshape(kh * kw * c_in, c_out)
+    shifts = [x[:, i:i + h, j:j + w, :] for i in range(kh) for j in range(kw)]
+    if c_in == 1:
+        # one input channel: the shifts stacked on a leading axis copy whole rows (a last axis of size 1 does not)
+        cols = jnp.stack([s[..., 0] for s in shifts])  # [kh*kw, B, h, w]
+        return jnp.einsum("pbhw,pd->bhwd", cols, kernel.reshape(kh * kw, c_out))
+    cols = jnp.concatenate(shifts, axis=-1)  # [B, h, w, kh*kw*C_in], ordered as the kernel's (kh, kw, C_in)
+    return cols @ kernel.reshape(kh * kw * c_in, c_out)
+
+
+class ConvValid(nn.Module):
+    """``flax.linen.Conv(features, kernel_size, padding="VALID")`` (stride 1, bias) computed by :func:`conv_valid`.
+
+    The same parameters as Flax's (``kernel`` [kh, kw, C_in, C_out] with Flax's default initialiser, ``bias``
+    zeros), so states and posteriors are interchangeable with ``nn.Conv``'s.
+    """
+
+    features: int
+    kernel_size: Sequence[int]
+    lowering: str | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kh, kw = self.kernel_size
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (kh, kw, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        return conv_valid(x, kernel.astype(x.dtype), lowering=self.lowering) + bias.astype(x.dtype)
