@@ -38,7 +38,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from . import bmr, methods, metrics as bmetrics
-from .io import load_state
+from .state import load_state
 from .methods._layers import join_split
 
 __all__ = [
