@@ -230,9 +230,6 @@ def run_stage(
     return df
 
 
-#: tools/authors_schedule.py reads states through this name
-_trainer_for_state = load_state
-
 
 def posterior_summary(state_path, data_path=None) -> list[dict]:
     """Per-layer posterior means of a trained network, in forward order.

@@ -366,7 +366,7 @@ class Trainer:
         """Fraction of weights pruned per seed (see :func:`bmrsparse.metrics.pruned_fractions`)."""
         return metrics.pruned_fractions(self.model, state.masks)
 
-    # -------------------------------------------------------- evaluation and files (bmrsparse.metrics, bmrsparse.state)
+    # ------------------------------------------------------------------ evaluation (bmrsparse.metrics)
     def eval_keys(self, tag: int):
         """:func:`bmrsparse.metrics.eval_keys` of this trainer's seeds."""
         return metrics.eval_keys(self.seeds, tag)
@@ -389,18 +389,6 @@ class Trainer:
 
     def header(self) -> dict:
         return self.model.header(self.seeds)
-
-    def save(self, state: State, path, extra: dict | None = None, index: int | None = None) -> None:
-        """:func:`bmrsparse.state.save_state`."""
-        from .state import save_state
-
-        save_state(self, state, path, extra=extra, index=index)
-
-    def load(self, path, *, require_method: bool = False) -> tuple[State, dict]:
-        """:func:`bmrsparse.state.read_state`."""
-        from .state import read_state
-
-        return read_state(self, path, require_method=require_method)
 
 
 class ProgressLog:
