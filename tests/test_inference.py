@@ -15,6 +15,7 @@ from conftest import ROOT, copy_workflow
 from bmrsparse import compact_numpy, data as bdata, inference
 from bmrsparse.experiment import resolve_settings
 from bmrsparse.io import atomic_savez
+from bmrsparse.state import read_state, save_state
 from bmrsparse.train import Trainer
 
 NET = {"mlp": {"width": 16, "depth": 2}, "lenet": {"features": [3, 4, 8], "hidden": 8}}
@@ -36,11 +37,11 @@ def states(tmp_path_factory):
     for arch in NET:
         dense = Trainer(arch=arch, method="flat_ff", dataset=ds, seeds=[0], settings=settings)
         state, _ = dense.train(dense.init(), 20, chunk_size=20, progress=False)
-        dense.save(state, root / f"{arch}_flat_ff.npz", extra={"settings": settings})
+        save_state(dense, state, root / f"{arch}_flat_ff.npz", extra={"settings": settings})
         pruner = Trainer(arch=arch, method="bmr_struct", dataset=ds, seeds=[0], settings=settings)
-        pstate, _ = pruner.load(root / f"{arch}_flat_ff.npz")
+        pstate, _ = read_state(pruner, root / f"{arch}_flat_ff.npz")
         pstate = pruner.prune(pstate)
-        pruner.save(pstate, root / f"{arch}_bmr_struct.npz", extra={"settings": settings})
+        save_state(pruner, pstate, root / f"{arch}_bmr_struct.npz", extra={"settings": settings})
         out[arch] = {"flat_ff": str(root / f"{arch}_flat_ff.npz"), "bmr_struct": str(root / f"{arch}_bmr_struct.npz")}
     return data, out
 

@@ -13,6 +13,7 @@ import pytest
 
 from bmrsparse import data, io, tables
 from bmrsparse.provenance import provenance_table
+from bmrsparse.state import read_state, save_state
 
 from conftest import TINY_NETS
 
@@ -240,12 +241,12 @@ def trainer():
 def test_posteriors_epoch_states_and_checkpoints(workdir, trainer, name, how):
     rel = f"results/train/fashion_mnist/mlp/flat_ff/seed0/{name}"
     state = trainer.init()
-    trainer.save(state, workdir / rel, extra={"note": "x"})
-    loaded, head = trainer.load(rel)
+    save_state(trainer, state, workdir / rel, extra={"note": "x"})
+    loaded, head = read_state(trainer, rel)
     assert head["extra"] == {"note": "x"} and loaded.step == state.step
     _damage(workdir / rel, how)
     with pytest.raises(io.DamagedFileError) as info:
-        trainer.load(rel)
+        read_state(trainer, rel)
     _assert_clear(info, rel)
 
 

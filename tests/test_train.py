@@ -206,11 +206,11 @@ def test_stage_logs_progress_and_the_elbo_of_each_epoch(fmnist_small, tmp_path, 
 
 
 def test_state_layers_reads_masks_and_posteriors_per_layer(tmp_path):
-    """bmrsparse.io.state_layers gives each layer's keep-masks and q(w_hat) of one seed, without the file's layout."""
+    """bmrsparse.state.state_layers gives each layer's keep-masks and q(w_hat) of one seed, without the file's layout."""
     import jax
 
     from bmrsparse import data as bdata, methods
-    from bmrsparse.io import save_state, state_layers
+    from bmrsparse.state import save_state, state_layers
     from bmrsparse.train import Trainer
 
     x = np.random.default_rng(0).integers(0, 255, (64, 28, 28, 1), dtype=np.uint8)

@@ -35,9 +35,9 @@ def _value(text):
 def kmax_table(state_path, iters=(1, 2, 4, 5, 8, 20, None), keep="q"):
     """First-prune fraction against k_max for the (warm-up) posterior in ``state_path`` (seed index 0)."""
     from bmrsparse import bmr, methods
-    from bmrsparse.experiment import _trainer_for_state
+    from bmrsparse.state import load_state
 
-    trainer, state, _ = _trainer_for_state(state_path)
+    trainer, state, _ = load_state(state_path)
     params = jax.tree.map(lambda a: np.asarray(a[0]), trainer.params(state))
     post = methods.layer_posteriors(trainer.built, params)
     return bmr.first_prune_fraction(post, frozen=(trainer.head,), iters=iters, keep=keep)
@@ -53,6 +53,7 @@ def authors_init_state(data, out_path, authors_params, seed=0, settings=None):
     from bmrsparse.data import load_prepared
     from bmrsparse.experiment import resolve_settings
     from bmrsparse.methods._layers import Layout
+    from bmrsparse.state import save_state
     from bmrsparse.train import State, Trainer
 
     src = np.load(authors_params)
@@ -74,7 +75,7 @@ def authors_init_state(data, out_path, authors_params, seed=0, settings=None):
         np.testing.assert_allclose(src[f"layer{l}.weight.scale"], 0.1, rtol=1e-5)
     params["w_hat.loc"], params["c_inv_sqr.loc"] = jax.numpy.asarray(w), jax.numpy.asarray(c)
     svi_state = state.svi_state._replace(optim_state=(step, (params, opt)))
-    tr.save(State(svi_state, state.data_key, state.masks, 0), out_path)
+    save_state(tr, State(svi_state, state.data_key, state.masks, 0), out_path)
     return out_path
 
 

@@ -1,4 +1,4 @@
-"""A faster CPU lowering of JAX's default random-number generator, with the same bits.
+"""A CPU lowering of JAX's default random-number generator that XLA can fuse, with the same bits.
 
 On CPU, JAX lowers the Threefry-2x32 hash (behind ``jax.random`` with the default key implementation) as a loop of
 five iterations over the whole array of counters, each reading and writing two ``uint32`` arrays; on GPU it uses the
@@ -7,13 +7,14 @@ the hash in the straight-line form on CPU while a program is lowered: the same f
 random number is bit-for-bit the same (``tests/test_rng.py``). Results can still differ in the last float digits
 where XLA fuses the surrounding step differently (Flat-MAP on the tiny test MLP: at most 3e-6 after 40 steps).
 
-Measured on a 2-core CPU (MLP 5x400, minibatch 128; issue 12): Flat-MAP 10.0 -> 6.9-7.3 ms/step (its dropout
-masks are ~3e5 draws per step); the Bayesian steps' ~1e6 normal draws per step gain only once each draw is made into
-its own buffer (:func:`bmrsparse.methods.guides.standard_normal`; XLA otherwise fuses the straight-line hash into
-every consumer of the draw): Flat-FF 12.0 -> 10.6 ms. So :class:`~bmrsparse.train.Trainer` uses it for networks
-without convolutions on CPU. Not for convolutions: the straight-line form made one LeNet-5 step program compile for
-about 3 minutes. The switch uses private JAX names; where a JAX version lacks them it does nothing (the default
-lowering: slower, same numbers).
+Why: a training step draws a random number per weight (the guide's normal draws, dropout masks), so the hash is a
+large share of a CPU step, and the loop form passes over the counters five times where the fused form passes once.
+The gain needs each draw made once into its own buffer (:func:`once`, used by
+:func:`bmrsparse.methods.guides.standard_normal`), else XLA fuses the straight-line hash into every consumer of the
+draw. :class:`~bmrsparse.train.Trainer` uses it for networks without convolutions on CPU; not for convolutions,
+whose step programs the straight-line form makes far slower to compile. The measurements are in
+``docs/performance.md``. The switch uses private JAX names; where a JAX version lacks them it does nothing (the
+default lowering: the same numbers).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import digamma
 
-from .methods._layers import join_split
+from ._layerwise import join_split
 from .settings import DEFAULT_SETTINGS, KEEP_RULES
 
 __all__ = ["KEEP_RULES", "delta_f", "delta_f_zero", "spike_and_slab", "spike_and_slab_layers", "first_prune_fraction"]

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from . import data as bdata
-from .io import atomic_write_verified, load_state, read_state, save_state
+from .io import atomic_write_verified
+from .state import load_state, read_state, save_state
 from .methods import METHODS, get_method
 from .metrics import METRIC_COLUMNS
 from .nets import ARCHS
@@ -74,7 +75,7 @@ def run_stage(
       reference_state: for a method that declares a :attr:`~bmrsparse.methods.Method.reference`, the state file of
         that method's same epoch (one epoch per stage), whose keep-masks the prune function reads; else None.
       out_state, out_metrics: the state file and the tidy metrics CSV to write (atomically, at the end; the CSV's
-        SHA-256 goes to ``<out_metrics>.sha256``, the state's into the file, see :mod:`bmrsparse.io`).
+        SHA-256 goes to ``<out_metrics>.sha256``, the state's into the file, see :mod:`bmrsparse.state`).
       settings: overrides of :data:`DEFAULT_SETTINGS`.
       checkpoint_path: where to checkpoint every ``checkpoint_every`` steps (default: the first ``out_state`` +
         ``".ckpt.npz"``);
@@ -228,9 +229,6 @@ def run_stage(
         os.remove(ckpt)
     return df
 
-
-#: tools/authors_schedule.py reads states through this name
-_trainer_for_state = load_state
 
 
 def posterior_summary(state_path, data_path=None) -> list[dict]:

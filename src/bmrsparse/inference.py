@@ -62,6 +62,7 @@ def load_network(state_path, data_path) -> dict:
 
     from . import data as bdata, nets
     from .experiment import resolve_settings
+    from .state import read_state
     from .train import Trainer
 
     with np.load(state_path, allow_pickle=False) as z:
@@ -69,7 +70,7 @@ def load_network(state_path, data_path) -> dict:
     settings = resolve_settings({**((head.get("extra") or {}).get("settings") or {}), "test_subset": None})
     ds = bdata.load_prepared(data_path)
     trainer = Trainer(arch=head["arch"], method=head["method"], dataset=ds, seeds=head["seeds"][:1], settings=settings)
-    state, head = trainer.load(state_path)
+    state, head = read_state(trainer, state_path)
     w = trainer.posterior_mean_weights(state, index=0)
     masks = None
     if trainer.method.prunes:

@@ -35,7 +35,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullFormatter
 
 from .data import DATASETS
-from .figures.first_layer import LIMITS as FIRST_LAYER_LIMITS
 from .io import atomic_path
 from .methods import MethodAttribute
 from .nets import NETWORKS
@@ -214,8 +213,9 @@ def _check_summaries(summaries: Mapping[str, Mapping[str, Sequence[Mapping]]], w
 
 #: Fig. 3's x range, as the paper: :math:`e^{-16}` to :math:`e^{-1}` on a log axis.
 CDF_RANGE = (math.exp(-16.0), math.exp(-1.0))
-# FIRST_LAYER_LIMITS (imported above, declared with Fig. 4 in bmrsparse.figures.first_layer): the paper's fixed
-# symmetric colour limits per architecture; other architectures get the 99th percentile of |E_q[w]| over the row.
+#: Fig. 4's colour limits: the paper's fixed symmetric limits per architecture (:func:`plot_first_layer`'s default);
+#: other architectures get the 99th percentile of |E_q[w]| over the row.
+FIRST_LAYER_LIMITS = {"mlp": 0.05, "lenet": 0.2}
 
 
 def _cdf(values: np.ndarray, xs: np.ndarray) -> np.ndarray:

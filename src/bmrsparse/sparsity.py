@@ -38,8 +38,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from . import bmr, methods, metrics as bmetrics
-from .io import load_state
-from .methods._layers import join_split
+from ._layerwise import join_split
+from .state import load_state
 
 __all__ = [
     "SCORES",

@@ -2,7 +2,8 @@ r"""Training: NumPyro SVI with Optax AdaBelief in compiled chunks of steps, and 
 
 A :class:`Model` is a network bound to a method and a data set's shapes: the built NumPyro model and guide, the
 layers, the output layer, the input preprocessing. Evaluation (:mod:`bmrsparse.metrics`) and state files
-(:mod:`bmrsparse.io`: :func:`~bmrsparse.io.save_state`, :func:`~bmrsparse.io.load_state`) are functions over it.
+(:mod:`bmrsparse.state`: :func:`~bmrsparse.state.save_state`, :func:`~bmrsparse.state.load_state`) are functions
+over it.
 A :class:`Trainer` adds what training needs: the SVI object, the training data and one or more seeds, and the
 compiled step and loop. Its state (:class:`State`) is everything a run needs to continue bit-for-bit: the SVI state
 (guide parameters, optimiser state, the SVI PRNG key), the minibatch PRNG key, the keep-masks and the step counter.
@@ -31,7 +32,7 @@ import numpy as np
 import optax
 from numpyro.infer import SVI, TraceGraph_ELBO, TraceMeanField_ELBO
 
-from . import _rng, data as bdata, io as bio, methods, metrics, nets
+from . import _rng, data as bdata, methods, metrics, nets
 from .settings import STEP_LOOPS, learning_rate
 
 FORMAT_VERSION = 1
@@ -127,7 +128,7 @@ class Model:
         self.compiled: dict = {}  # programs compiled for this model (evaluation), by name
 
     def header(self, seeds) -> dict:
-        """What a state file records to refuse being read into another model (see :func:`bmrsparse.io.read_state`)."""
+        """What a state file records to refuse being read into another model (:func:`bmrsparse.state.read_state`)."""
         return {
             "format": FORMAT_VERSION,
             "dataset": self.dataset_name,
@@ -365,7 +366,7 @@ class Trainer:
         """Fraction of weights pruned per seed (see :func:`bmrsparse.metrics.pruned_fractions`)."""
         return metrics.pruned_fractions(self.model, state.masks)
 
-    # ------------------------------------------------------------------ evaluation and files (bmrsparse.metrics, bmrsparse.io)
+    # ------------------------------------------------------------------ evaluation (bmrsparse.metrics)
     def eval_keys(self, tag: int):
         """:func:`bmrsparse.metrics.eval_keys` of this trainer's seeds."""
         return metrics.eval_keys(self.seeds, tag)
@@ -388,14 +389,6 @@ class Trainer:
 
     def header(self) -> dict:
         return self.model.header(self.seeds)
-
-    def save(self, state: State, path, extra: dict | None = None, index: int | None = None) -> None:
-        """:func:`bmrsparse.io.save_state`."""
-        bio.save_state(self, state, path, extra=extra, index=index)
-
-    def load(self, path, *, require_method: bool = False) -> tuple[State, dict]:
-        """:func:`bmrsparse.io.read_state`."""
-        return bio.read_state(self, path, require_method=require_method)
 
 
 class ProgressLog:

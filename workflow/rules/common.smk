@@ -20,6 +20,7 @@ from bmrsparse.data import fill_schema as fill_dataset_schema
 from bmrsparse.figures import FIGURES as FIGURE_INFO
 from bmrsparse.methods import METHODS as METHOD_INFO, WARMUP_METHOD, fill_schema, warmup_settings, warmup_tag
 from bmrsparse.nets import fill_schema as fill_network_schema
+from bmrsparse.settings import learning_rate as method_learning_rate
 
 ENV = "../../envs/bmrsparse.yaml"
 #: Training rules under --sdm conda: JAX's CUDA build when the config asks for GPUs (resources.gpu >= 1).
@@ -443,7 +444,7 @@ def job_settings(method, arch):
     training = config["training"]
     evaluation = config["evaluation"]
     settings = {
-        "learning_rate": {method: training["learning_rate"].get(method, METHOD_INFO[method].learning_rate)},
+        "learning_rate": {method: method_learning_rate(training, method)},
         "batch_size": training["batch_size"],
         "chunk_size": training["chunk_size"],
         "checkpoint_every": training["checkpoint_every"],

@@ -83,12 +83,6 @@ class PruneContext(NamedTuple):
     seed: Any = None
     epoch: Any = None
 
-    def spike_and_slab(self, params, masks):
-        """One BMR-S&S prune step with the run's settings: :func:`bmrsparse.methods.bmr_ss.prune`."""
-        from .bmr_ss import prune
-
-        return prune(self, params, masks, None)
-
 
 @dataclass(frozen=True)
 class Method:

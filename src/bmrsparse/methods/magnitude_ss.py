@@ -13,6 +13,7 @@ posterior mean :math:`|\mu|` of :math:`\hat w`.
 
 from __future__ import annotations
 
+from .._layerwise import join_split
 from ._registry import Method
 
 __all__ = ["METHOD", "matched_prune", "magnitude"]
@@ -38,7 +39,6 @@ def matched_prune(score):
         import jax.numpy as jnp
 
         from . import layer_posteriors
-        from ._layers import join_split
 
         posterior = layer_posteriors(ctx.built, params)
         new = {}
