@@ -90,6 +90,30 @@ def test_same_seed_same_numbers(fmnist_small, tmp_path):
             np.testing.assert_array_equal(za[k], zb[k], err_msg=k)
 
 
+def test_lenet_runs_without_xla_convolutions_on_cpu_and_both_step_loops_agree(fmnist_small, tmp_path):
+    """On CPU LeNet-5's convolutions are matrix products, so "auto" runs its chunk as one compiled loop with the
+    straight-line Threefry, as for the MLP; the Mixer's patch embedding stays an XLA convolution (host loop). The
+    loops give the same numbers."""
+    import jax
+
+    from bmrsparse.data import load_prepared
+    from bmrsparse.train import Trainer
+
+    data = load_prepared(fmnist_small)
+    kinds = {}
+    for arch in ("lenet", "mixer"):
+        tr = Trainer(arch=arch, method="flat_ff", dataset=data, seeds=[0],
+                     settings=resolve_settings({**FAST, "net": TINY_NETS}))
+        tr.train(tr.init(), 1, chunk_size=1, progress=False)
+        kinds[arch] = (tr.model.xla_convolutions, tr.step_loop)
+    assert kinds == ({"lenet": (False, "device"), "mixer": (True, "host")} if jax.default_backend() == "cpu"
+                     else {"lenet": (True, "device"), "mixer": (True, "device")})
+    a = _stage(fmnist_small, tmp_path, "flat_map", [40], arch="lenet", tag="dev", step_loop="device")
+    b = _stage(fmnist_small, tmp_path, "flat_map", [40], arch="lenet", tag="host", step_loop="host")
+    cols = ["epoch", "step", "acc", "ece", "nll"]
+    pd.testing.assert_frame_equal(a[cols], b[cols], check_exact=True)
+
+
 def test_non_finite_loss_stops_with_step_and_writes_nothing(fmnist_small, tmp_path):
     """A real divergence (absurd step size): the run stops naming the step and the setting to change."""
     with pytest.raises(NonFiniteLossError, match=r"non-finite at step \d+") as err:

@@ -65,6 +65,23 @@ def select(state: State, index: int) -> State:
                  state.step)
 
 
+def uses_primitive(fun, args, name: str) -> bool:
+    """Whether the program of ``fun(args)`` (traced, not run) holds the primitive ``name``, in any sub-program."""
+
+    def walk(jaxpr) -> bool:
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == name:
+                return True
+            for value in eqn.params.values():
+                for sub in value if isinstance(value, (tuple, list)) else (value,):
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns") and walk(inner):
+                        return True
+        return False
+
+    return walk(jax.make_jaxpr(fun)(args).jaxpr)
+
+
 class Model:
     """A network bound to a method and a data set's shapes: what evaluation, pruning and state files need.
 
@@ -113,6 +130,11 @@ class Model:
         )
         self.layers = methods.find_layers(abstract["params"])
         self.head = next(l.name for l in self.layers if l.is_head)
+        # whether the network's program on this backend holds XLA convolutions (LeNet-5 on CPU does not: its
+        # convolutions are matrix products there, bmrsparse.nets._common.conv_valid); the step loop depends on it
+        self.xla_convolutions = uses_primitive(
+            lambda p: self.net.apply(p, jnp.zeros((1, h, w, c), jnp.float32)), abstract, "conv_general_dilated"
+        )
         self.n_data = int(dataset.x_train.shape[0])
         self.built = methods.build(
             self.method,
@@ -212,8 +234,10 @@ class Trainer:
         ``step_loop`` (setting, :data:`bmrsparse.settings.STEP_LOOPS`): ``"device"`` runs a chunk as one compiled
         ``lax.fori_loop``; ``"host"`` calls one compiled step per SVI step from Python without syncing (dispatch is
         asynchronous). On CPU, XLA runs convolutions inside a while loop slower than in a plain program, while
-        dense networks' Bayesian steps run faster in the loop; so ``"auto"`` picks ``"host"`` for networks with
-        convolutions on CPU and ``"device"`` otherwise. Both give the same numbers.
+        dense networks' Bayesian steps run faster in the loop; so ``"auto"`` picks ``"host"`` for networks whose
+        program holds XLA convolutions on CPU (:attr:`Model.xla_convolutions`: the Mixer's and ViT's patch
+        embeddings; LeNet-5's convolutions are matrix products there) and ``"device"`` otherwise. Both give the same
+        numbers.
         """
         svi, b, n = self.svi, self.batch_size, self.n_data
         # a method that never prunes keeps every weight: its step skips the keep-masks (one multiplication and its
@@ -236,7 +260,7 @@ class Trainer:
         self._single = single
 
         mode = self.settings.get("step_loop", "auto")
-        has_conv = any(layer.kind == "conv" for layer in self.layers)
+        has_conv = self.model.xla_convolutions
         on_cpu = jax.default_backend() == "cpu"
         if mode == "auto":
             mode = "host" if on_cpu and has_conv else "device"
@@ -248,8 +272,8 @@ class Trainer:
             def chunk(carry, masks, x, y, num_steps):
                 return jax.lax.fori_loop(0, num_steps, lambda _, c: body_seeds(c, masks, x, y), carry)
 
-            # on CPU, networks without convolutions: the straight-line Threefry (the same bits, cheaper random
-            # draws; see bmrsparse._rng). Not for convolutions: such a step program takes very long to compile.
+            # on CPU, networks without XLA convolutions: the straight-line Threefry (the same bits, cheaper random
+            # draws; see bmrsparse._rng). Not with XLA convolutions: such a step program takes very long to compile.
             # Not for the Bayesian steps of several seeds: vmapped, the draws are not kept in their own buffers
             # (see _rng.once) and the hash would be evaluated once per consumer.
             straight = not has_conv and on_cpu and (single or self.method.point_estimate)
