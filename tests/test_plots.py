@@ -117,7 +117,9 @@ def test_posterior_cdf_single_row_hides_missing_layers():
 
 
 def test_first_layer_heatmaps():
-    fig = plots.plot_first_layer(summaries())
+    from bmrsparse import figures
+
+    fig = figures.get_figure("fig4").drawer()(summaries())  # as the workflow draws it: the paper's limits
     images = [ax for ax in fig.axes if ax.images]
     assert len(images) == 2 * len(METHODS)
     mlp_image = images[0].images[0].get_array()
@@ -129,6 +131,10 @@ def test_first_layer_heatmaps():
     # Fixed symmetric colour scales per row, shared by the methods' panels (the paper's +-0.05 and +-0.2).
     assert {ax.images[0].get_clim() for ax in images[:len(METHODS)]} == {(-0.05, 0.05)}
     assert {ax.images[0].get_clim() for ax in images[len(METHODS):]} == {(-0.2, 0.2)}
+    # the drawing function itself names no network: no limits, the 99th percentile on every row
+    fig = plots.plot_first_layer(summaries())
+    images = [ax for ax in fig.axes if ax.images]
+    assert all(ax.images[0].get_clim()[1] > 0.2 for ax in images)
     fig = plots.plot_first_layer(summaries(), limits={"mlp": 1.5})
     images = [ax for ax in fig.axes if ax.images]
     assert images[0].images[0].get_clim() == (-1.5, 1.5)

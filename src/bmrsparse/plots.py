@@ -51,7 +51,6 @@ __all__ = [
     "plot_first_layer",
     "save_figure",
     "CDF_RANGE",
-    "FIRST_LAYER_LIMITS",
 ]
 
 #: Labels and colours: live views of the registries (bmrsparse.methods, .nets, .data), each in its order.
@@ -213,9 +212,6 @@ def _check_summaries(summaries: Mapping[str, Mapping[str, Sequence[Mapping]]], w
 
 #: Fig. 3's x range, as the paper: :math:`e^{-16}` to :math:`e^{-1}` on a log axis.
 CDF_RANGE = (math.exp(-16.0), math.exp(-1.0))
-#: Fig. 4's colour limits: the paper's fixed symmetric limits per architecture (:func:`plot_first_layer`'s default);
-#: other architectures get the 99th percentile of |E_q[w]| over the row.
-FIRST_LAYER_LIMITS = {"mlp": 0.05, "lenet": 0.2}
 
 
 def _cdf(values: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -310,11 +306,12 @@ def plot_first_layer(
 
     Dense kernels are drawn as [output unit, input]; conv kernels as a grid of filters (input channels side by
     side). Every row has one fixed symmetric colour scale shared by its methods' panels, as the paper:
-    ``limits[arch]`` (default :data:`FIRST_LAYER_LIMITS`, the paper's ±0.05 for the MLP and ±0.2 for LeNet-5);
-    values beyond it take the end colours (the colour bar's arrows). Pruned weights are exactly zero (white).
+    ``limits[arch]`` (Fig. 4 passes the paper's, :data:`bmrsparse.figures.first_layer.LIMITS`); an architecture
+    without one gets the 99th percentile of |E_q[w]| over its row. Values beyond the limit take the end colours (the
+    colour bar's arrows). Pruned weights are exactly zero (white).
     """
     _check_summaries(summaries, "plot_first_layer")
-    limits = dict(FIRST_LAYER_LIMITS if limits is None else limits)
+    limits = dict(limits or {})
     archs = _ordered(summaries, tuple(ARCH_LABELS))
     n_cols = max(len(summaries[a]) for a in archs)
     fig = Figure(figsize=(3.0 * n_cols + 1.0, 3.0 * len(archs) + 0.5), layout="constrained")
