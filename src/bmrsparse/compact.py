@@ -35,12 +35,21 @@ import numpy as np
 from . import compact_numpy
 from .io import atomic_path, atomic_write_text
 
-__all__ = ["ARCHS", "CompactNet", "compact", "apply", "export", "num_params", "masked_params", "chain"]
+__all__ = ["ARCHS", "archs", "CompactNet", "compact", "apply", "export", "num_params", "masked_params", "chain"]
 
-#: Architectures :func:`compact` understands.
-ARCHS = ("mlp", "lenet")
-#: Hidden activation per architecture (the output layer has none), see :mod:`bmrsparse.nets`.
-_ACTIVATION = {"mlp": "swish", "lenet": "tanh"}
+
+def archs() -> tuple[str, ...]:
+    """The registered networks :func:`compact` understands: those that declare a ``compact_activation``
+    (:class:`bmrsparse.nets.Network`). ``ARCHS`` (module attribute) is the same, read live."""
+    from .nets import NETWORKS
+
+    return tuple(n for n in NETWORKS if NETWORKS[n].compact_activation)
+
+
+def __getattr__(name: str):
+    if name == "ARCHS":
+        return archs()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class CompactNet(NamedTuple):
@@ -68,9 +77,11 @@ def masked_params(params: Mapping, masks: Mapping | None) -> dict:
 def chain(arch: str, params: Mapping, input_shape) -> list[dict]:
     """The layers of an MLP or LeNet-5 in forward order: ``name, type, kernel, bias, activation, pool, flatten``
     and ``hw`` (the spatial size of the layer's input map, for a convolution or the dense layer after it)."""
-    if arch not in ARCHS:
-        raise ValueError(f"compact networks exist for {ARCHS}, not {arch!r}")
-    act = _ACTIVATION[arch]
+    if arch not in archs():
+        raise ValueError(f"compact networks exist for {archs()}, not {arch!r}")
+    from .nets import NETWORKS
+
+    act = NETWORKS[arch].compact_activation
     names = sorted(params)  # sorted order is forward order (bmrsparse.nets)
     if names[-1] != "head" or any(not (n.startswith("dense_") or n.startswith("conv_")) for n in names[:-1]):
         raise ValueError(f"unexpected {arch} layers {names}")

@@ -90,8 +90,8 @@ def load_network(state_path, data_path) -> dict:
 def export_compact(state_path, data_path, stem) -> compact.CompactNet:
     """Compact the final posterior mean of ``state_path`` and write it as ``<stem>.npz`` / ``<stem>.json``."""
     n = load_network(state_path, data_path)
-    if n["arch"] not in compact.ARCHS:
-        raise ValueError(f"{state_path}: compact networks exist for {compact.ARCHS}, not {n['arch']!r}")
+    if n["arch"] not in compact.archs():
+        raise ValueError(f"{state_path}: compact networks exist for {compact.archs()}, not {n['arch']!r}")
     small = compact.compact(n["arch"], n["params"], n["masks"], input_shape=n["input_shape"],
                             preprocess=n["preprocess"],
                             meta={"dataset": n["dataset"], "method": n["method"], "seed": n["seed"]})
@@ -174,8 +174,8 @@ def inference_table(states: Mapping[str, str], data_path, *, exported: Mapping[s
     cases, meta = [], {}
     for method, path in states.items():
         n = load_network(path, data_path)
-        if n["arch"] not in compact.ARCHS:
-            raise ValueError(f"{path}: inference is measured for {compact.ARCHS}, not {n['arch']!r}")
+        if n["arch"] not in compact.archs():
+            raise ValueError(f"{path}: inference is measured for {compact.archs()}, not {n['arch']!r}")
         if n["masks"] is None and method != dense:
             raise ValueError(f"{path}: {method} does not prune; only {dense!r} runs as the dense reference")
         formats = ["dense"] if method == dense else ["masked", "compact"] + (["bcoo"] if method in bcoo else [])

@@ -35,6 +35,9 @@ class Network:
       ms_per_step: default ``{"gpu": ms, "cpu": ms}`` per SVI step at batch 128 (``resources.ms_per_step``).
       order: position in tables and figures (then by name).
       description: one line for the config schema.
+      compact_activation: the hidden layers' activation (``"swish"``, ``"tanh"``, ...) when
+        :func:`bmrsparse.compact.compact` can shrink the network (Dense and stride-1 VALID conv layers, each followed
+        by the activation and optional average pooling; the output layer without); None: no compact form.
     """
 
     name: str
@@ -47,6 +50,7 @@ class Network:
     ms_per_step: dict = field(default_factory=lambda: {"gpu": 10.0, "cpu": 100.0}, compare=False)
     order: float = 100.0
     description: str = ""
+    compact_activation: str | None = None
 
     def __post_init__(self):
         check_name("network", self.name)

@@ -61,4 +61,5 @@ NETWORK = Network(
     ms_per_step={"gpu": 4, "cpu": 20},
     order=1,
     description="LeNet-5",
+    compact_activation="tanh",
 )

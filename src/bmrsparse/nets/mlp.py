@@ -42,4 +42,5 @@ NETWORK = Network(
     ms_per_step={"gpu": 3, "cpu": 15},
     order=0,
     description="5x400 Swish MLP",
+    compact_activation="swish",
 )
