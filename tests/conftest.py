@@ -21,6 +21,27 @@ def _fmnist_source():
     return None
 
 
+#: JAX reads its persistent compilation cache's folder from this variable (the workflow's scripts only set it from
+#: the config's jax_cache_dir when it is unset: os.environ.setdefault).
+JAX_CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_jax_cache(tmp_path_factory):
+    """One JAX compilation cache for every Snakemake run and job this session starts (they inherit the variable):
+    the workflow runs of different tests, each in its own copy of the workflow, compile the same small programs,
+    and each would otherwise compile them afresh into its own results/.jax_cache. Speed only: a cached program is
+    the compiled program. (This process's JAX reads the variable when first imported, mostly at collection, before
+    this runs.) A folder given in the environment is kept."""
+    if os.environ.get(JAX_CACHE_ENV):
+        yield Path(os.environ[JAX_CACHE_ENV])
+        return
+    folder = tmp_path_factory.mktemp("jax_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(JAX_CACHE_ENV, str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def fmnist_full(tmp_path_factory):
     """The whole real FashionMNIST, prepared (skips when no offline copy exists)."""

@@ -6,7 +6,7 @@ Skips when that is impossible, unless ``BMRSPARSE_REQUIRE_SLURM=1`` (set in CI),
 Checks, from SLURM's own records (``scontrol show job``; the local cluster has no accounting, finished jobs stay
 visible for MinJobAge=600 s): every training job went through sbatch under this run's job name, asked for and was
 given one GPU (the cluster's fake ``gpu`` gres), and completed; light rules did not go to SLURM. Then the final
-metrics equal those of a plain local run of the same config.
+metrics equal those of a plain local run of the same config, which runs beside the SLURM run.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -69,8 +71,24 @@ def _copy_workflow(dest: Path) -> Path:
     return copy_workflow(dest, CONFIG_OVERRIDE)
 
 
-def _snakemake(workdir: Path, *args: str, timeout: int = 1800) -> str:
-    """Run Snakemake from this interpreter in `workdir`; return its output, failing the test with it on error."""
+#: Runs `_start_snakemake` started in the current test (the `_stop_leftover_runs` fixture ends those still going).
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftover_runs():
+    """A test that fails while a second run still goes (e.g. the SLURM run failed; the local one is not awaited)
+    does not leave that run working beside the next tests."""
+    _STARTED.clear()
+    yield
+    for proc in _STARTED:
+        _stop(proc)
+    _STARTED.clear()
+
+
+def _start_snakemake(workdir: Path, *args: str, timeout: int = 1800) -> subprocess.Popen:
+    """Start Snakemake from this interpreter in `workdir` (its own process group, output to a file beside
+    `workdir`), so that two runs can go at once; `_finish` waits for it."""
     env = dict(os.environ)
     # Jobs (local or under sbatch --export=ALL) find this venv's python first.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -78,12 +96,49 @@ def _snakemake(workdir: Path, *args: str, timeout: int = 1800) -> str:
     # at once ("given a GPU but JAX runs on the CPU", bmrsparse.provenance.check_accelerator).
     env["BMRSPARSE_ALLOW_CPU"] = "1"
     cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/test.yaml", "override.yaml", *args]
-    proc = subprocess.run(
-        cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout
-    )
+    # A file, not a pipe: a pipe nobody reads while the other run is awaited would fill and stall Snakemake.
+    output = workdir.parent / f"{workdir.name}.snakemake.out"
+    with open(output, "w") as sink:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+    proc.cmd, proc.workdir, proc.output = cmd, workdir, output
+    proc.deadline = time.monotonic() + timeout
+    _STARTED.append(proc)
+    return proc
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End a run that is still going, with its jobs (SIGTERM first: Snakemake then cancels its SLURM jobs)."""
+    for sig, wait in ((signal.SIGTERM, 60), (signal.SIGKILL, 30)):
+        if proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _finish(proc: subprocess.Popen) -> str:
+    """Wait for a run `_start_snakemake` started; return its output, failing the test with it on error."""
+    try:
+        proc.wait(timeout=max(0.0, proc.deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        _stop(proc)
+        out = proc.output.read_text()
+        pytest.fail(f"{' '.join(proc.cmd)} timed out in {proc.workdir}:\n{out[-6000:]}")
+    out = proc.output.read_text()
     if proc.returncode != 0:
-        pytest.fail(f"{' '.join(cmd)} failed in {workdir} (exit {proc.returncode}):\n{proc.stdout[-6000:]}")
-    return proc.stdout
+        pytest.fail(f"{' '.join(proc.cmd)} failed in {proc.workdir} (exit {proc.returncode}):\n{out[-6000:]}")
+    return out
+
+
+def _snakemake(workdir: Path, *args: str, timeout: int = 1800) -> str:
+    """Run Snakemake from this interpreter in `workdir`; return its output, failing the test with it on error."""
+    return _finish(_start_snakemake(workdir, *args, timeout=timeout))
 
 
 def _scontrol_job(job_id: str) -> dict[str, str]:
@@ -106,7 +161,11 @@ def _final_metrics(workdir: Path) -> pd.DataFrame:
 
 def test_test_workflow_on_slurm_requests_gpus_and_matches_local_run(local_slurm, tmp_path):
     slurm_dir = _copy_workflow(tmp_path / "slurm")
-    out = _snakemake(slurm_dir, "--profile", "profiles/slurm", *LOCAL_CLUSTER_ARGS, TARGET)
+    local_dir = _copy_workflow(tmp_path / "local")
+    # The plain local run goes at the same time (on one core: the SLURM jobs take one of the machine's two).
+    on_slurm_run = _start_snakemake(slurm_dir, "--profile", "profiles/slurm", *LOCAL_CLUSTER_ARGS, TARGET)
+    local_run = _start_snakemake(local_dir, "--cores", "1", TARGET)
+    out = _finish(on_slurm_run)
 
     run_id = re.search(r"SLURM run ID: (\S+)", out)
     assert run_id, f"no 'SLURM run ID' in the Snakemake output; was the slurm executor used?\n{out[-3000:]}"
@@ -143,8 +202,7 @@ def test_test_workflow_on_slurm_requests_gpus_and_matches_local_run(local_slurm,
     for rule in LIGHT_RULES:
         assert re.search(rf"^localrule {rule}:$", out, flags=re.M), f"{rule} did not run on the submitting host"
 
-    local_dir = _copy_workflow(tmp_path / "local")
-    _snakemake(local_dir, "--cores", "2", TARGET)
+    _finish(local_run)
     on_slurm, local = _final_metrics(slurm_dir), _final_metrics(local_dir)
     assert len(on_slurm) > 0
     pd.testing.assert_frame_equal(
@@ -187,8 +245,12 @@ def test_timed_out_job_is_retried_with_more_time_and_resumes_bit_identical(local
     override = RETRY_OVERRIDE.format(steps=steps)
 
     slurm_dir = copy_workflow(tmp_path / "slurm", override)
-    out = _snakemake(slurm_dir, "--profile", "profiles/slurm", *LOCAL_CLUSTER_ARGS, "--", RETRY_TARGET,
-                     timeout=1500)
+    local_dir = copy_workflow(tmp_path / "local", override)
+    # The uninterrupted local run goes at the same time, on the core the SLURM job leaves free.
+    retried_run = _start_snakemake(slurm_dir, "--profile", "profiles/slurm", *LOCAL_CLUSTER_ARGS, "--",
+                                   RETRY_TARGET, timeout=1500)
+    local_run = _start_snakemake(local_dir, "--cores", "1", "--", RETRY_TARGET, timeout=1500)
+    out = _finish(retried_run)
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", out)
     states = [(job["JobState"], job["TimeLimit"]) for job in map(_scontrol_job, submitted)]
     # attempt 1: 1 minute, killed by SLURM at its limit; the next attempt asks for 2 (then 3) minutes and completes
@@ -198,8 +260,7 @@ def test_timed_out_job_is_retried_with_more_time_and_resumes_bit_identical(local
     log = (slurm_dir / "logs/train_warmup/fashion_mnist/mlp/lr0.005/seed0.log").read_text()
     assert "resuming from" in log, log[-3000:]
 
-    local_dir = copy_workflow(tmp_path / "local", override)
-    _snakemake(local_dir, "--cores", "1", "--", RETRY_TARGET, timeout=1500)
+    _finish(local_run)
     compared = ["epoch", "step", "acc", "ece", "nll", "pruned_fraction"]
     retried = pd.read_csv(slurm_dir / RETRY_TARGET)[compared]
     uninterrupted = pd.read_csv(local_dir / RETRY_TARGET)[compared]
