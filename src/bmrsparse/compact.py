@@ -77,11 +77,11 @@ def masked_params(params: Mapping, masks: Mapping | None) -> dict:
 def chain(arch: str, params: Mapping, input_shape) -> list[dict]:
     """The layers of an MLP or LeNet-5 in forward order: ``name, type, kernel, bias, activation, pool, flatten``
     and ``hw`` (the spatial size of the layer's input map, for a convolution or the dense layer after it)."""
-    if arch not in archs():
-        raise ValueError(f"compact networks exist for {archs()}, not {arch!r}")
     from .nets import NETWORKS
 
-    act = NETWORKS[arch].compact_activation
+    act = NETWORKS[arch].compact_activation if arch in NETWORKS else None
+    if not act:
+        raise ValueError(f"compact networks exist for {archs()}, not {arch!r}")
     names = sorted(params)  # sorted order is forward order (bmrsparse.nets)
     if names[-1] != "head" or any(not (n.startswith("dense_") or n.startswith("conv_")) for n in names[:-1]):
         raise ValueError(f"unexpected {arch} layers {names}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import sys
 import time
 from typing import NamedTuple
@@ -130,11 +131,6 @@ class Model:
         )
         self.layers = methods.find_layers(abstract["params"])
         self.head = next(l.name for l in self.layers if l.is_head)
-        # whether the network's program on this backend holds XLA convolutions (LeNet-5 on CPU does not: its
-        # convolutions are matrix products there, bmrsparse.nets._common.conv_valid); the step loop depends on it
-        self.xla_convolutions = uses_primitive(
-            lambda p: self.net.apply(p, jnp.zeros((1, h, w, c), jnp.float32)), abstract, "conv_general_dilated"
-        )
         self.n_data = int(dataset.x_train.shape[0])
         self.built = methods.build(
             self.method,
@@ -148,6 +144,15 @@ class Model:
             init_scale=float(settings["init_scale"]),
         )
         self.compiled: dict = {}  # programs compiled for this model (evaluation), by name
+
+    @functools.cached_property
+    def xla_convolutions(self) -> bool:
+        """Whether the network's program on this backend holds XLA convolutions (LeNet-5 on CPU does not: its
+        convolutions are matrix products there, :func:`bmrsparse.nets._common.conv_valid`). Only the training step
+        loop asks, so it is traced on first use, not for every model built for evaluation or state files."""
+        x = jnp.zeros((1, *self.input_shape), jnp.float32)
+        params = jax.eval_shape(lambda: self.net.init(jax.random.PRNGKey(0), x))
+        return uses_primitive(lambda p: self.net.apply(p, x), params, "conv_general_dilated")
 
     def header(self, seeds) -> dict:
         """What a state file records to refuse being read into another model (:func:`bmrsparse.state.read_state`)."""
