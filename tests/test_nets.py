@@ -323,3 +323,29 @@ def test_lenet_convolutions_are_flax_convs():
     h = jnp.tanh(h @ params["dense_0"]["kernel"] + params["dense_0"]["bias"])
     logits = h @ params["head"]["kernel"] + params["head"]["bias"]
     np.testing.assert_allclose(net.apply({"params": params}, images), logits, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_lowering_context_sets_the_default_lowering():
+    """Within ``conv_lowering(l)`` a traced LeNet-5 uses lowering ``l`` (XLA's convolution for "conv", none on CPU
+    for "patches"), outside it the backend's choice; an explicit lowering wins; unknown names are refused."""
+    from bmrsparse.nets._common import conv_lowering, conv_valid
+    from bmrsparse.train import uses_primitive
+
+    net = make_net("lenet", "fashion_mnist")
+    images = jnp.zeros((2, 32, 32, 1))
+    params = net.init(jax.random.PRNGKey(0), images)
+
+    def holds_conv():
+        return uses_primitive(lambda p: net.apply(p, images), params, "conv_general_dilated")
+
+    with conv_lowering("conv"):
+        assert holds_conv()
+        with conv_lowering("patches"):
+            assert not holds_conv()
+        assert holds_conv()
+        k = jnp.ones((5, 5, 1, 2))
+        assert not uses_primitive(lambda x: conv_valid(x, k, lowering="patches"), images, "conv_general_dilated")
+    assert holds_conv() == (jax.default_backend() != "cpu")
+    with pytest.raises(ValueError, match="lowering"):
+        with conv_lowering("fft"):
+            pass

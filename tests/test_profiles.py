@@ -63,11 +63,13 @@ def test_paper_profile_with_the_overlay_plans_the_grid(tmp_path):
 
 #: The authors' experiment at 1/10 of the paper's schedule (issue 18), which the quick profile must stay:
 #: the schedule and learning rates of their code, guide locations in [-2, 2] and scales 0.1 for every method.
-#: Beyond the paper it also trains structured BMR (issue 21), at BMR-S&S's rate from BMR-S&S's warm-up.
+#: Beyond the paper it also trains structured BMR (issue 21), at BMR-S&S's rate from BMR-S&S's warm-up. The pruning
+#: baselines are left out for time (issue 18's order: fewer evaluation samples, then the baselines, never the
+#: schedule); their rates stay, for a run that adds them back.
 AUTHORS_AT_ONE_TENTH = {
     "datasets": ["fashion_mnist"],
     "archs": ["mlp", "lenet"],
-    "methods": ["flat_map", "flat_ff", "tiered_ff", "bmr_ss", "magnitude_ss", "snr_ss", "bmr_struct"],
+    "methods": ["flat_map", "flat_ff", "tiered_ff", "bmr_ss", "bmr_struct"],
     "schedule": {"warmup_steps": 10000, "epoch_steps": 2000, "num_epochs": 5},
     "learning_rate": {"flat_map": 1e-3, "flat_ff": 5e-3, "tiered_ff": 5e-3, "bmr_ss": 1e-2, "magnitude_ss": 1e-2,
                       "snr_ss": 1e-2, "bmr_struct": 1e-2},
@@ -94,7 +96,7 @@ def test_quick_profile_is_the_authors_experiment_at_one_tenth():
     for key in ("datasets", "archs", "methods", "schedule"):
         assert quick[key] == want[key], key
     training = quick["training"]
-    rates = {m: training["learning_rate"].get(m, METHODS[m].learning_rate) for m in quick["methods"]}
+    rates = {m: training["learning_rate"].get(m, METHODS[m].learning_rate) for m in want["learning_rate"]}
     assert rates == want["learning_rate"]
     assert training["batch_size"] == want["batch_size"]
     for method in quick["methods"]:  # no per-method start: the library's defaults are the authors' values

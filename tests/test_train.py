@@ -114,6 +114,37 @@ def test_lenet_runs_without_xla_convolutions_on_cpu_and_both_step_loops_agree(fm
     pd.testing.assert_frame_equal(a[cols], b[cols], check_exact=True)
 
 
+def test_lenet_evaluation_uses_xla_convolutions_with_the_same_numbers(fmnist_small, monkeypatch):
+    """Evaluation is forward only: its program convolves with XLA's convolution (faster there on CPU than the
+    training step's patches, see conv_lowering), and gives the patches' probabilities to float rounding."""
+    import contextlib
+
+    from bmrsparse.data import load_prepared
+    from bmrsparse.metrics import eval_keys
+    from bmrsparse.nets import _common
+    from bmrsparse.train import Trainer
+
+    data = load_prepared(fmnist_small)
+    settings = resolve_settings({**FAST, "net": TINY_NETS, "eval_batch_size": 64})
+    tr = Trainer(arch="lenet", method="flat_ff", dataset=data, seeds=[0], settings=settings)
+    state = tr.init()
+    asked, real = [], _common.conv_lowering
+
+    @contextlib.contextmanager
+    def spy(lowering):
+        asked.append(lowering)
+        with real(lowering):
+            yield
+
+    monkeypatch.setattr(_common, "conv_lowering", spy)
+    probs_conv = tr.predictive_probs(state, eval_keys([0], 1), 3)
+    assert asked == ["conv"]
+    monkeypatch.setattr(_common, "conv_lowering", lambda lowering: real("patches"))
+    tr.model.compiled.clear()
+    probs_patches = tr.predictive_probs(state, eval_keys([0], 1), 3)
+    np.testing.assert_allclose(probs_conv, probs_patches, rtol=1e-5, atol=1e-6)
+
+
 def test_non_finite_loss_stops_with_step_and_writes_nothing(fmnist_small, tmp_path):
     """A real divergence (absurd step size): the run stops naming the step and the setting to change."""
     with pytest.raises(NonFiniteLossError, match=r"non-finite at step \d+") as err:

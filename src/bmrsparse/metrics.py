@@ -180,6 +180,7 @@ def predictive_probs(model, params, masks, keys, x, *, num_samples: int) -> np.n
     import jax.numpy as jnp
 
     from . import methods
+    from .nets._common import conv_lowering
 
     built, net, pre = model.built, model.net, model.preprocess
     point = model.method.point_estimate
@@ -207,7 +208,10 @@ def predictive_probs(model, params, masks, keys, x, *, num_samples: int) -> np.n
             return acc / s
 
         predict = model.compiled[("predict", s)] = jax.jit(jax.vmap(one_seed, in_axes=(0, 0, 0, None)))
-    probs = np.asarray(predict(params, masks, keys, padded))
+    # forward only: XLA's own convolution where the training step's lowering is slower without a gradient (traced
+    # within this call, once per shape)
+    with conv_lowering("conv"):
+        probs = np.asarray(predict(params, masks, keys, padded))
     return probs.reshape(len(keys), n_pad, -1)[:, :n]
 
 

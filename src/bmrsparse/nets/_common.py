@@ -1,7 +1,9 @@
 """Helpers shared by the networks: layer names that sort in forward order, input checks, dropout, a VALID
 convolution lowered as one matrix product on CPU."""
 
-from typing import Sequence
+import contextlib
+import contextvars
+from typing import Iterator, Sequence
 
 import flax.linen as nn
 import jax
@@ -54,17 +56,44 @@ def check_patch_grid(x, patch_size: int, what: str) -> None:
         )
 
 
+#: The lowering :func:`conv_valid` uses when none is given (None: by backend); set by :func:`conv_lowering`.
+_DEFAULT_LOWERING: contextvars.ContextVar[str | None] = contextvars.ContextVar("conv_lowering", default=None)
+CONV_LOWERINGS = ("patches", "conv")
+
+
+@contextlib.contextmanager
+def conv_lowering(lowering: str | None) -> Iterator[None]:
+    """Within this context, programs traced call :func:`conv_valid` with ``lowering`` unless they name one
+    (``None``: the backend's choice). Tracing happens when a jitted function is first called with new shapes, so the
+    context must surround that first call.
+
+    Forward-only evaluation on CPU uses ``"conv"`` (:func:`bmrsparse.metrics.predictive_probs`): at its batches of
+    1000 images XLA's forward convolution runs LeNet-5 about 3x faster than the patches (70 vs 205 ms a batch, one
+    thread), whose gain lies in the training step's kernel gradient (docs/performance.md).
+    """
+    if lowering is not None and lowering not in CONV_LOWERINGS:
+        raise ValueError(f"conv_lowering: lowering must be one of {CONV_LOWERINGS} or None, got {lowering!r}")
+    token = _DEFAULT_LOWERING.set(lowering)
+    try:
+        yield
+    finally:
+        _DEFAULT_LOWERING.reset(token)
+
+
 def conv_valid(x: jax.Array, kernel: jax.Array, *, lowering: str | None = None) -> jax.Array:
     """Stride-1 VALID convolution of ``x`` [B, H, W, C_in] with ``kernel`` [kh, kw, C_in, C_out] (HWIO), as
     ``jax.lax.conv_general_dilated`` computes it (a cross-correlation), without the bias.
 
     ``lowering``: ``"patches"`` gathers the kh*kw shifted views of ``x`` into one [B, H', W', kh*kw*C_in] array
-    and multiplies it by the reshaped kernel (im2col); ``"conv"`` calls XLA's convolution; ``None`` picks
-    ``"patches"`` on CPU and ``"conv"`` elsewhere. Why: XLA's CPU convolution is slow for LeNet-5's few channels,
-    its gradient with respect to the kernel above all, while a matrix product of the same numbers runs at the
-    speed of the MLP's layers (docs/performance.md has the measurement); GPUs convolve well. The two lowerings
-    agree to float rounding (the sums run in another order).
+    and multiplies it by the reshaped kernel (im2col); ``"conv"`` calls XLA's convolution; ``None`` picks the
+    lowering of the enclosing :func:`conv_lowering` context, else ``"patches"`` on CPU and ``"conv"`` elsewhere.
+    Why: XLA's CPU convolution is slow for LeNet-5's few channels, its gradient with respect to the kernel above
+    all, while a matrix product of the same numbers runs at the speed of the MLP's layers (docs/performance.md has
+    the measurement); GPUs convolve well. The two lowerings agree to float rounding (the sums run in another
+    order).
     """
+    if lowering is None:
+        lowering = _DEFAULT_LOWERING.get()
     if lowering is None:
         lowering = "patches" if jax.default_backend() == "cpu" else "conv"
     kh, kw, c_in, c_out = kernel.shape
