@@ -11,6 +11,8 @@
 #                   reference method's state of epoch k
 # Everything that changes a result is a param, so a change reruns exactly the affected jobs and the warm-up's
 # between-workflow cache key (--cache) sees it.
+# Priorities (speed only): the warm-ups first, as every later epoch waits for them, then the long from-scratch jobs,
+# so that the short per-epoch jobs fill the cores at the end instead of one long job running alone.
 
 
 rule train_warmup:
@@ -25,6 +27,7 @@ rule train_warmup:
         seed_tag("logs/train_warmup/{dataset}/{arch}/{warmup}/seed{seed}.log"),
     # No benchmark: Snakemake refuses one on a cached rule; the metrics CSV holds seconds and steps/s.
     cache: "omit-software"
+    priority: 2
     conda:
         TRAIN_ENV
     threads: config["resources"]["threads"]
@@ -94,6 +97,7 @@ rule train_scratch:
         seed_tag("logs/train_scratch/{dataset}/{arch}/{method}/seed{seed}.log"),
     benchmark:
         seed_tag("benchmarks/train_scratch/{dataset}/{arch}/{method}/seed{seed}.tsv")
+    priority: 1
     wildcard_constraints:
         method=methods_regex(start="scratch", per_epoch=False),
     conda:
