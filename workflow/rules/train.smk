@@ -97,9 +97,9 @@ rule train_scratch:
         seed_tag("logs/train_scratch/{dataset}/{arch}/{method}/seed{seed}.log"),
     benchmark:
         seed_tag("benchmarks/train_scratch/{dataset}/{arch}/{method}/seed{seed}.tsv")
-    priority: 1
     wildcard_constraints:
         method=methods_regex(start="scratch", per_epoch=False),
+    priority: 1
     conda:
         TRAIN_ENV
     threads: config["resources"]["threads"]
