@@ -119,6 +119,10 @@ def test_lenet_evaluation_uses_xla_convolutions_with_the_same_numbers(fmnist_sma
     training step's patches, see conv_lowering), and gives the patches' probabilities to float rounding."""
     import contextlib
 
+    import jax
+    import jax.numpy as jnp
+
+    from bmrsparse import metrics
     from bmrsparse.data import load_prepared
     from bmrsparse.metrics import eval_keys
     from bmrsparse.nets import _common
@@ -139,6 +143,11 @@ def test_lenet_evaluation_uses_xla_convolutions_with_the_same_numbers(fmnist_sma
     monkeypatch.setattr(_common, "conv_lowering", spy)
     probs_conv = tr.predictive_probs(state, eval_keys([0], 1), 3)
     assert asked == ["conv"]
+    # seeds vmapped together keep the backend's choice (a vmapped XLA convolution is a grouped one on CPU)
+    two = lambda tree: jax.tree.map(lambda a: jnp.concatenate([a, a]), tree)  # noqa: E731
+    metrics.predictive_probs(tr.model, two(tr.params(state)), two(state.masks), eval_keys([0, 1], 1), tr.x_test[:8],
+                             num_samples=2)
+    assert asked == ["conv", None]
     monkeypatch.setattr(_common, "conv_lowering", lambda lowering: real("patches"))
     tr.model.compiled.clear()
     probs_patches = tr.predictive_probs(state, eval_keys([0], 1), 3)

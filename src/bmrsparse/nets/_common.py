@@ -67,7 +67,7 @@ def conv_lowering(lowering: str | None) -> Iterator[None]:
     (``None``: the backend's choice). Tracing happens when a jitted function is first called with new shapes, so the
     context must surround that first call.
 
-    Forward-only evaluation on CPU uses ``"conv"`` (:func:`bmrsparse.metrics.predictive_probs`): at its batches of
+    Forward-only evaluation of one seed uses ``"conv"`` (:func:`bmrsparse.metrics.predictive_probs`): at its batches of
     1000 images XLA's forward convolution runs LeNet-5 about 3x faster than the patches (70 vs 205 ms a batch, one
     thread), whose gain lies in the training step's kernel gradient (docs/performance.md).
     """
