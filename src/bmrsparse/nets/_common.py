@@ -102,7 +102,7 @@ def conv_valid(x: jax.Array, kernel: jax.Array, *, lowering: str | None = None) 
     if lowering == "conv":
         return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
     if lowering != "patches":
-        raise ValueError(f"conv_valid: lowering must be 'patches', 'conv' or None, got {lowering!r}")
+        raise ValueError(f"conv_valid: lowering must be one of {CONV_LOWERINGS} or None, got {lowering!r}")
     h, w = x.shape[1] - kh + 1, x.shape[2] - kw + 1
     if h == 1 and w == 1:  # the kernel covers the whole input: a Dense layer
         return x.reshape(x.shape[0], 1, 1, kh * kw * c_in) @ kernel.reshape(kh * kw * c_in, c_out)
