@@ -12,7 +12,7 @@ import sys
 import pandas as pd
 
 SIDES = {"authors": "authors' code", "bmrsparse": "bmrsparse"}
-ARCHS = {"mlp": "MLP", "lenet": "LeNet-5"}
+ARCH_LABELS = {"mlp": "MLP", "lenet": "LeNet-5"}
 COLUMNS = (("pruned_fraction", "pruned"), ("acc", "ACC"), ("nll", "NLL"))
 
 
@@ -29,16 +29,16 @@ def seed_table(df: pd.DataFrame) -> str:
         raise ValueError(f"the CSV lacks the columns {sorted(missing)}")
     head = ["arch", "epoch"] + [f"{label} ({SIDES.get(s, s)})" for c, label in COLUMNS for s in SIDES]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for arch in [a for a in ARCHS if a in set(df.arch)] + sorted(set(df.arch) - set(ARCHS)):
+    for arch in [a for a in ARCH_LABELS if a in set(df.arch)] + sorted(set(df.arch) - set(ARCH_LABELS)):
         for epoch in sorted(df.loc[df.arch == arch, "epoch"].unique()):
-            row = [ARCHS.get(arch, arch), str(epoch)]
+            row = [ARCH_LABELS.get(arch, arch), str(epoch)]
             for column, _ in COLUMNS:
                 for side in SIDES:
                     sel = df[(df.arch == arch) & (df.epoch == epoch) & (df.side == side)][column]
                     row.append(cell(sel) if len(sel) else "")
             lines.append("| " + " | ".join(row) + " |")
     seeds = "; ".join(
-        f"{ARCHS.get(a, a)}: {SIDES.get(s, s)} seeds {', '.join(map(str, sorted(g.seed.unique())))}"
+        f"{ARCH_LABELS.get(a, a)}: {SIDES.get(s, s)} seeds {', '.join(map(str, sorted(g.seed.unique())))}"
         for (a, s), g in df.groupby(["arch", "side"])
     )
     return "\n".join(lines) + f"\n\nmean [min, max] over seeds ({seeds}).\n"

@@ -38,9 +38,9 @@ import numpy as np
 import pandas as pd
 
 from . import data as bdata
-from .experiment import resolve_settings
 from .methods import METHODS
-from .nets import ARCHS, NETWORKS, input_shape
+from .nets import NETWORKS, input_shape
+from .settings import TrainingSettings
 from .train import Trainer
 
 #: Sizes of ``--tiny``: each network's declared ``tiny`` (bmrsparse.nets.Network), a live view.
@@ -64,7 +64,7 @@ def synthetic_dataset(name: str, arch: str, n_train: int = 4096, n_test: int = 2
 
 def bench_one(dataset: str, arch: str, method: str, *, steps: int, epoch_steps: int, tiny: bool = False,
               batch_size: int | None = None, num_seeds: int = 1, elbo: str | None = None,
-              settings: dict | None = None):
+              settings: TrainingSettings | dict | None = None):
     """Time ``steps`` SVI steps (after one compiling step) of one (dataset, arch, method) on synthetic images.
 
     The settings are either a training job's own ``settings`` (those of ``bmrsparse.experiment.run_stage``, e.g.
@@ -74,15 +74,15 @@ def bench_one(dataset: str, arch: str, method: str, *, steps: int, epoch_steps: 
     if settings is not None:
         if tiny or batch_size is not None or elbo is not None:
             raise ValueError("bench_one: pass either settings or tiny/batch_size/elbo, not both")
-        settings = resolve_settings(settings)
+        settings = TrainingSettings.from_mapping(settings)
     else:
         if batch_size is None:
             raise ValueError("bench_one needs batch_size (or a job's settings)")
         overrides = {"batch_size": batch_size, "net": {a: dict(v) for a, v in TINY.items()} if tiny else {}}
         if elbo is not None:
             overrides["elbo"] = elbo
-        settings = resolve_settings(overrides)
-    batch_size = settings["batch_size"]
+        settings = TrainingSettings(**overrides)
+    batch_size = settings.batch_size
     ds = synthetic_dataset(dataset, arch)
     tr = Trainer(arch=arch, method=method, dataset=ds, seeds=list(range(num_seeds)), settings=settings)
     state = tr.init()
@@ -99,7 +99,7 @@ def bench_one(dataset: str, arch: str, method: str, *, steps: int, epoch_steps: 
         "method": method,
         "batch_size": batch_size,
         "seeds": num_seeds,
-        "elbo": settings.get("elbo", ""),
+        "elbo": settings.elbo,
         "input_shape": "x".join(map(str, input_shape(arch, dataset))),
         "compile_s": round(compile_s, 3),
         "ms_per_step": 1e3 * secs / steps,
@@ -237,7 +237,7 @@ def compare_reference(a) -> pd.DataFrame:
     t = compare_table(pd.DataFrame(ours), pd.DataFrame(theirs))
     t.insert(0, "device", device_name())
     t.insert(1, "cpu", cpu_model())
-    t["elbo"] = a.elbo or resolve_settings({}).get("elbo", "")
+    t["elbo"] = a.elbo or TrainingSettings().elbo
     print(f"\n{device_name()} ({cpu_model()}), batch {a.batch_size}, {a.steps} steps per run, "
           f"{a.repeats} runs per side, elbo {t.elbo.iloc[0]}")
     print(format_compare(t), flush=True)
@@ -247,7 +247,7 @@ def compare_reference(a) -> pd.DataFrame:
 def main(argv=None) -> pd.DataFrame:
     p = argparse.ArgumentParser(prog="python -m bmrsparse.bench", description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default=next(iter(bdata.DATASETS)), choices=list(bdata.DATASETS))
-    p.add_argument("--archs", nargs="+", default=list(ARCHS), choices=list(ARCHS))
+    p.add_argument("--archs", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--steps", type=int, default=200, help="timed steps per (arch, method)")
     p.add_argument("--epoch-steps", type=int, default=20000, help="steps of one BMR epoch, for prune_share")

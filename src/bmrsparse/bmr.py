@@ -10,7 +10,7 @@ Public API (works on numpy or JAX arrays, elementwise):
 Keep rules (``keep``): the fixed point is stopped after :math:`k_{max}` iterations, and two readings of the rule differ
 by one iteration:
 
-- ``"zeta"`` (the default, :data:`bmrsparse.settings.DEFAULT_SETTINGS`; the authors' code): a weight stays when :math:`\Delta F(\lambda=0) \le \zeta^{k_{max}}`, with
+- ``"zeta"`` (the default; the authors' code): a weight stays when :math:`\Delta F(\lambda=0) \le \zeta^{k_{max}}`, with
   :math:`\zeta` computed after the :math:`k_{max}`-th update of :math:`(\alpha, \beta)`; that is
   :math:`q^{k_{max}+1} \ge \tfrac12`.
 - ``"q"`` (eq. 23 read literally): a weight stays when :math:`q^{k_{max}} \ge \tfrac12`, i.e.
@@ -34,11 +34,14 @@ import jax.numpy as jnp
 from jax.scipy.special import digamma
 
 from ._layerwise import join_split
-from .settings import DEFAULT_SETTINGS, KEEP_RULES
 
-__all__ = ["KEEP_RULES", "delta_f", "delta_f_zero", "spike_and_slab", "spike_and_slab_layers", "first_prune_fraction"]
+__all__ = ["KEEP_RULES", "check_keep", "delta_f", "delta_f_zero", "spike_and_slab", "spike_and_slab_layers",
+           "first_prune_fraction"]
 
-_D = DEFAULT_SETTINGS  # the defaults of alpha0, beta0, k_max (bmr_iters) and the keep rule (bmr_keep)
+#: Keep rules of a prune step (see the module docstring): ``"zeta"`` keeps a weight when
+#: :math:`\Delta F(\lambda=0) \le \zeta` after the :math:`k_{max}`-th update of :math:`(\alpha, \beta)` (the authors'
+#: code, :math:`q^{k_{max}+1} \ge 1/2`); ``"q"`` when :math:`q^{k_{max}} \ge 1/2` (eq. 23 read literally).
+KEEP_RULES = ("zeta", "q")
 
 
 def delta_f(mu, sigma, theta):
@@ -94,22 +97,22 @@ def _fixed_point(df0, alpha0, beta0, iters):
     return q, alpha, beta
 
 
-def _check_keep(keep):
+def check_keep(keep: str) -> None:
+    """Refuse a keep rule that is not one of :data:`KEEP_RULES`."""
     if keep not in KEEP_RULES:
         raise ValueError(f"keep rule must be one of {KEEP_RULES}, got {keep!r}")
 
 
 def _keep_q(df0, alpha0, beta0, iters, keep):
     """Keep-probabilities whose ``>= 1/2`` is the keep rule ``keep`` (``q^{k_max+1}`` for ``"zeta"``)."""
-    _check_keep(keep)
+    check_keep(keep)
     q, alpha, beta = _fixed_point(df0, alpha0, beta0, iters)
     if keep == "zeta":
         q = jax.nn.sigmoid(digamma(alpha) - digamma(beta) - df0)
     return q
 
 
-def spike_and_slab(mu, sigma, alpha0: float = _D["alpha0"], beta0: float = _D["beta0"], iters: int = _D["bmr_iters"],
-                   keep: str = _D["bmr_keep"]):
+def spike_and_slab(mu, sigma, alpha0: float = 1.0, beta0: float = 1.0, iters: int = 4, keep: str = "zeta"):
     r"""Posterior keep-probabilities of a spike-and-slab prior over one layer (eqs. 22-23).
 
     Let :math:`\alpha_0, \beta_0` denote ``alpha0``, ``beta0`` (the Beta prior over the layer's inclusion rate
@@ -145,8 +148,8 @@ def spike_and_slab(mu, sigma, alpha0: float = _D["alpha0"], beta0: float = _D["b
     return q, q >= 0.5
 
 
-def spike_and_slab_layers(posterior, masks, *, alpha0=_D["alpha0"], beta0=_D["beta0"], iters=_D["bmr_iters"],
-                          keep=_D["bmr_keep"], frozen=()):
+def spike_and_slab_layers(posterior, masks, *, alpha0: float = 1.0, beta0: float = 1.0, iters: int = 4,
+                          keep: str = "zeta", frozen=()):
     r"""One BMR-S&S prune step over a whole network (eqs. 19-23), masks accumulating.
 
     Args:
@@ -162,7 +165,7 @@ def spike_and_slab_layers(posterior, masks, *, alpha0=_D["alpha0"], beta0=_D["be
       relaxes back towards the prior :math:`\mathcal{N}(0, 1)` (:math:`\Delta F \to 0`), so it neither pushes
       :math:`\zeta` down (which would prune ever more in a ratchet) nor comes back (masks accumulate).
     """
-    _check_keep(keep)
+    check_keep(keep)
     new_masks, qs = {}, {}
     for layer, leaves in posterior.items():
         if layer in frozen:
@@ -176,8 +179,8 @@ def spike_and_slab_layers(posterior, masks, *, alpha0=_D["alpha0"], beta0=_D["be
     return new_masks, qs
 
 
-def first_prune_fraction(posterior, frozen=(), *, iters=(1, 2, 4, 5, 8, 20, None), alpha0=_D["alpha0"], beta0=_D["beta0"],
-                         keep="q", tol=1e-6, max_iters=10_000):
+def first_prune_fraction(posterior, frozen=(), *, iters=(1, 2, 4, 5, 8, 20, None), alpha0: float = 1.0,
+                         beta0: float = 1.0, keep: str = "q", tol=1e-6, max_iters=10_000):
     r"""Fraction of weights one prune step removes, as a function of the number of fixed-point iterations.
 
     Args:
@@ -192,7 +195,7 @@ def first_prune_fraction(posterior, frozen=(), *, iters=(1, 2, 4, 5, 8, 20, None
       ``{k: fraction}`` over all weights of the non-frozen layers (``"converged"`` for ``None``), each layer with
       its own :math:`\zeta`.
     """
-    _check_keep(keep)
+    check_keep(keep)
     dfs = []
     for layer, leaves in posterior.items():
         if layer in frozen:

@@ -35,21 +35,15 @@ import numpy as np
 from . import compact_numpy
 from .io import atomic_path, atomic_write_text
 
-__all__ = ["ARCHS", "archs", "CompactNet", "compact", "apply", "export", "num_params", "masked_params", "chain"]
+__all__ = ["compact_networks", "CompactNet", "compact", "apply", "export", "num_params", "masked_params", "chain"]
 
 
-def archs() -> tuple[str, ...]:
-    """The registered networks :func:`compact` understands: those that declare a ``compact_activation``
-    (:class:`bmrsparse.nets.Network`). ``ARCHS`` (module attribute) is the same, read live."""
+def compact_networks() -> tuple[str, ...]:
+    """The names of the registered networks :func:`compact` understands: those that declare a
+    ``compact_activation`` (:class:`bmrsparse.nets.Network`)."""
     from .nets import NETWORKS
 
     return tuple(n for n in NETWORKS if NETWORKS[n].compact_activation)
-
-
-def __getattr__(name: str):
-    if name == "ARCHS":
-        return archs()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class CompactNet(NamedTuple):

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Mapping, Sequence
 
 import jax
 import numpy as np
@@ -22,19 +23,18 @@ import pandas as pd
 
 from . import data as bdata
 from .io import atomic_write_verified
-from .state import load_state, read_state, save_state
 from .methods import METHODS, get_method
 from .metrics import METRIC_COLUMNS
-from .nets import ARCHS
+from .nets import NETWORKS
 from .provenance import provenance
-from .settings import DEFAULT_SETTINGS, resolve_settings
+from .settings import TrainingSettings
+from .state import load_state, read_state, save_state
 from .train import NonFiniteLossError, ProgressLog, State, StateMismatchError, Trainer, progress_chunk
 
 __all__ = [
     "METHODS",
-    "DEFAULT_SETTINGS",
     "METRIC_COLUMNS",
-    "resolve_settings",
+    "TrainingSettings",
     "run_stage",
     "posterior_summary",
     "posterior_summaries",
@@ -42,8 +42,180 @@ __all__ = [
     "StateMismatchError",
 ]
 
+
 def _fingerprint(**kw) -> str:
     return json.dumps(kw, sort_keys=True, default=str)
+
+
+def _names(paths):
+    """The file names of one path or a list of paths (a checkpoint's fingerprint: the folder may move)."""
+    if not paths:
+        return None
+    return [os.path.basename(str(p)) for p in paths] if isinstance(paths, (list, tuple)) else \
+        os.path.basename(str(paths))
+
+
+def _per_seed(seed, out_state, out_metrics, init_state, reference_state):
+    """The seeds and the per-seed output paths; with a list of seeds every path argument is a list as long."""
+    many = isinstance(seed, (list, tuple))
+    seeds = [int(x) for x in seed] if many else [int(seed)]
+    out_states = list(out_state) if many else [out_state]
+    out_csvs = list(out_metrics) if many else [out_metrics]
+    if len(out_states) != len(seeds) or len(out_csvs) != len(seeds):
+        raise ValueError("give one out_state and one out_metrics path per seed")
+    if init_state is not None and many and len(init_state) != len(seeds):
+        raise ValueError("give one init_state path per seed")
+    if reference_state is not None and many and len(reference_state) != len(seeds):
+        raise ValueError("give one reference_state path per seed")
+    return seeds, out_states, out_csvs
+
+
+def _reference_masks(trainer: Trainer, reference_state, schedule: list[int], first_epoch: int):
+    """The keep-masks of the declared reference method's state, for a method that prunes against it in this stage
+    (one epoch per stage); None for any other method or a stage that does not prune (a warm-up, epoch 0)."""
+    meth = trainer.method
+    prunes_here = meth.prunes and first_epoch + len(schedule) - 1 >= 1
+    if meth.reference is None or not prunes_here:
+        return None
+    if reference_state is None or len(schedule) != 1:
+        raise ValueError(f"method {meth.name!r} prunes against {meth.reference!r}'s state of the same epoch: run one "
+                         "epoch per stage and give that state as reference_state")
+    ref_state, ref_head = read_state(trainer, reference_state)
+    if ref_head.get("method") != meth.reference:
+        raise StateMismatchError(f"{reference_state} is a state of {ref_head.get('method')!r}; method "
+                                 f"{meth.name!r} prunes against {meth.reference!r}")
+    return ref_state.masks
+
+
+class _Stage:
+    """The loop of :func:`run_stage`: where it is (epoch, steps done in it), the rows so far, the ELBO tail and the
+    checkpoint that records all of them."""
+
+    def __init__(self, trainer: Trainer, *, dataset: str, schedule: list[int], first_epoch: int, ckpt: str,
+                 fingerprint: str, reference, progress: bool):
+        self.trainer, self.dataset, self.schedule, self.first_epoch = trainer, dataset, schedule, int(first_epoch)
+        self.ckpt, self.fingerprint, self.reference, self.progress = ckpt, fingerprint, reference, progress
+        self.seeds = trainer.seeds
+        self.rows: list[dict] = []
+        self.epoch_idx, self.done_in_epoch, self.seconds_in_epoch = 0, 0, 0.0
+        self.tail = self._empty_tail()
+        s = trainer.settings
+        self.every = int(s.checkpoint_every)
+        self.chunk = progress_chunk(min(int(s.chunk_size), self.every), sum(schedule))
+
+    def _empty_tail(self):
+        """Loss sum per seed and steps of the current epoch's last 10 % (column elbo)."""
+        return [0.0] * len(self.seeds), 0
+
+    def start(self, init_state) -> State:
+        """The state to train from: the stage's checkpoint when one exists, else ``init_state``, else fresh."""
+        if os.path.exists(self.ckpt):
+            state, head = read_state(self.trainer, self.ckpt, require_method=True)
+            extra = head["extra"]
+            if extra.get("fingerprint") != self.fingerprint:
+                raise StateMismatchError(f"checkpoint {self.ckpt} belongs to a run with other settings or schedule; "
+                                         "delete it to start afresh")
+            self.rows = extra["rows"]
+            self.epoch_idx, self.done_in_epoch = extra["epoch_idx"], extra["done_in_epoch"]
+            self.seconds_in_epoch = extra["seconds_in_epoch"]
+            self.tail = tuple(extra.get("elbo_tail", self.tail))
+            print(f"resuming from {self.ckpt} at step {state.step} (epoch {self.first_epoch + self.epoch_idx})",
+                  flush=True)
+            return state
+        if init_state:
+            return read_state(self.trainer, init_state)[0]
+        return self.trainer.init()
+
+    def save_checkpoint(self, state: State, done: int, seconds: float) -> None:
+        save_state(self.trainer, state, self.ckpt, extra={
+            "fingerprint": self.fingerprint, "rows": self.rows, "epoch_idx": self.epoch_idx, "done_in_epoch": done,
+            "seconds_in_epoch": seconds, "elbo_tail": [list(self.tail[0]), self.tail[1]]})
+
+    def prune(self, state: State, epoch: int) -> State:
+        """The method's prune step before ``epoch`` (epochs >= 1 only: nothing is pruned before a warm-up)."""
+        if not self.trainer.method.prunes or self.done_in_epoch != 0 or epoch < 1:
+            return state
+        t0 = time.perf_counter()
+        state = self.trainer.prune(state, self.reference, epoch=epoch)
+        jax.block_until_ready(state.masks)
+        fractions = ", ".join(f"{f:.4f}" for f in self.trainer.pruned_fraction(state))
+        print(f"epoch {epoch}: prune took {time.perf_counter() - t0:.3f} s; pruned fraction {fractions}", flush=True)
+        return state
+
+    def train_epoch(self, state: State, log: ProgressLog, epoch: int) -> tuple[State, float]:
+        """The rest of the current epoch's steps, checkpointing between chunks; returns the state and its seconds."""
+        steps = self.schedule[self.epoch_idx]
+        last_ckpt_step = state.step
+        t_start = time.perf_counter()
+        tail_from = steps - math.ceil(0.1 * steps)  # chunks ending after this step count towards elbo
+        at = self.done_in_epoch
+
+        def on_loss(n: int, secs: float, losses) -> None:
+            nonlocal at
+            at += n
+            log.chunk(n, secs, losses)
+            if at > tail_from:
+                self.tail = [a + float(b) * n for a, b in zip(self.tail[0], losses)], self.tail[1] + n
+
+        def on_chunk(st: State, done: int) -> None:
+            nonlocal last_ckpt_step
+            if st.step - last_ckpt_step >= self.every and self.done_in_epoch + done < steps:
+                elapsed = self.seconds_in_epoch + time.perf_counter() - t_start  # wall time; only used after a resume
+                self.save_checkpoint(st, self.done_in_epoch + done, elapsed)
+                last_ckpt_step = st.step
+
+        trainer = self.trainer
+        state, secs = trainer.train(
+            state, steps - self.done_in_epoch, chunk_size=self.chunk, on_chunk=on_chunk, on_loss=on_loss,
+            progress=self.progress, desc=f"{self.dataset}/{trainer.arch}/{trainer.method.name} epoch {epoch}",
+        )
+        if trainer.compile_seconds and self.epoch_idx == 0:
+            print(f"compiled the training chunk in {trainer.compile_seconds:.2f} s", flush=True)
+        return state, self.seconds_in_epoch + secs
+
+    def evaluate(self, state: State, epoch: int, seconds: float) -> None:
+        """One metrics row per seed after ``epoch``."""
+        trainer, steps = self.trainer, self.schedule[self.epoch_idx]
+        t0 = time.perf_counter()
+        elbo = [-a / self.tail[1] for a in self.tail[0]]
+        for i, (sd, m) in enumerate(zip(self.seeds, trainer.evaluate(state, epoch,
+                                                                      int(trainer.settings.num_eval_samples)))):
+            print(f"epoch {epoch} seed {sd}: step {state.step} acc {m['acc']:.4f} ece {m['ece']:.4f} "
+                  f"nll {m['nll']:.4f} pruned {m['pruned_fraction']:.4f}", flush=True)
+            self.rows.append(
+                dict(dataset=self.dataset, arch=trainer.arch, method=trainer.method.name, seed=sd, epoch=epoch,
+                     step=int(state.step), **m, seconds=seconds,
+                     steps_per_s=steps / seconds if seconds > 0 else float("nan"), elbo=elbo[i])
+            )
+        print(f"evaluated in {time.perf_counter() - t0:.1f} s", flush=True)
+
+    def run(self, state: State) -> State:
+        """Every remaining epoch: prune (a pruning method), train, evaluate, checkpoint between epochs."""
+        log = ProgressLog(sum(self.schedule), done=sum(self.schedule[:self.epoch_idx]) + self.done_in_epoch,
+                          max_chunk=self.chunk)
+        while self.epoch_idx < len(self.schedule):
+            epoch = self.first_epoch + self.epoch_idx
+            state = self.prune(state, epoch)
+            state, seconds = self.train_epoch(state, log, epoch)
+            self.evaluate(state, epoch, seconds)
+            self.epoch_idx, self.done_in_epoch, self.seconds_in_epoch = self.epoch_idx + 1, 0, 0.0
+            self.tail = self._empty_tail()
+            if self.epoch_idx < len(self.schedule):
+                self.save_checkpoint(state, 0, 0.0)
+        return state
+
+
+def _write_outputs(trainer: Trainer, state: State, rows: list[dict], out_states, out_csvs) -> pd.DataFrame:
+    """Each seed's state file and metrics CSV (with the provenance columns); the metrics of all seeds."""
+    df = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
+    prov = provenance()
+    for i, sd in enumerate(trainer.seeds):
+        mine = df[df.seed == sd]
+        save_state(trainer, state, out_states[i], extra={"metrics": mine.to_dict("records"),
+                                                          "settings": trainer.settings.to_dict(), "provenance": prov},
+                   index=i)
+        atomic_write_verified(out_csvs[i], mine.assign(**prov).to_csv(index=False))
+    return df
 
 
 def run_stage(
@@ -53,13 +225,13 @@ def run_stage(
     arch: str,
     method: str,
     seed,
-    schedule: list[int],
+    schedule: Sequence[int],
     first_epoch: int,
     init_state=None,
     reference_state=None,
     out_state,
     out_metrics,
-    settings: dict | None = None,
+    settings: TrainingSettings | Mapping | None = None,
     checkpoint_path=None,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -70,165 +242,53 @@ def run_stage(
       dataset, arch, method: names.
       seed: an integer seed, or a list of seeds trained together in one compiled program (vmapped over seeds);
         then ``init_state``, ``out_state`` and ``out_metrics`` are lists with one path per seed.
-      schedule: SVI steps of each epoch; epochs are numbered ``first_epoch, first_epoch + 1, ...``.
+      schedule: SVI steps of each epoch; epochs are numbered ``first_epoch, first_epoch + 1, ...``. A method that
+        prunes does so before every epoch from 1 on (epoch 0, a warm-up of its own model, is not pruned).
       init_state: state file of a previous stage to continue from (same data set, architecture and prior), or None.
       reference_state: for a method that declares a :attr:`~bmrsparse.methods.Method.reference`, the state file of
         that method's same epoch (one epoch per stage), whose keep-masks the prune function reads; else None.
       out_state, out_metrics: the state file and the tidy metrics CSV to write (atomically, at the end; the CSV's
         SHA-256 goes to ``<out_metrics>.sha256``, the state's into the file, see :mod:`bmrsparse.state`).
-      settings: overrides of :data:`DEFAULT_SETTINGS`.
+      settings: the stage's :class:`~bmrsparse.settings.TrainingSettings` (a mapping of some of its fields, or None
+        for the defaults).
       checkpoint_path: where to checkpoint every ``checkpoint_every`` steps (default: the first ``out_state`` +
-        ``".ckpt.npz"``);
-        an existing checkpoint of the same stage is resumed; it is removed once the outputs are written.
-
-    Progress: the log (stdout) gets a line at least once per 10 % of the stage's steps
-    (:class:`bmrsparse.train.ProgressLog`: step, steps/s, ETA, running loss); chunks are cut to allow that.
+        ``".ckpt.npz"``); an existing checkpoint of the same stage is resumed; it is removed once the outputs are
+        written.
+      progress: draw a progress bar on stderr (the log lines of :class:`bmrsparse.train.ProgressLog` come anyway:
+        at least one per 10 % of the stage's steps, with step, steps/s, ETA and running loss).
 
     Returns:
       The metrics as a DataFrame with :data:`METRIC_COLUMNS` (all seeds); its ``elbo`` is the epoch's training ELBO
       estimate: minus the mean training loss of the chunks that end in the epoch's last 10 % of steps (at least its
       last chunk), per seed (Flat-MAP: the log joint of its point estimate). The CSV files also carry the
       provenance columns (:data:`bmrsparse.provenance.PROVENANCE_COLUMNS`: library digest, device, versions,
-      commit), and
-      each state header has them under ``extra["provenance"]``.
+      commit), and each state header has them under ``extra["provenance"]``.
     """
-    many = isinstance(seed, (list, tuple))
-    seeds = [int(x) for x in seed] if many else [int(seed)]
-    out_states = list(out_state) if many else [out_state]
-    out_metrics_ = list(out_metrics) if many else [out_metrics]
-    if len(out_states) != len(seeds) or len(out_metrics_) != len(seeds):
-        raise ValueError("give one out_state and one out_metrics path per seed")
-    if init_state is not None and many and len(init_state) != len(seeds):
-        raise ValueError("give one init_state path per seed")
-    if reference_state is not None and many and len(reference_state) != len(seeds):
-        raise ValueError("give one reference_state path per seed")
-    meth = get_method(method)
-    if arch not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}; choose from {list(ARCHS)}")
+    seeds, out_states, out_csvs = _per_seed(seed, out_state, out_metrics, init_state, reference_state)
+    get_method(method)
+    if arch not in NETWORKS:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {list(NETWORKS)}")
     schedule = [int(s) for s in schedule]
     if not schedule or any(s < 1 for s in schedule):
         raise ValueError(f"schedule must be a non-empty list of positive step counts, got {schedule}")
-    s = resolve_settings(settings)
+    s = TrainingSettings.from_mapping(settings)
     ds = bdata.load_prepared(data_path)
     if ds.name != dataset:
         raise ValueError(f"{data_path} holds data set {ds.name!r}, not {dataset!r}")
     trainer = Trainer(arch=arch, method=method, dataset=ds, seeds=seeds, settings=s)
-    if meth.reference is not None and (reference_state is None or len(schedule) != 1):
-        raise ValueError(f"method {method!r} prunes against {meth.reference!r}'s state of the same epoch: run one "
-                         "epoch per stage and give that state as reference_state")
-    reference = None
-    if meth.reference is not None:
-        ref_state, ref_head = read_state(trainer, reference_state)
-        if ref_head.get("method") != meth.reference:
-            raise StateMismatchError(f"{reference_state} is a state of {ref_head.get('method')!r}; method "
-                                     f"{method!r} prunes against {meth.reference!r}")
-        reference = ref_state.masks
+    reference = _reference_masks(trainer, reference_state, schedule, int(first_epoch))
     ckpt = str(checkpoint_path or f"{out_states[0]}.ckpt.npz")
     fingerprint = _fingerprint(
         dataset=dataset, arch=arch, method=method, seeds=seeds, schedule=schedule, first_epoch=int(first_epoch),
-        init_state=[os.path.basename(str(p)) for p in init_state] if many and init_state else
-        (os.path.basename(str(init_state)) if init_state else None), settings=s,
-        reference_state=[os.path.basename(str(p)) for p in reference_state] if many and reference_state else
-        (os.path.basename(str(reference_state)) if reference_state else None),
+        init_state=_names(init_state), settings=s.to_dict(), reference_state=_names(reference_state),
     )
-
-    rows: list[dict] = []
-    epoch_idx, done_in_epoch, seconds_in_epoch = 0, 0, 0.0
-    tail = [0.0] * len(seeds), 0  # loss sum per seed and steps of the current epoch's last 10 % (column elbo)
-    state: State | None = None
-    if os.path.exists(ckpt):
-        state, head = read_state(trainer, ckpt, require_method=True)
-        extra = head["extra"]
-        if extra.get("fingerprint") != fingerprint:
-            raise StateMismatchError(
-                f"checkpoint {ckpt} belongs to a run with other settings or schedule; delete it to start afresh"
-            )
-        rows = extra["rows"]
-        epoch_idx, done_in_epoch = extra["epoch_idx"], extra["done_in_epoch"]
-        seconds_in_epoch = extra["seconds_in_epoch"]
-        tail = tuple(extra.get("elbo_tail", tail))
-        print(f"resuming from {ckpt} at step {state.step} (epoch {first_epoch + epoch_idx})", flush=True)
-    elif init_state:
-        state, _ = read_state(trainer, init_state)
-    else:
-        state = trainer.init()
-
-    every = int(s["checkpoint_every"])
-    total_steps = sum(schedule)
-    chunk = progress_chunk(min(int(s["chunk_size"]), every), total_steps)
-    log = ProgressLog(total_steps, done=sum(schedule[:epoch_idx]) + done_in_epoch, max_chunk=chunk)
-
-    def save_checkpoint(st: State, e_idx: int, done: int, secs: float, rows_now: list, tail_now) -> None:
-        save_state(
-            trainer, st, ckpt,
-            extra={"fingerprint": fingerprint, "rows": rows_now, "epoch_idx": e_idx, "done_in_epoch": done,
-                   "seconds_in_epoch": secs, "elbo_tail": [list(tail_now[0]), tail_now[1]]},
-        )
-
-    while epoch_idx < len(schedule):
-        epoch = int(first_epoch) + epoch_idx
-        steps = schedule[epoch_idx]
-        if meth.prunes and done_in_epoch == 0:
-            t0 = time.perf_counter()
-            state = trainer.prune(state, reference, epoch=epoch)
-            jax.block_until_ready(state.masks)
-            fractions = ", ".join(f"{f:.4f}" for f in trainer.pruned_fraction(state))
-            print(f"epoch {epoch}: prune took {time.perf_counter() - t0:.3f} s; pruned fraction {fractions}",
-                  flush=True)
-        last_ckpt_step = state.step
-        t_start = time.perf_counter()
-
-        tail_from = steps - math.ceil(0.1 * steps)  # chunks ending after this step count towards elbo
-        at = done_in_epoch
-
-        def on_loss(n: int, secs: float, losses) -> None:
-            nonlocal tail, at
-            at += n
-            log.chunk(n, secs, losses)
-            if at > tail_from:
-                tail = [a + float(b) * n for a, b in zip(tail[0], losses)], tail[1] + n
-
-        def on_chunk(st: State, done: int) -> None:
-            nonlocal last_ckpt_step
-            if st.step - last_ckpt_step >= every and done_in_epoch + done < steps:
-                elapsed = seconds_in_epoch + time.perf_counter() - t_start  # wall time; only used after a resume
-                save_checkpoint(st, epoch_idx, done_in_epoch + done, elapsed, rows, tail)
-                last_ckpt_step = st.step
-
-        state, secs = trainer.train(
-            state, steps - done_in_epoch, chunk_size=chunk, on_chunk=on_chunk, on_loss=on_loss, progress=progress,
-            desc=f"{dataset}/{arch}/{method} epoch {epoch}",
-        )
-        if trainer.compile_seconds and epoch_idx == 0:
-            print(f"compiled the training chunk in {trainer.compile_seconds:.2f} s", flush=True)
-        seconds = seconds_in_epoch + secs
-        t0 = time.perf_counter()
-        elbo = [-a / tail[1] for a in tail[0]]
-        for i, (sd, m) in enumerate(zip(seeds, trainer.evaluate(state, epoch, int(s["num_eval_samples"])))):
-            print(f"epoch {epoch} seed {sd}: step {state.step} acc {m['acc']:.4f} ece {m['ece']:.4f} "
-                  f"nll {m['nll']:.4f} pruned {m['pruned_fraction']:.4f}", flush=True)
-            rows.append(
-                dict(dataset=dataset, arch=arch, method=method, seed=sd, epoch=epoch, step=int(state.step),
-                     **m, seconds=seconds, steps_per_s=steps / seconds if seconds > 0 else float("nan"),
-                     elbo=elbo[i])
-            )
-        print(f"evaluated in {time.perf_counter() - t0:.1f} s", flush=True)
-        epoch_idx, done_in_epoch, seconds_in_epoch = epoch_idx + 1, 0, 0.0
-        tail = [0.0] * len(seeds), 0
-        if epoch_idx < len(schedule):
-            save_checkpoint(state, epoch_idx, 0, 0.0, rows, tail)
-
-    df = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
-    prov = provenance()
-    for i, sd in enumerate(seeds):
-        mine = df[df.seed == sd]
-        save_state(trainer, state, out_states[i], extra={"metrics": mine.to_dict("records"), "settings": s,
-                                                  "provenance": prov}, index=i)
-        atomic_write_verified(out_metrics_[i], mine.assign(**prov).to_csv(index=False))
+    stage = _Stage(trainer, dataset=dataset, schedule=schedule, first_epoch=first_epoch, ckpt=ckpt,
+                   fingerprint=fingerprint, reference=reference, progress=progress)
+    state = stage.run(stage.start(init_state))
+    df = _write_outputs(trainer, state, stage.rows, out_states, out_csvs)
     if os.path.exists(ckpt):
         os.remove(ckpt)
     return df
-
 
 
 def posterior_summary(state_path, data_path=None) -> list[dict]:

@@ -37,7 +37,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from . import compact, compact_numpy
 
@@ -47,7 +46,6 @@ __all__ = ["COLUMNS", "FORMATS", "load_network", "export_compact", "inference_ta
 COLUMNS = ("dataset", "arch", "method", "format", "seed", "params", "params_kept_fraction", "acc", "nll", "batch",
            "ms_per_batch", "speedup", "device")
 FORMATS = ("dense", "masked", "bcoo", "compact")
-_MARKERS = {"dense": "o", "masked": "s", "bcoo": "^", "compact": "*"}
 
 
 def load_network(state_path, data_path) -> dict:
@@ -61,13 +59,13 @@ def load_network(state_path, data_path) -> dict:
     import jax
 
     from . import data as bdata, nets
-    from .experiment import resolve_settings
+    from .settings import TrainingSettings
     from .state import read_state
     from .train import Trainer
 
     with np.load(state_path, allow_pickle=False) as z:
         head = json.loads(str(z["header"]))
-    settings = resolve_settings({**((head.get("extra") or {}).get("settings") or {}), "test_subset": None})
+    settings = TrainingSettings.from_mapping({**((head.get("extra") or {}).get("settings") or {}), "test_subset": None})
     ds = bdata.load_prepared(data_path)
     trainer = Trainer(arch=head["arch"], method=head["method"], dataset=ds, seeds=head["seeds"][:1], settings=settings)
     state, head = read_state(trainer, state_path)
@@ -90,8 +88,8 @@ def load_network(state_path, data_path) -> dict:
 def export_compact(state_path, data_path, stem) -> compact.CompactNet:
     """Compact the final posterior mean of ``state_path`` and write it as ``<stem>.npz`` / ``<stem>.json``."""
     n = load_network(state_path, data_path)
-    if n["arch"] not in compact.archs():
-        raise ValueError(f"{state_path}: compact networks exist for {compact.archs()}, not {n['arch']!r}")
+    if n["arch"] not in compact.compact_networks():
+        raise ValueError(f"{state_path}: compact networks exist for {compact.compact_networks()}, not {n['arch']!r}")
     small = compact.compact(n["arch"], n["params"], n["masks"], input_shape=n["input_shape"],
                             preprocess=n["preprocess"],
                             meta={"dataset": n["dataset"], "method": n["method"], "seed": n["seed"]})
@@ -174,8 +172,8 @@ def inference_table(states: Mapping[str, str], data_path, *, exported: Mapping[s
     cases, meta = [], {}
     for method, path in states.items():
         n = load_network(path, data_path)
-        if n["arch"] not in compact.archs():
-            raise ValueError(f"{path}: inference is measured for {compact.archs()}, not {n['arch']!r}")
+        if n["arch"] not in compact.compact_networks():
+            raise ValueError(f"{path}: inference is measured for {compact.compact_networks()}, not {n['arch']!r}")
         if n["masks"] is None and method != dense:
             raise ValueError(f"{path}: {method} does not prune; only {dense!r} runs as the dense reference")
         formats = ["dense"] if method == dense else ["masked", "compact"] + (["bcoo"] if method in bcoo else [])
@@ -214,49 +212,3 @@ def inference_table(states: Mapping[str, str], data_path, *, exported: Mapping[s
     base = table[(table.method == dense) & (table.format == "dense")].set_index("batch")["ms_per_batch"]
     table["speedup"] = [base[b] / ms for b, ms in zip(table.batch, table.ms_per_batch)]
     return table[list(COLUMNS)]
-
-
-def plot_speedup_accuracy(table: pd.DataFrame) -> Figure:
-    """Accuracy against measured speed-up over the dense network: one panel per (data set, architecture) and batch
-    size; colour = method, marker = format (mean over seeds)."""
-    from . import plots
-    from .methods import METHODS
-
-    if table.empty:
-        raise ValueError("no inference measurements to draw")
-    missing = [c for c in COLUMNS if c not in table.columns]
-    if missing:
-        raise ValueError(f"the inference table lacks the column(s) {missing}")
-    pairs = list(dict.fromkeys(zip(table.dataset, table.arch)))
-    batches = sorted(set(table.batch))
-    fig = Figure(figsize=(3.4 * len(pairs) + 0.6, 2.8 * len(batches) + 0.8), layout="constrained")
-    axes = fig.subplots(len(batches), len(pairs), squeeze=False)
-    mean = table.groupby(["dataset", "arch", "method", "format", "batch"], sort=False)[["acc", "speedup"]].mean()
-    for ci, (dataset, arch) in enumerate(pairs):
-        for ri, b in enumerate(batches):
-            ax = axes[ri, ci]
-            sel = mean.loc[(dataset, arch)].reset_index()
-            sel = sel[sel.batch == b]
-            for row in sel.itertuples():
-                info = METHODS.get(row.method)
-                ax.scatter([row.speedup], [100 * row.acc], marker=_MARKERS.get(row.format, "o"),
-                           s=120 if row.format == "compact" else 45, color=getattr(info, "color", "black"),
-                           edgecolor="black", linewidth=0.5, zorder=3)
-            ax.axvline(1.0, color="grey", lw=0.8, ls=":")
-            ax.set_xscale("log")
-            ax.grid(alpha=0.3)
-            ax.set_title(f"{plots._label(plots.DATASET_LABELS, dataset)} / {plots._label(plots.ARCH_LABELS, arch)}, "
-                         f"batch {b}", fontsize="medium")
-            if ci == 0:
-                ax.set_ylabel("ACC (%), posterior mean")
-            if ri == len(batches) - 1:
-                ax.set_xlabel("measured speed-up over dense")
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], ls="", marker="o", ms=8, color=getattr(METHODS.get(m), "color", "black"),
-                      label=getattr(METHODS.get(m), "label", m)) for m in dict.fromkeys(table.method)]
-    handles += [Line2D([], [], ls="", marker=_MARKERS[f], ms=8, color="white", mec="black", label=f)
-                for f in FORMATS if f in set(table.format)]
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(5, len(handles)), fontsize="small",
-               frameon=False)
-    return fig

@@ -185,7 +185,7 @@ def predictive_probs(model, params, masks, keys, x, *, num_samples: int) -> np.n
     built, net, pre = model.built, model.net, model.preprocess
     point = model.method.point_estimate
     s = 1 if point else int(num_samples)
-    bs = int(model.settings["eval_batch_size"])
+    bs = int(model.settings.eval_batch_size)
     x = np.asarray(x)
     n = len(x)
     n_pad = math.ceil(n / bs) * bs

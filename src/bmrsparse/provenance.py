@@ -1,8 +1,8 @@
 """What produced a result: the library digest, the software versions and the device; the GPU guard of jobs.
 
-* :func:`library_digest` hashes the library's source files. The workflow passes the same digest to every rule whose
-  output depends on library code (a change reruns them and misses the between-workflow cache), and
-  :func:`provenance` writes it, with the git commit, the device, the Python, JAX/jaxlib/NumPyro/Flax/NumPy/Optax
+* :func:`library_digest` hashes the library's source files (its core: not the workflow package, whose effect on a job
+  reaches it through the job's params). The workflow passes the same digest to every rule whose output depends on
+  library code (a change reruns them and misses the between-workflow cache), and :func:`provenance` writes it, with the git commit, the device, the Python, JAX/jaxlib/NumPyro/Flax/NumPy/Optax
   versions and JAX's CUDA plugin, into every metrics CSV and state header.
 * :func:`check_accelerator` stops a job that the scheduler or CUDA assigned a GPU but whose JAX runs on the CPU (a
   CPU-only JAX build on a GPU node would train for hours past the time limit computed for a GPU). Only an actual
@@ -34,7 +34,6 @@ __all__ = [
     "provenance",
     "scheduler_gpus",
     "check_accelerator",
-    "provenance_table",
     "XLA_THREADS_ENV",
     "limit_threads",
     "xla_threads",
@@ -59,12 +58,19 @@ class GPUFallbackError(RuntimeError):
     """A job was assigned a GPU by the scheduler or CUDA but JAX has no GPU backend."""
 
 
+#: The subpackage the digest leaves out: the workflow layer (paths, job settings, tables, plan).
+WORKFLOW_PACKAGE = "workflow"
+
+
 def library_digest(root=None) -> str:
-    """16 hex digits of SHA-256 over the relative path and content of every ``*.py`` under ``root``
-    (default: this package). The workflow computes the same digest of ``src/bmrsparse`` (``common.smk``)."""
+    """16 hex digits of SHA-256 over the relative path and content of every ``*.py`` under ``root`` (default: this
+    package) but those of its :data:`WORKFLOW_PACKAGE`. The workflow computes the same digest of ``src/bmrsparse``
+    (:func:`bmrsparse.workflow.provenance.workflow_library_digest`)."""
     root = Path(root) if root is not None else Path(__file__).parent
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
+        if path.relative_to(root).parts[0] == WORKFLOW_PACKAGE:
+            continue
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
@@ -254,29 +260,3 @@ def check_accelerator(environ=None, resources_gpu: int = 0, backend: str | None 
         "GPU jobs envs/bmrsparse-gpu.yaml); load the cluster's CUDA driver/module on the GPU nodes; or, to train "
         f"on CPUs on purpose, set `resources.gpu: 0` in the config or export {ALLOW_CPU_ENV}=1."
     )
-
-
-def provenance_table(paths) -> "pandas.DataFrame":
-    """One row per metrics CSV (one training job): ``job`` (its folder under ``results/``) and the
-    :data:`PROVENANCE_COLUMNS` it recorded ("not recorded" for a file written before they existed).
-
-    Raises ``ValueError`` when a file records more than one value of a column (it should hold one job's rows), and
-    :class:`bmrsparse.io.DamagedFileError` when a file does not match its digest file.
-    """
-    import pandas as pd
-
-    from .io import read_csv
-
-    rows = []
-    for path in paths:
-        frame = read_csv(path, producer="bmrsparse.experiment.run_stage")
-        job = str(Path(path).parent)
-        job = job.split("results/", 1)[1] if "results/" in job else job
-        row = {"job": job}
-        for column in PROVENANCE_COLUMNS:
-            values = frame[column].dropna().astype(str).unique() if column in frame else []
-            if len(values) > 1:
-                raise ValueError(f"{path}: more than one {column} ({', '.join(values)})")
-            row[column] = values[0] if len(values) else "not recorded"
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["job", *PROVENANCE_COLUMNS])

@@ -1,33 +1,27 @@
-"""Training settings: every default of a training stage, their valid values, and the one resolver.
+"""The settings of a training stage: one typed, frozen object whose constructor holds every default.
 
-A stage's settings are :data:`DEFAULT_SETTINGS` updated with the workflow's ``training:`` and ``evaluation:``
-sections (:func:`resolve_settings`). This module is the only place that states a default: the learning rate of a
-method is the one its declaration gives (:attr:`bmrsparse.methods.Method.learning_rate`, see :func:`learning_rate`),
-the keep rule and ELBO estimator defaults are here, and the config schema's defaults are checked against this
-module by ``tests/test_settings.py`` (the schema's ``null`` means "this module's default").
+:class:`TrainingSettings` is what :class:`bmrsparse.train.Trainer`, :func:`bmrsparse.experiment.run_stage` and the
+functions built on them read. Its field defaults are the library's: a method's learning rate is the one its
+declaration gives (:attr:`bmrsparse.methods.Method.learning_rate`, used when ``learning_rate`` is None), the BMR
+step's are those of :func:`bmrsparse.bmr.spike_and_slab`. A workflow builds one per job from its validated config
+(:mod:`bmrsparse.workflow.jobs`) and hands it over as keyword arguments::
 
-It imports nothing of JAX, so :mod:`bmrsparse.bmr` and the workflow's planning can read it cheaply.
+    settings = TrainingSettings(batch_size=32, net={"mlp": {"width": 64}})
+    TrainingSettings.from_mapping({"batch_size": 32})   # a plain mapping (a state file's header, a job's params)
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = [
-    "DEFAULT_SETTINGS",
-    "KEEP_RULES",
-    "ELBOS",
-    "STEP_LOOPS",
-    "defaults",
-    "learning_rate",
-    "resolve_settings",
-]
+from .bmr import KEEP_RULES, check_keep
+from .nets import NETWORKS
 
-#: Keep rules of a BMR prune step (see :mod:`bmrsparse.bmr`): ``"zeta"`` keeps a weight when
-#: :math:`\Delta F(\lambda=0) \le \zeta` after the :math:`k_{max}`-th update of :math:`(\alpha, \beta)` (the authors'
-#: code, :math:`q^{k_{max}+1} \ge 1/2`); ``"q"`` when :math:`q^{k_{max}} \ge 1/2` (eq. 23 read literally).
-KEEP_RULES = ("zeta", "q")
+__all__ = ["TrainingSettings", "KEEP_RULES", "ELBOS", "STEP_LOOPS"]
+
 #: ELBO estimators of the mean-field guides: NumPyro's ``TraceGraph_ELBO`` (Monte-Carlo KL, as the authors' code) or
 #: ``TraceMeanField_ELBO`` (analytic KL where known). A point estimate (MAP) always uses the latter.
 ELBOS = ("trace_graph", "mean_field")
@@ -35,80 +29,106 @@ ELBOS = ("trace_graph", "mean_field")
 #: ``"auto"`` host on CPU for networks with convolutions (XLA runs convolutions slower inside a loop), else device.
 STEP_LOOPS = ("auto", "host", "device")
 
-#: Settings of a training stage; every key can be overridden from the workflow's ``training:`` config section.
-#: ``learning_rate`` lists only overrides: a method without one uses its declared rate (:func:`learning_rate`).
-DEFAULT_SETTINGS: dict = {
-    "learning_rate": {},  # Optax AdaBelief step size per method (default: the method's declared rate)
-    "batch_size": 128,  # minibatch N_B
-    "chunk_size": 500,  # SVI steps per chunk (progress bar, non-finite check and checkpoints between chunks)
-    "step_loop": "auto",  # one of STEP_LOOPS
-    "checkpoint_every": 5000,  # steps between checkpoints (rounded up to whole chunks)
-    "num_eval_samples": 100,  # posterior-predictive samples (Flat-MAP always uses its point estimate)
-    "eval_batch_size": 1000,  # test images per forward pass
-    "test_subset": None,  # evaluate on the first n test images (None: the whole test set)
-    "gamma0": 0.1,  # gamma_0 of eq. (15): prior scale of hidden-layer weights
-    "tau0": 1e-2,  # tau_0 of eq. (17): global horseshoe scale
-    "alpha0": 1.0,  # alpha_0 of the Beta prior over a layer's inclusion rate (eq. 22)
-    "beta0": 1.0,  # beta_0
-    "bmr_iters": 4,  # k_max fixed-point iterations (eq. 22)
-    "bmr_keep": "zeta",  # keep rule of a prune step, one of KEEP_RULES (the authors' code's)
-    "elbo": "trace_graph",  # ELBO estimator of the mean-field guides, one of ELBOS (the authors' code's)
-    "init_radius": 2.0,  # guide locations start uniform in [-r, r] (the authors' r = 2)
-    "init_scale": 0.1,  # guide scales start at this value (the authors')
-    "dropout": 0.2,  # Flat-MAP dropout rate on dense layers (not in the Mixer)
-    "net": {},  # per-architecture overrides of bmrsparse.nets.make_net, e.g. {"mlp": {"width": 32}}
-}
-
 _POSITIVE_INTS = ("batch_size", "chunk_size", "checkpoint_every", "num_eval_samples", "eval_batch_size", "bmr_iters")
+_POSITIVE_NUMBERS = ("gamma0", "tau0", "alpha0", "beta0", "init_radius", "init_scale")
 
 
-def defaults() -> dict:
-    """A copy of :data:`DEFAULT_SETTINGS` with every registered method's declared learning rate filled in."""
-    from .methods import METHODS
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Settings of a training stage; every field has the library's default.
 
-    out = copy.deepcopy(DEFAULT_SETTINGS)
-    out["learning_rate"] = {m: METHODS[m].learning_rate for m in METHODS}
-    return out
+    Attributes:
+      learning_rate: Optax AdaBelief step size; None: the method's declared
+        :attr:`~bmrsparse.methods.Method.learning_rate`.
+      batch_size: minibatch size :math:`N_B`.
+      chunk_size: SVI steps per compiled chunk (progress, non-finite check and checkpoints between chunks).
+      step_loop: how a chunk runs, one of :data:`STEP_LOOPS`.
+      checkpoint_every: steps between checkpoints (rounded up to whole chunks).
+      num_eval_samples: posterior-predictive samples per evaluation (Flat-MAP always uses its point estimate).
+      eval_batch_size: test images per forward pass.
+      test_subset: evaluate on the first n test images (None: the whole test set).
+      gamma0: :math:`\\gamma_0` of eq. (15), the prior scale of hidden-layer weights.
+      tau0: :math:`\\tau_0` of eq. (17), the global horseshoe scale.
+      alpha0, beta0: :math:`\\alpha_0, \\beta_0` of the Beta prior over a layer's inclusion rate (eq. 22).
+      bmr_iters: :math:`k_{max}`, fixed-point iterations of a BMR prune step (eq. 22).
+      bmr_keep: keep rule of a BMR prune step, one of :data:`KEEP_RULES` (the authors' code's).
+      elbo: ELBO estimator of the mean-field guides, one of :data:`ELBOS` (the authors' code's).
+      init_radius: mean-field guide locations start uniform in :math:`[-r, r]` (the authors' r = 2).
+      init_scale: guide scales start at this value (the authors').
+      dropout: Flat-MAP's dropout rate on dense layers (not in the Mixer).
+      net: per-network keyword arguments of :func:`bmrsparse.nets.make_net`, e.g. ``{"mlp": {"width": 32}}``.
+    """
 
+    learning_rate: float | None = None
+    batch_size: int = 128
+    chunk_size: int = 500
+    step_loop: str = "auto"
+    checkpoint_every: int = 5000
+    num_eval_samples: int = 100
+    eval_batch_size: int = 1000
+    test_subset: int | None = None
+    gamma0: float = 0.1
+    tau0: float = 1e-2
+    alpha0: float = 1.0
+    beta0: float = 1.0
+    bmr_iters: int = 4
+    bmr_keep: str = "zeta"
+    elbo: str = "trace_graph"
+    init_radius: float = 2.0
+    init_scale: float = 0.1
+    dropout: float = 0.2
+    net: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
-def learning_rate(settings: Mapping, method: str) -> float:
-    """The AdaBelief step size of ``method`` under ``settings``: ``settings["learning_rate"][method]`` if given,
-    else the method's declared :attr:`~bmrsparse.methods.Method.learning_rate`."""
-    from .methods import get_method
+    def __post_init__(self):
+        for key in _POSITIVE_INTS:
+            value = getattr(self, key)
+            if isinstance(value, bool) or not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"training.{key} must be an integer >= 1, got {value!r}")
+        for key in _POSITIVE_NUMBERS:
+            value = getattr(self, key)
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(f"training.{key} must be a positive number, got {value!r}")
+        lr = self.learning_rate
+        if lr is not None and (isinstance(lr, bool) or not (isinstance(lr, (int, float)) and lr > 0)):
+            raise ValueError(f"training.learning_rate must be a positive number or None, got {lr!r}")
+        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            raise ValueError(f"training.dropout must lie in [0, 1), got {self.dropout!r}")
+        subset = self.test_subset
+        if subset is not None and (isinstance(subset, bool) or not (isinstance(subset, int) and subset >= 1)):
+            raise ValueError(f"training.test_subset must be null or an integer >= 1, got {subset!r}")
+        try:
+            check_keep(self.bmr_keep)
+        except ValueError as e:
+            raise ValueError(f"training.bmr_keep: {e}") from None
+        for key, allowed in (("elbo", ELBOS), ("step_loop", STEP_LOOPS)):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"training.{key} must be one of {list(allowed)}, got {getattr(self, key)!r}")
+        unknown = [a for a in self.net if a not in NETWORKS]
+        if unknown:
+            raise ValueError(f"training.net: unknown architecture {unknown[0]!r}; choose from {list(NETWORKS)}")
 
-    rates = settings.get("learning_rate") or {}
-    return float(rates[method]) if method in rates else float(get_method(method).learning_rate)
+    @classmethod
+    def from_mapping(cls, settings: Mapping | None) -> "TrainingSettings":
+        """The settings of a plain mapping (a job's params, a state file's header); an unknown key raises
+        ``ValueError`` naming it."""
+        if isinstance(settings, TrainingSettings):
+            return settings
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in settings or {}:
+            if key not in known:
+                raise ValueError(f"unknown training setting {key!r}; known: {sorted(known)}")
+        return cls(**dict(settings or {}))
 
+    def replace(self, **changes) -> "TrainingSettings":
+        """A copy with ``changes`` (e.g. the evaluation settings of another job)."""
+        return dataclasses.replace(self, **changes)
 
-def resolve_settings(settings: Mapping | None) -> dict:
-    """:func:`defaults` updated with ``settings``; unknown keys and bad values raise ``ValueError`` naming them."""
-    from .methods import METHODS
-    from .nets import ARCHS
+    def to_dict(self) -> dict:
+        """The fields as a plain dict (a state file's header, a checkpoint's fingerprint)."""
+        out = dataclasses.asdict(self)
+        out["net"] = {arch: dict(values) for arch, values in self.net.items()}
+        return out
 
-    out = defaults()
-    for key, value in (settings or {}).items():
-        if key not in out:
-            raise ValueError(f"unknown training setting {key!r}; known: {sorted(out)}")
-        if key == "learning_rate":
-            for m, lr in (value or {}).items():
-                if m not in METHODS:
-                    raise ValueError(f"training.learning_rate: unknown method {m!r}; choose from {sorted(METHODS)}")
-                if not (isinstance(lr, (int, float)) and lr > 0):
-                    raise ValueError(f"training.learning_rate.{m} must be a positive number, got {lr!r}")
-                out[key][m] = float(lr)
-        elif key == "net":
-            for a in value or {}:
-                if a not in ARCHS:
-                    raise ValueError(f"training.net: unknown architecture {a!r}; choose from {list(ARCHS)}")
-            out[key] = copy.deepcopy(value or {})
-        else:
-            out[key] = value
-    for key in _POSITIVE_INTS:
-        if not (isinstance(out[key], int) and out[key] >= 1):
-            raise ValueError(f"training.{key} must be an integer >= 1, got {out[key]!r}")
-    for key, allowed in (("bmr_keep", KEEP_RULES), ("elbo", ELBOS), ("step_loop", STEP_LOOPS)):
-        if out[key] not in allowed:
-            raise ValueError(f"training.{key} must be one of {list(allowed)}, got {out[key]!r}")
-    if out["test_subset"] is not None and not (isinstance(out["test_subset"], int) and out["test_subset"] >= 1):
-        raise ValueError(f"training.test_subset must be null or an integer >= 1, got {out['test_subset']!r}")
-    return out
+    def net_overrides(self, arch: str) -> dict:
+        """The :func:`bmrsparse.nets.make_net` keyword arguments of network ``arch`` (empty: its paper sizes)."""
+        return dict(self.net.get(arch) or {})

@@ -24,7 +24,7 @@ Example::
 
     curve = sparsity_curve("results/train/fashion_mnist/mlp/flat_ff/seed0/posterior.npz",
                            "results/data/fashion_mnist.npz")
-    fig = plot_sparsity_accuracy(curve, metrics)
+    fig = plot_sparsity_accuracy(curve, metrics)  # bmrsparse.plots
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from . import bmr, methods, metrics as bmetrics
 from ._layerwise import join_split
@@ -43,23 +42,15 @@ from .state import load_state
 
 __all__ = [
     "SCORES",
-    "SCORE_LABELS",
-    "SCORE_METHODS",
     "FRACTIONS",
     "CURVE_COLUMNS",
     "keep_scores",
     "prune_masks",
     "sparsity_curve",
-    "plot_sparsity_accuracy",
 ]
 
-#: The scores, each with the retrained method that prunes by it (its colour is the curve's).
+#: The scores (their figure: :func:`bmrsparse.plots.plot_sparsity_accuracy`).
 SCORES = ("bmr", "magnitude", "snr")
-SCORE_LABELS = {"bmr": r"BMR $\Delta F(\lambda{=}0)$", "magnitude": r"$|E[w]|$", "snr": r"SNR $|\mu|/\sigma$"}
-SCORE_METHODS = {"bmr": "bmr_ss", "magnitude": "magnitude_ss", "snr": "snr_ss"}
-_FALLBACK_COLORS = {"bmr": "#2ca02c", "magnitude": "#9467bd", "snr": "#d62728"}
-#: Markers of the retrained methods' end points (they sit at about the same sparsity: matched baselines).
-_MARKERS = ("*", "D", "s", "^", "v", "P", "X")
 #: Fractions of the non-output weights removed (about ten, denser where the curves bend).
 FRACTIONS = (0.0, 0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
 #: Columns of a curve table: one row per seed, score and fraction.
@@ -156,7 +147,7 @@ def sparsity_curve(state_path, data_path, *, fractions: Sequence[float] = FRACTI
     if not all(np.all(m) for leaves in kept0.values() for m in leaves.values()):
         raise ValueError(f"{state_path}: the posterior is already pruned; give an unpruned one (Flat-FF)")
     keys = trainer.eval_keys(0)
-    num_samples = int(trainer.settings["num_eval_samples"])
+    num_samples = int(trainer.settings.num_eval_samples)
     rows, cache = [], {}
     for score in scores:
         ranking = keep_scores(posterior, mean_w, score)
@@ -175,87 +166,3 @@ def sparsity_curve(state_path, data_path, *, fractions: Sequence[float] = FRACTI
                              fraction=float(fraction), pruned_fraction=m["pruned_fraction"], acc=m["acc"],
                              nll=m["nll"], ece=m["ece"]))
     return pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
-
-
-# ------------------------------------------------------------------------------------------------------ figure
-def _method_style(name: str):
-    """Label and colour of a method from the method registry, else from the figures' tables, else the name."""
-    from . import plots
-
-    label = getattr(methods.METHODS.get(name), "label", None) or plots.METHOD_LABELS.get(name, name)
-    color = getattr(methods.METHODS.get(name), "color", None) or plots.METHOD_COLORS.get(name)
-    return label, color
-
-
-def _final_points(metrics: pd.DataFrame, dataset: str, arch: str, method: str) -> pd.DataFrame:
-    sel = metrics[(metrics.dataset == dataset) & (metrics.arch == arch) & (metrics.method == method)]
-    if sel.empty:
-        return sel
-    return sel[sel.epoch == sel.epoch.max()]
-
-
-def plot_sparsity_accuracy(curves: pd.DataFrame, metrics: pd.DataFrame | None = None,
-                           retrained: Sequence[str] | None = None) -> Figure:
-    """ACC and NLL against the pruned fraction: the pruned-without-retraining curves of every score, per data set
-    (two rows each: ACC, NLL) and architecture (columns), with the retrained methods' final epochs as markers.
-
-    Args:
-      curves: rows of :func:`sparsity_curve` for any number of data sets, architectures and seeds (lines: mean over
-        seeds; band: min..max when there are several).
-      metrics: the tidy metrics table; its final epoch of each method in ``retrained`` is drawn as a marker
-        (mean over seeds, error bars min..max).
-      retrained: methods to overlay (default: those in ``metrics`` that prune: ``bmr_ss``, the pruning baselines
-        and any registered method whose declaration says it prunes).
-    """
-    from . import plots
-
-    if curves.empty:
-        raise ValueError("no sparsity curves to draw")
-    datasets = plots._ordered(curves.dataset, list(plots.DATASET_LABELS))
-    archs = plots._ordered(curves.arch, list(plots.ARCH_LABELS))
-    present = set(metrics.method) if metrics is not None else set()
-    if retrained is None:  # the methods that prune: BMR-S&S, the baselines, any registered later
-        retrained = [m for m in plots._ordered(present, list(SCORE_METHODS.values()))
-                     if m in SCORE_METHODS.values() or getattr(methods.METHODS.get(m), "prunes", False)]
-    retrained = [m for m in retrained if m in present]
-    fig = Figure(figsize=(max(6.0, 3.2 * len(archs) + 0.6), 2.6 * 2 * len(datasets) + 0.6), layout="constrained")
-    axes = fig.subplots(2 * len(datasets), len(archs), squeeze=False, sharex=True)
-    for di, dataset in enumerate(datasets):
-        for ai, arch in enumerate(archs):
-            sel = curves[(curves.dataset == dataset) & (curves.arch == arch)]
-            for ri, metric in enumerate(("acc", "nll")):
-                ax = axes[2 * di + ri, ai]
-                for score in [s for s in SCORES if s in set(sel.score)]:
-                    g = sel[sel.score == score].groupby("fraction")
-                    x = g.pruned_fraction.mean()
-                    y = g[metric]
-                    color = _method_style(SCORE_METHODS[score])[1] or _FALLBACK_COLORS[score]
-                    ax.plot(x.values, y.mean().values, "-o", ms=3, lw=1.4, color=color,
-                            label=f"{SCORE_LABELS[score]}, not retrained")
-                    if sel.seed.nunique() > 1:
-                        ax.fill_between(x.values, y.min().values, y.max().values, color=color, alpha=0.15, lw=0)
-                for index, method in enumerate(retrained):
-                    pts = _final_points(metrics, dataset, arch, method)
-                    if pts.empty:
-                        continue
-                    label, color = _method_style(method)
-                    xm, ym = pts.pruned_fraction.mean(), pts[metric].mean()
-                    err = ([[ym - pts[metric].min()], [pts[metric].max() - ym]] if len(pts) > 1 else None)
-                    marker = _MARKERS[index % len(_MARKERS)]
-                    ax.errorbar([xm], [ym], yerr=err, fmt=marker, ms=11 if marker == "*" else 7, mec="black", mew=0.6,
-                                color=color or "black", label=f"{label}, retrained", zorder=5)
-                ax.set_xlim(-0.02, 1.02)
-                ax.grid(alpha=0.3)
-                if di == 0 and ri == 0:
-                    ax.set_title(plots._label(plots.ARCH_LABELS, arch))
-                if ai == 0:
-                    ax.set_ylabel(f"{plots._label(plots.DATASET_LABELS, dataset)}\n{metric.upper()}")
-                if 2 * di + ri == 2 * len(datasets) - 1:
-                    ax.set_xlabel("pruned fraction")
-    handles = {}
-    for ax in axes.ravel():
-        for h, l in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(l, h)
-    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=2 if len(archs) < 3 else 3,
-               fontsize="small", frameon=False)
-    return fig

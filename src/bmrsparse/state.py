@@ -26,7 +26,7 @@ import numpy as np
 from . import data as bdata
 from .io import atomic_savez, load_npz
 from .methods._layers import Layout
-from .settings import resolve_settings
+from .settings import TrainingSettings
 from .train import State, StateMismatchError, Trainer, select
 
 __all__ = ["STATE_PRODUCER", "save_state", "read_state", "read_state_header", "load_state", "state_layers"]
@@ -132,11 +132,11 @@ def load_state(path, data_path=None, *, settings: Mapping | None = None, seeds=N
     (default all of them).
     """
     head = read_state_header(path)
-    s = resolve_settings({**((head.get("extra") or {}).get("settings") or {}), **dict(settings or {})})
+    s = TrainingSettings.from_mapping({**((head.get("extra") or {}).get("settings") or {}), **dict(settings or {})})
     if data_path is not None:
         ds = bdata.load_prepared(data_path)
     else:
-        x = np.zeros((s["batch_size"], *head["image_shape"]), np.uint8)
+        x = np.zeros((s.batch_size, *head["image_shape"]), np.uint8)
         y = np.zeros(len(x), np.int64)
         ds = bdata.Dataset(head["dataset"], x, y, x, y, bdata.NUM_CLASSES[head["dataset"]])
     seeds = head["seeds"] if seeds is None else seeds

@@ -1,11 +1,7 @@
 r"""Training: NumPyro SVI with Optax AdaBelief in compiled chunks of steps, and the state that continues a run.
 
-A :class:`Model` is a network bound to a method and a data set's shapes: the built NumPyro model and guide, the
-layers, the output layer, the input preprocessing. Evaluation (:mod:`bmrsparse.metrics`) and state files
-(:mod:`bmrsparse.state`: :func:`~bmrsparse.state.save_state`, :func:`~bmrsparse.state.load_state`) are functions
-over it.
-A :class:`Trainer` adds what training needs: the SVI object, the training data and one or more seeds, and the
-compiled step and loop. Its state (:class:`State`) is everything a run needs to continue bit-for-bit: the SVI state
+A :class:`~bmrsparse.model.Model` is a network bound to a method and a data set's shapes. A :class:`Trainer` adds
+what training needs: the SVI object, the training data and one or more seeds, and the compiled step and loop. Its state (:class:`State`) is everything a run needs to continue bit-for-bit: the SVI state
 (guide parameters, optimiser state, the SVI PRNG key), the minibatch PRNG key, the keep-masks and the step counter.
 Several seeds train in one compiled program: every array of the state has a leading seed axis and the step is
 ``vmap``-ped over it (one seed is a batch of one).
@@ -21,9 +17,6 @@ between chunks (progress bar, checkpoints, non-finite loss check).
 from __future__ import annotations
 
 import contextlib
-import datetime
-import functools
-import sys
 import time
 from typing import NamedTuple
 
@@ -33,10 +26,14 @@ import numpy as np
 import optax
 from numpyro.infer import SVI, TraceGraph_ELBO, TraceMeanField_ELBO
 
-from . import _rng, data as bdata, methods, metrics, nets
-from .settings import STEP_LOOPS, learning_rate
+from . import _rng, methods, metrics
+from .model import FORMAT_VERSION, Model, uses_primitive
+from .progress import ProgressLog, progress_bar, progress_chunk
+from .settings import STEP_LOOPS, TrainingSettings
 
-FORMAT_VERSION = 1
+__all__ = ["Trainer", "State", "select", "Model", "FORMAT_VERSION", "NonFiniteLossError", "StateMismatchError",
+           "ProgressLog", "progress_chunk", "uses_primitive", "PRUNE_KEY_TAG"]
+
 #: Folded into a seed's key, plus the epoch, for the prune function's key (evaluation uses
 #: :data:`bmrsparse.metrics.EVAL_KEY_TAG`): the draws of pruning, evaluation and training never coincide.
 PRUNE_KEY_TAG = 2_000_003
@@ -66,140 +63,42 @@ def select(state: State, index: int) -> State:
                  state.step)
 
 
-def uses_primitive(fun, args, name: str) -> bool:
-    """Whether the program of ``fun(args)`` (traced, not run) holds the primitive ``name``, in any sub-program."""
-
-    def walk(jaxpr) -> bool:
-        for eqn in jaxpr.eqns:
-            if eqn.primitive.name == name:
-                return True
-            for value in eqn.params.values():
-                for sub in value if isinstance(value, (tuple, list)) else (value,):
-                    inner = getattr(sub, "jaxpr", sub)
-                    if hasattr(inner, "eqns") and walk(inner):
-                        return True
-        return False
-
-    return walk(jax.make_jaxpr(fun)(args).jaxpr)
-
-
-class Model:
-    """A network bound to a method and a data set's shapes: what evaluation, pruning and state files need.
-
-    Args:
-      arch: architecture name (see :data:`bmrsparse.nets.ARCHS`).
-      method: method name (see :data:`bmrsparse.methods.METHODS`).
-      dataset: a :class:`bmrsparse.data.Dataset`; its training images give the preprocessing's per-channel
-        statistics and the data size :math:`N` that scales the evidence bound.
-      settings: resolved settings (:func:`bmrsparse.settings.resolve_settings`).
-
-    Attributes: ``arch``, ``method`` (the :class:`~bmrsparse.methods.Method`), ``dataset_name``, ``net`` (Flax),
-    ``layers`` (:func:`~bmrsparse.methods.find_layers`), ``head`` (the output layer's name), ``built``
-    (:class:`~bmrsparse.methods.Built`: NumPyro model, guide and sites), ``preprocess`` (uint8 images to the
-    network's input), ``input_shape``, ``image_shape``, ``num_classes``, ``n_data``, ``settings``.
-    """
-
-    def __init__(self, *, arch: str, method: str, dataset, settings: dict):
-        self.arch = arch
-        self.method = methods.get_method(method)
-        self.dataset_name = dataset.name
-        self.settings = settings
-        overrides = dict((settings.get("net") or {}).get(arch) or {})
-        rate = float(settings["dropout"]) if self.method.dropout else 0.0
-        self.net = nets.make_net(arch, dataset.name, dropout_rate=rate, **overrides)
-        h, w, c = nets.input_shape(arch, dataset.name)
-        self.input_shape = (h, w, c)
-        self.image_shape = tuple(int(d) for d in dataset.x_train.shape[1:])
-        self.num_classes = int(nets.NUM_CLASSES[dataset.name])
-
-        mean, std = bdata.channel_stats(dataset.x_train)
-        mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
-        raw_h = dataset.x_train.shape[1]
-        pad = (h - raw_h) // 2
-        if pad < 0 or h - raw_h - 2 * pad != 0:
-            raise ValueError(f"cannot fit {dataset.x_train.shape[1:]} images to the network's input {(h, w, c)}")
-
-        def preprocess(x):
-            x = (x.astype(jnp.float32) - mean) / std
-            if pad:
-                x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-            return x
-
-        self.preprocess = preprocess
-        abstract = jax.eval_shape(
-            lambda: self.net.init(jax.random.PRNGKey(0), jnp.zeros((1, h, w, c), jnp.float32))
-        )
-        self.layers = methods.find_layers(abstract["params"])
-        self.head = next(l.name for l in self.layers if l.is_head)
-        self.n_data = int(dataset.x_train.shape[0])
-        self.built = methods.build(
-            self.method,
-            self.net,
-            self.layers,
-            n_data=self.n_data,
-            preprocess=preprocess,
-            gamma0=float(settings["gamma0"]),
-            tau0=float(settings["tau0"]),
-            init_radius=float(settings["init_radius"]),
-            init_scale=float(settings["init_scale"]),
-        )
-        self.compiled: dict = {}  # programs compiled for this model (evaluation), by name
-
-    @functools.cached_property
-    def xla_convolutions(self) -> bool:
-        """Whether the network's program on this backend holds XLA convolutions (LeNet-5 on CPU does not: its
-        convolutions are matrix products there, :func:`bmrsparse.nets._common.conv_valid`). Only the training step
-        loop asks, so it is traced on first use, not for every model built for evaluation or state files."""
-        x = jnp.zeros((1, *self.input_shape), jnp.float32)
-        params = jax.eval_shape(lambda: self.net.init(jax.random.PRNGKey(0), x))
-        return uses_primitive(lambda p: self.net.apply(p, x), params, "conv_general_dilated")
-
-    def header(self, seeds) -> dict:
-        """What a state file records to refuse being read into another model (:func:`bmrsparse.state.read_state`)."""
-        return {
-            "format": FORMAT_VERSION,
-            "dataset": self.dataset_name,
-            "arch": self.arch,
-            "prior": self.method.prior,
-            "point_estimate": self.method.point_estimate,
-            "layers": [[l.name, [list(s) for _, s in l.shapes]] for l in self.layers],
-            "image_shape": list(self.image_shape),
-            "seeds": [int(s) for s in seeds],
-        }
-
-
 class Trainer:
     """Trains one (dataset, architecture, method) with NumPyro SVI.
 
     Args:
-      arch: architecture name (see :data:`bmrsparse.nets.ARCHS`).
+      arch: architecture name (see :data:`bmrsparse.nets.NETWORKS`).
       method: method name (see :data:`bmrsparse.methods.METHODS`).
       dataset: a :class:`bmrsparse.data.Dataset`.
       seeds: integer seeds trained together (vmapped); the same seeds give the same numbers on CPU.
-      settings: resolved settings (see :data:`bmrsparse.settings.DEFAULT_SETTINGS`).
+      settings: the stage's :class:`~bmrsparse.settings.TrainingSettings` (a plain mapping is read with
+        :meth:`~bmrsparse.settings.TrainingSettings.from_mapping`).
 
     ``model`` is its :class:`Model`; its attributes (``method``, ``net``, ``layers``, ``head``, ``built``, ...) are
     also the trainer's.
     """
 
-    def __init__(self, *, arch: str, method: str, dataset, seeds, settings: dict):
+    def __init__(self, *, arch: str, method: str, dataset, seeds, settings: TrainingSettings = TrainingSettings()):
         self.seeds = [int(x) for x in ([seeds] if np.isscalar(seeds) else seeds)]
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct integers, got {seeds!r}")
         self.model = model = Model(arch=arch, method=method, dataset=dataset, settings=settings)
-        self.arch, self.method, self.dataset_name, self.settings = arch, model.method, model.dataset_name, settings
+        self.arch, self.method, self.dataset_name = arch, model.method, model.dataset_name
+        self.settings = settings = model.settings
         self.net, self.layers, self.head, self.built = model.net, model.layers, model.head, model.built
         self.preprocess, self.input_shape, self.image_shape = model.preprocess, model.input_shape, model.image_shape
         self.n_data = model.n_data
-        self.batch_size = int(settings["batch_size"])
+        self.batch_size = int(settings.batch_size)
         # training.elbo: the mean-field guides' estimator; a point estimate (MAP) always uses TraceMeanField_ELBO
-        elbo = TraceGraph_ELBO if settings.get("elbo") == "trace_graph" and not self.method.point_estimate else None
-        adabelief = optax.adabelief(learning_rate(settings, method))
+        elbo = TraceGraph_ELBO if settings.elbo == "trace_graph" and not self.method.point_estimate else None
+        #: the AdaBelief step size: the settings', else the method's declared rate
+        self.learning_rate = float(settings.learning_rate or self.method.learning_rate)
+        adabelief = optax.adabelief(self.learning_rate)
         self.svi = SVI(self.built.model, self.built.guide, adabelief, loss=(elbo or TraceMeanField_ELBO)())
 
         self.x_train = jnp.asarray(dataset.x_train)
         self.y_train = jnp.asarray(dataset.y_train, jnp.int32)
-        n_test = settings.get("test_subset") or dataset.x_test.shape[0]
+        n_test = settings.test_subset or dataset.x_test.shape[0]
         n_test = min(int(n_test), dataset.x_test.shape[0])
         self.x_test = np.asarray(dataset.x_test[:n_test])
         self.y_test = np.asarray(dataset.y_test[:n_test])
@@ -266,7 +165,7 @@ class Trainer:
         body_seeds = body if single else jax.vmap(body, in_axes=(0, 0, None, None))
         self._single = single
 
-        mode = self.settings.get("step_loop", "auto")
+        mode = self.settings.step_loop
         has_conv = self.model.xla_convolutions
         on_cpu = jax.default_backend() == "cpu"
         if mode == "auto":
@@ -334,7 +233,7 @@ class Trainer:
         if self._run is None:
             self._compile(state)
         done, seconds = 0, 0.0
-        bar = _progress(num_steps, desc, progress)
+        bar = progress_bar(num_steps, desc, progress)
         try:
             while done < num_steps:
                 n = min(int(chunk_size), num_steps - done)
@@ -422,60 +321,3 @@ class Trainer:
         return self.model.header(self.seeds)
 
 
-class ProgressLog:
-    """Progress lines for a training job's log, written at chunk boundaries (no host sync of their own).
-
-    Each line reads ``step k/total, r steps/s, ETA h:mm:ss, loss L (-ELBO)``: ``k`` of the job's ``total`` SVI
-    steps, the rate of its training chunks so far (compilation, pruning and evaluation not counted, so the ETA of
-    the remaining steps at that rate leaves them out), and the mean training loss (the negative ELBO estimate, mean
-    over seeds) of the steps since the previous line. A line is written before the steps since the previous one
-    could exceed ``fraction`` of ``total`` with the next chunk (the caller keeps chunks at most ``max_chunk`` steps;
-    :func:`progress_chunk` gives a size that allows one line per ``fraction``), and after the last step.
-    """
-
-    def __init__(self, total: int, *, done: int = 0, fraction: float = 0.1, max_chunk: int = 1, write=print):
-        self.total, self.done, self.last = int(total), int(done), int(done)
-        self.gap, self.max_chunk, self.write = fraction * int(total), int(max_chunk), write
-        self.seconds, self.timed = 0.0, 0
-        self.loss_sum, self.loss_steps = 0.0, 0
-
-    def chunk(self, n: int, seconds: float, losses) -> None:
-        self.done += int(n)
-        self.seconds += float(seconds)
-        self.timed += int(n)
-        self.loss_sum += float(np.mean(losses)) * n
-        self.loss_steps += int(n)
-        if self.done >= self.total or self.done + self.max_chunk - self.last > self.gap:
-            rate = self.timed / self.seconds if self.seconds > 0 else float("nan")
-            left = (self.total - self.done) / rate if rate > 0 else float("nan")
-            eta = str(datetime.timedelta(seconds=round(left))) if np.isfinite(left) else "?"
-            loss = self.loss_sum / self.loss_steps
-            self.write(f"step {self.done}/{self.total}, {rate:.1f} steps/s, ETA {eta}, loss {loss:.6g} (-ELBO)",
-                       flush=True)
-            self.last, self.loss_sum, self.loss_steps = self.done, 0.0, 0
-
-
-def progress_chunk(chunk_size: int, total: int, fraction: float = 0.1) -> int:
-    """The chunk size to use so that :class:`ProgressLog` can write a line at least once per ``fraction`` of a
-    job's ``total`` steps: ``chunk_size`` capped at that many steps (at least 1). Speed only: the steps' numbers
-    do not depend on how they are cut into chunks."""
-    return max(1, min(int(chunk_size), int(fraction * int(total))))
-
-
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def set_postfix(self, **kw):
-        pass
-
-    def close(self):
-        pass
-
-
-def _progress(total, desc, enabled):
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, mininterval=1.0, dynamic_ncols=True)

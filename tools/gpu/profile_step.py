@@ -62,11 +62,11 @@ def main(argv=None) -> list:
     from bmrsparse.bench import TINY, device_name, synthetic_dataset
     from bmrsparse.experiment import resolve_settings
     from bmrsparse.methods import METHODS
-    from bmrsparse.nets import ARCHS
+    from bmrsparse.nets import NETWORKS
     from bmrsparse.train import Trainer
 
-    if a.arch not in ARCHS or a.method not in METHODS:
-        p.error(f"--arch must be one of {sorted(ARCHS)} and --method one of {sorted(METHODS)}")
+    if a.arch not in NETWORKS or a.method not in METHODS:
+        p.error(f"--arch must be one of {sorted(NETWORKS)} and --method one of {sorted(METHODS)}")
     settings = resolve_settings({"batch_size": a.batch_size, "net": TINY if a.tiny else {},
                                  "step_loop": a.step_loop})
     ds = synthetic_dataset("fashion_mnist", a.arch)

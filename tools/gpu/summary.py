@@ -1,7 +1,7 @@
 """Helpers of tools/gpu/measure.sh (standard library + pandas + yaml only; runs on the device machine).
 
     summary.py xla DUMP_DIR                      kernels per SVI step from an XLA dump of the bench's chunk programs
-    summary.py plan BENCH_CSV CONFIG SCHEDULE AVAIL_S ARCHS METHODS OVERLAY
+    summary.py plan BENCH_CSV CONFIG SCHEDULE AVAIL_S NETWORK_NAMES METHODS OVERLAY
                                                  estimate the workflow's wall time, pick the schedule, write OVERLAY
     summary.py profile PROFILE_DIR               issue 22: per profiled step (PROFILE_DIR/<arch>-x<seeds>/, made by
                                                  profile_step.py): ms/step, XLA ops per step, device kernels per
@@ -280,7 +280,7 @@ def cmd_plan(bench_csv, config, schedule, avail_s, archs, methods, overlay) -> N
 # ---------------------------------------------------------------------------------------------------------------
 PLAN_RE = os.environ.get("REPRO_PLAN_RE", r"ETA|[Ee]stimat")
 PROGRESS_RE = os.environ.get("REPRO_PROGRESS_RE", r"steps?/s|it/s")
-ARCHS = ("mlp", "lenet", "mixer", "vit")
+NETWORK_NAMES = ("mlp", "lenet", "mixer", "vit")
 
 
 def _seconds(text: str):
@@ -341,7 +341,7 @@ def cmd_repro(log: str) -> None:
         if not rates:
             continue
         rate = rates[-1]
-        arch = next((a for a in ARCHS if re.search(rf"(^|[/_.-]){a}([/_.-]|$)", job_name)), None)
+        arch = next((a for a in NETWORK_NAMES if re.search(rf"(^|[/_.-]){a}([/_.-]|$)", job_name)), None)
         print(f"    measured: {rate:.1f} steps/s = {1e3 / rate:.3f} ms/step (last progress line"
               f"{', ' + arch if arch else ''})")
         assumed = None

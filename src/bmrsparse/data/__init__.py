@@ -17,7 +17,7 @@ Where the source files are looked for, and how to point at a local copy, is desc
 :mod:`bmrsparse.data._sources` and in :func:`prepare_dataset`.
 """
 
-from ._registry import ENTRY_POINT_GROUP, DatasetInfo, fill_schema, get_dataset, register, unregister
+from ._registry import ENTRY_POINT_GROUP, DatasetInfo, get_dataset, register, unregister
 from ._sources import DATA_DIR_ENV, cache_dir, candidate_dirs, locate
 from .cifar import batch_to_images, read_cifar
 from .errors import (
@@ -36,7 +36,6 @@ __all__ = [
     "DATASETS",
     "DatasetInfo",
     "ENTRY_POINT_GROUP",
-    "fill_schema",
     "get_dataset",
     "idx_reader",
     "locate",

@@ -3,18 +3,17 @@
 A dataset is declared once, as ``DATASET = DatasetInfo(...)`` (or a tuple of them) in a module of
 :mod:`bmrsparse.data`, or in a module of another package named by an entry point of the group
 ``bmrsparse.datasets``; :func:`register` adds one at run time. :data:`DATASETS` maps names to declarations in the
-order of :attr:`DatasetInfo.order` (tables and figures follow it). See :mod:`bmrsparse._plugins`.
+order of :attr:`DatasetInfo.order` (tables and figures follow it). See :mod:`bmrsparse.registry`.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .._plugins import Registry, check_name
+from ..registry import Registry, check_name
 
-__all__ = ["DatasetInfo", "DATASETS", "ENTRY_POINT_GROUP", "register", "unregister", "get_dataset", "fill_schema"]
+__all__ = ["DatasetInfo", "DATASETS", "ENTRY_POINT_GROUP", "register", "unregister", "get_dataset"]
 
 ENTRY_POINT_GROUP = "bmrsparse.datasets"
 
@@ -72,10 +71,3 @@ DATASETS: Registry = Registry("dataset", DatasetInfo, "DATASET", ENTRY_POINT_GRO
 register = DATASETS.register
 unregister = DATASETS.unregister
 get_dataset = DATASETS.get_or_fail
-
-
-def fill_schema(schema: dict) -> dict:
-    """The config schema with the ``dataset`` enum filled in from :data:`DATASETS`."""
-    schema = copy.deepcopy(schema)
-    schema["$defs"]["dataset"]["enum"] = list(DATASETS)
-    return schema

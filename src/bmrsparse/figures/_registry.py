@@ -2,21 +2,21 @@
 
 A figure is declared once, as ``FIGURE = Figure(...)`` in a module of :mod:`bmrsparse.figures` or of another
 package named by an entry point of the group ``bmrsparse.figures``; :func:`register` adds one at run time. Every
-registered dataset also has its performance figure (ACC, ECE and NLL over epochs, :func:`bmrsparse.plots.plot_performance`),
-named by :attr:`bmrsparse.data.DatasetInfo.figure`, without a module of its own. :data:`FIGURES` maps names to
-declarations; the workflow draws each one that :meth:`Figure.applies` to the configured grid.
+registered dataset also has its performance figure (ACC, ECE and NLL over epochs,
+:func:`bmrsparse.plots.plot_performance`), named by :attr:`bmrsparse.data.DatasetInfo.figure`, without a module of
+its own. :data:`FIGURES` maps names to declarations; the workflow draws each one that :meth:`Figure.applies` to the
+configured grid.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from .._plugins import Registry
 from ..data import DATASETS
+from ..registry import Registry
 
 __all__ = ["Figure", "FIGURES", "ENTRY_POINT_GROUP", "READS", "register", "unregister", "get_figure", "draw_figure",
            "performance_figure"]
@@ -25,7 +25,7 @@ ENTRY_POINT_GROUP = "bmrsparse.figures"
 #: What a figure can read: ``"metrics"`` the tidy metrics table (results/metrics/metrics.csv), ``"posteriors"`` the
 #: final posteriors of the first seed of one dataset, one per (network, method) panel, as
 #: :func:`bmrsparse.experiment.posterior_summaries` summarises them; ``"sparsity"`` the sparsity curves of
-#: :mod:`bmrsparse.sparsity` (drawn by the rule of sparsity.smk).
+#: :mod:`bmrsparse.sparsity` with the metrics table.
 READS = ("metrics", "posteriors", "sparsity")
 _FIGURE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -37,32 +37,26 @@ class Figure:
     Attributes:
       name: the file name (``results/figures/<name>.pdf`` and ``.png``) and the ``{figure}`` wildcard.
       caption: its caption in the report (reStructuredText).
-      draw: ``draw(data, **draw_args) -> matplotlib.figure.Figure``, or ``"module:function"`` imported when drawn
-        (the workflow plans figures without importing matplotlib). ``data`` is what :attr:`reads` names: the
-        metrics as a DataFrame, or ``{arch: {method: posterior summary}}``.
+      draw: ``draw(data, **draw_args) -> matplotlib.figure.Figure``; ``data`` is what :attr:`reads` names: the
+        metrics as a DataFrame, or ``{arch: {method: posterior summary}}``. (A figure module that should load
+        without matplotlib, so the workflow plans fast, imports it inside ``draw``.)
       reads: one of :data:`READS`.
       datasets, archs: the datasets / networks it draws (None: every configured one); it applies when the grid has
         at least one of each. A ``"posteriors"`` figure draws the first configured one of ``datasets``.
       methods: methods the grid must have for it to apply.
       draw_args: keyword arguments of ``draw``.
-      rule: the workflow rule that draws it (plots.smk; ``plot_figure`` is the generic one).
       order: position among the figures (then by name).
-      extra_inputs: optional ``extra_inputs(config) -> {name: path}`` (or ``"module:function"``): more files the
-        figure reads for a given workflow config (e.g. a reference table), which the workflow adds to its inputs;
-        ``draw`` then also receives them as keyword arguments (paths) and the workflow config as ``config``.
     """
 
     name: str
     caption: str
-    draw: Callable | str = field(compare=False)
+    draw: Callable = field(compare=False)
     reads: str = "metrics"
     datasets: tuple | None = None
     archs: tuple | None = None
     methods: tuple = ()
     draw_args: dict = field(default_factory=dict, compare=False)
-    rule: str = "plot_figure"
     order: float = 100.0
-    extra_inputs: Callable | str | None = field(default=None, compare=False)
 
     def __post_init__(self):
         problems = []
@@ -70,8 +64,8 @@ class Figure:
             problems.append(f"name must match {_FIGURE_NAME.pattern}")
         if self.reads not in READS:
             problems.append(f"reads must be one of {READS}")
-        if not (callable(self.draw) or (isinstance(self.draw, str) and ":" in self.draw)):
-            problems.append("draw must be a function or 'module:function'")
+        if not callable(self.draw):
+            problems.append("draw must be a function")
         if problems:
             raise ValueError(f"figure {self.name!r}: " + "; ".join(problems))
         for key in ("datasets", "archs"):
@@ -95,23 +89,16 @@ class Figure:
         return (self.panel_dataset(datasets) is not None and bool(self.panel_archs(archs))
                 and all(m in methods for m in self.methods))
 
-    def extra_inputs_for(self, config) -> dict:
-        """The extra files (``{name: path}``) the figure reads under the workflow ``config`` (none by default)."""
-        fn = self.extra_inputs
-        if fn is None:
-            return {}
-        if isinstance(fn, str):
-            module, _, attr = fn.partition(":")
-            fn = getattr(importlib.import_module(module), attr)
-        return dict(fn(config))
-
     def drawer(self) -> Callable:
         """The drawing function with :attr:`draw_args` bound."""
-        draw = self.draw
-        if isinstance(draw, str):
-            module, _, attr = draw.partition(":")
-            draw = getattr(importlib.import_module(module), attr)
-        return functools.partial(draw, **self.draw_args)
+        return functools.partial(self.draw, **self.draw_args)
+
+
+def _draw_performance(metrics, dataset: str):
+    """Fig. 1 / S1 / S2 (:func:`bmrsparse.plots.plot_performance`); matplotlib is imported when drawn."""
+    from ..plots import plot_performance
+
+    return plot_performance(metrics, dataset)
 
 
 def performance_figure(dataset: str) -> Figure:
@@ -123,8 +110,8 @@ def performance_figure(dataset: str) -> Figure:
         "and negative log-likelihood (NLL) after every epoch, one row per architecture (columns ACC, ECE, NLL, as "
         "the paper), one line per method (mean over seeds; the band spans the seeds when there are several)."
     )
-    return Figure(name=info.figure, caption=caption, draw="bmrsparse.plots:plot_performance", reads="metrics",
-                  datasets=(dataset,), draw_args={"dataset": dataset}, rule="plot_performance", order=info.order)
+    return Figure(name=info.figure, caption=caption, draw=_draw_performance, reads="metrics", datasets=(dataset,),
+                  draw_args={"dataset": dataset}, order=info.order)
 
 
 class _Figures(Registry):
@@ -167,7 +154,6 @@ get_figure = FIGURES.get_or_fail
 
 
 def draw_figure(name: str, data, **extra):
-    """Draw figure ``name`` from ``data`` (what its :attr:`Figure.reads` names) and, for a figure with
-    :attr:`Figure.extra_inputs`, its extra files and the workflow ``config`` as keyword arguments; a matplotlib
-    Figure."""
+    """Draw figure ``name`` from ``data`` (what its :attr:`Figure.reads` names), with ``extra`` keyword arguments
+    for its drawing function; a matplotlib Figure."""
     return get_figure(name).drawer()(data, **extra)

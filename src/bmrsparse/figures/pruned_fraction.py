@@ -10,44 +10,19 @@ side-by-side runs (FashionMNIST, 1e4 + 5 x 2e3 steps, learning rate 1e-2: the qu
 a line is the range of the authors' code over its seeds (the figure's log says whether it is drawn, and why not)."""
 
 
-def authors_reference(config) -> dict:
-    """Fig. 2's extra input: the authors' side-by-side runs, when BMR-S&S runs on their schedule and settings for at
-    least one configured network (:mod:`bmrsparse.reference`); else nothing, and no band is drawn."""
-    from ..reference import AUTHORS_RUNS, AUTHORS_SCHEDULE, schedule_mismatch
-
-    if AUTHORS_SCHEDULE["method"] not in config["methods"]:
-        return {}
-    comparable = [arch for arch in config["archs"] if not schedule_mismatch(config, arch)]
-    return {"reference": str(AUTHORS_RUNS)} if comparable else {}
-
-
-def draw(metrics, reference=None, config=None):
-    """Fig. 2 with the authors' range behind the networks whose run is comparable to it (printed, with the reason
-    for the others)."""
+def draw(metrics, reference=None):
+    """:func:`bmrsparse.plots.plot_pruned_fraction`, with the authors' range (``{dataset: band}``) behind the
+    networks whose run is comparable to it, when the workflow gives one (matplotlib is imported when drawn)."""
     from ..plots import plot_pruned_fraction
-    from ..reference import AUTHORS_SCHEDULE, authors_band, read_runs, schedule_mismatch
 
-    if not reference:
-        print("authors' range not drawn: BMR-S&S does not run on the authors' schedule and settings here")
-        return plot_pruned_fraction(metrics)
-    runs = read_runs(reference)
-    drawn = []
-    for arch in sorted(set(runs["arch"]) & set(config["archs"])):
-        why = schedule_mismatch(config, arch)
-        print(f"authors' range for {arch}: " + ("drawn" if not why else "not drawn: " + "; ".join(why)))
-        if not why:
-            drawn.append(arch)
-    band = authors_band(runs)
-    return plot_pruned_fraction(metrics, {AUTHORS_SCHEDULE["dataset"]: band[band["arch"].isin(drawn)]})
+    return plot_pruned_fraction(metrics, reference)
 
 
 FIGURE = Figure(
     name="fig2",
-    draw="bmrsparse.figures.pruned_fraction:draw",
-    extra_inputs="bmrsparse.figures.pruned_fraction:authors_reference",
+    draw=draw,
     caption=_CAPTION,
     reads="metrics",
     methods=("bmr_ss",),
-    rule="plot_pruned_fraction",
     order=10,
 )

@@ -1,7 +1,14 @@
-"""Beyond the paper: accuracy against sparsity of the final Flat-FF posteriors pruned without retraining
-(drawn by rule plot_sparsity_accuracy of sparsity.smk from the curves of rule sparsity_curve)."""
+"""Beyond the paper: accuracy against sparsity of the final Flat-FF posteriors pruned without retraining (from the
+sparsity curves of :func:`bmrsparse.sparsity.sparsity_curve`, with the final epochs of the pruning methods)."""
 
 from ._registry import Figure
+
+
+def draw(curves, metrics=None):
+    """:func:`bmrsparse.plots.plot_sparsity_accuracy` (matplotlib is imported when drawn)."""
+    from ..plots import plot_sparsity_accuracy
+
+    return plot_sparsity_accuracy(curves, metrics)
 
 
 _CAPTION = r"""Sparsity against accuracy (beyond the paper). The final Flat-FF posterior of each architecture is pruned without
@@ -13,10 +20,9 @@ methods that prune and retrain (BMR-S&S and the pruning baselines) at the sparsi
 
 FIGURE = Figure(
     name="sparsity_accuracy",
-    draw="bmrsparse.sparsity:plot_sparsity_accuracy",
+    draw=draw,
     caption=_CAPTION,
     reads="sparsity",
     methods=("flat_ff",),
-    rule="plot_sparsity_accuracy",
     order=20,
 )

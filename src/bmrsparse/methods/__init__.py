@@ -3,7 +3,8 @@ r"""Inference methods: a registry of declarations, and the NumPyro model and gui
 Every method is one module of this package (or of another installed package, through the entry-point group
 ``bmrsparse.methods``) that declares ``METHOD = Method(...)``: its name, label and colour, prior and guide,
 default learning rate, where it starts, whether it runs one workflow job per epoch, the other method's state it
-reads, and its prune function. See :mod:`bmrsparse.methods._registry`. The paper's four (section 3.1):
+reads, and its prune function (:class:`Method`; the registry: :mod:`bmrsparse.registry`). The paper's four
+(section 3.1):
 
 =============  ==========================  ===========================  ==============================
 name           prior                        posterior                    notes
@@ -23,23 +24,9 @@ from __future__ import annotations
 
 import importlib
 
+from ..registry import Registry
 from ._layers import HEAD, Layer, find_layers
-from ._registry import (
-    ENTRY_POINT_GROUP,
-    METHODS,
-    Method,
-    MethodAttribute,
-    PruneContext,
-    WARMUP_INHERITS,
-    WARMUP_METHOD,
-    discover,
-    fill_schema,
-    get_method,
-    register,
-    unregister,
-    warmup_settings,
-    warmup_tag,
-)
+from ._method import ENTRY_POINT_GROUP, WARMUP_METHOD, Method, PruneContext
 
 __all__ = [
     "Method",
@@ -49,12 +36,7 @@ __all__ = [
     "register",
     "unregister",
     "get_method",
-    "fill_schema",
-    "MethodAttribute",
     "WARMUP_METHOD",
-    "WARMUP_INHERITS",
-    "warmup_settings",
-    "warmup_tag",
     "build",
     "Built",
     "layer_posteriors",
@@ -64,6 +46,23 @@ __all__ = [
     "HEAD",
     "Layer",
 ]
+
+
+def _check_references(methods: Registry) -> None:
+    """Every declared reference is a registered per-epoch method."""
+    for method in methods.values():
+        if method.reference is not None:
+            ref = methods.get(method.reference)
+            if ref is None or not ref.per_epoch:
+                raise ValueError(f"method {method.name!r} reads {method.reference!r}, which is not a registered "
+                                 "per-epoch method")
+
+
+#: The registered methods (name -> :class:`Method`), in the order of :attr:`Method.order` (then name).
+METHODS = Registry("method", Method, "METHOD", ENTRY_POINT_GROUP, named_entry_points=True, check=_check_references)
+register = METHODS.register
+unregister = METHODS.unregister
+get_method = METHODS.get_or_fail
 
 # The model code (and JAX) is imported on first use, so reading the registry (the workflow's planning) stays fast.
 _MODEL = {"build", "Built", "layer_posteriors", "weights_from_latents", "all_kept"}
@@ -79,4 +78,4 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-discover(__path__, __name__, skip=_HELPERS)
+METHODS.discover(__path__, __name__, skip=_HELPERS)

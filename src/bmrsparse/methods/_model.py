@@ -12,7 +12,7 @@ from numpyro import handlers
 
 from . import flat, guides, tiered
 from ._layers import Layer, Layout
-from ._registry import Method
+from ._method import Method
 
 _PRIORS = {"flat": flat, "tiered": tiered}
 

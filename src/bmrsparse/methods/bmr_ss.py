@@ -4,7 +4,7 @@ Starts from the shared Flat-FF warm-up; before each of its epochs one BMR step p
 output layer, the weights whose reduced model (prior shrunk to zero) has the larger evidence; masks accumulate.
 """
 
-from ._registry import Method
+from ._method import Method
 
 
 def prune(ctx, params, masks, reference):
@@ -15,8 +15,8 @@ def prune(ctx, params, masks, reference):
 
     s = ctx.settings
     new, _ = bmr.spike_and_slab_layers(
-        layer_posteriors(ctx.built, params), masks, alpha0=s["alpha0"], beta0=s["beta0"], iters=int(s["bmr_iters"]),
-        keep=s["bmr_keep"], frozen=(ctx.head,),
+        layer_posteriors(ctx.built, params), masks, alpha0=s.alpha0, beta0=s.beta0, iters=int(s.bmr_iters),
+        keep=s.bmr_keep, frozen=(ctx.head,),
     )
     return new
 

@@ -57,12 +57,12 @@ sum of the unit that holds it -- negative (keeping a unit for weights that read 
 ``group_inputs="all"`` (the default, the method as specified) sums every weight of the group;
 ``group_inputs="live"`` uses the exact value 0 for the weights that read a removed unit or channel (the group's
 other weights are summed as before). The two differ only from the second prune step on, and only for networks
-that are a chain of dense/convolutional layers (the MLP and LeNet-5, :data:`bmrsparse.compact.ARCHS`).
+that are a chain of dense/convolutional layers (the MLP and LeNet-5, :func:`bmrsparse.compact.compact_networks`).
 """
 
 from __future__ import annotations
 
-from ._registry import Method
+from ._method import Method
 
 __all__ = ["METHOD", "GROUP_INPUTS", "group_delta_f", "group_keep", "live_inputs", "structured_prune"]
 
@@ -187,14 +187,13 @@ def structured_prune(posterior, masks, layers, head, *, alpha0=1.0, beta0=1.0, i
 
 
 def prune(ctx, params, masks, reference):
-    """One structured BMR-S&S step with the run's settings (alpha0, beta0, bmr_iters, bmr_keep; and
-    ``bmr_group_inputs`` when the settings carry it, else ``"all"``)."""
-    from . import layer_posteriors
+    """One structured BMR-S&S step with the run's settings (alpha0, beta0, bmr_iters, bmr_keep), every weight of a
+    group summed (``group_inputs="all"``)."""
+    from ._model import layer_posteriors
 
     s = ctx.settings
     return structured_prune(layer_posteriors(ctx.built, params), masks, ctx.built.layers, ctx.head,
-                            alpha0=s["alpha0"], beta0=s["beta0"], iters=int(s["bmr_iters"]),
-                            keep=s["bmr_keep"], group_inputs=s.get("bmr_group_inputs", "all"))
+                            alpha0=s.alpha0, beta0=s.beta0, iters=int(s.bmr_iters), keep=s.bmr_keep)
 
 
 METHOD = Method(

@@ -3,7 +3,7 @@
 The shared warm-up (epoch 0 of Flat-FF and of every method that starts from it) is a Flat-FF run.
 """
 
-from ._registry import Method
+from ._method import Method
 
 METHOD = Method(
     name="flat_ff",

@@ -1,6 +1,6 @@
 """Flat-MAP: point estimate (MAP) of the flat model, eq. (15), with dropout 0.2 on dense layers; from scratch."""
 
-from ._registry import Method
+from ._method import Method
 
 METHOD = Method(
     name="flat_map",

@@ -14,7 +14,7 @@ posterior mean :math:`|\mu|` of :math:`\hat w`.
 from __future__ import annotations
 
 from .._layerwise import join_split
-from ._registry import Method
+from ._method import Method
 
 __all__ = ["METHOD", "matched_prune", "magnitude"]
 

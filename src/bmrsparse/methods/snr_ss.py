@@ -8,7 +8,7 @@ ratio :math:`|\mu| / \sigma` of :math:`q(\hat w) = \mathcal{N}(\mu, \sigma^2)`.
 
 from __future__ import annotations
 
-from ._registry import Method
+from ._method import Method
 from .magnitude_ss import matched_prune
 
 __all__ = ["METHOD", "snr"]

@@ -1,6 +1,6 @@
 """Tiered-FF: fully factorised posterior (eq. 18) of the regularised-horseshoe model (eq. 17), from scratch."""
 
-from ._registry import Method
+from ._method import Method
 
 METHOD = Method(
     name="tiered_ff",

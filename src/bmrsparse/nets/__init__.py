@@ -26,19 +26,16 @@ from typing import Any, Iterator, Mapping
 import flax.linen as nn
 
 from bmrsparse.data import DATASETS, NUM_CLASSES, get_dataset
-from bmrsparse.nets._registry import ENTRY_POINT_GROUP, NETWORKS, Network, fill_schema, get_network, register, unregister
+from bmrsparse.nets._registry import ENTRY_POINT_GROUP, NETWORKS, Network, get_network, register, unregister
 from bmrsparse.nets.lenet import LeNet
 from bmrsparse.nets.mixer import MlpMixer
 from bmrsparse.nets.mlp import MLP
 from bmrsparse.nets.vit import ViT
 
 __all__ = [
-    "ARCHS", "DATASETS", "ENTRY_POINT_GROUP", "NETWORKS", "NUM_CLASSES", "LeNet", "MLP", "MlpMixer", "Network", "ViT",
-    "count_params", "fill_schema", "get_network", "input_shape", "iter_layers", "make_net", "register", "unregister",
+    "DATASETS", "ENTRY_POINT_GROUP", "NETWORKS", "NUM_CLASSES", "LeNet", "MLP", "MlpMixer", "Network", "ViT",
+    "count_params", "get_network", "input_shape", "iter_layers", "make_net", "register", "unregister",
 ]
-
-#: The registered networks (name -> :class:`Network`); ``ARCHS`` is the same registry under the workflow's word.
-ARCHS = NETWORKS
 
 
 def _check(arch: str, dataset: str):

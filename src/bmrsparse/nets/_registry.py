@@ -2,18 +2,17 @@
 
 A network is declared once, as ``NETWORK = Network(...)`` in its module of :mod:`bmrsparse.nets`, or in a module
 of another package named by an entry point of the group ``bmrsparse.nets``; :func:`register` adds one at run time.
-:data:`NETWORKS` maps names to declarations in the order of :attr:`Network.order`. See :mod:`bmrsparse._plugins`.
+:data:`NETWORKS` maps names to declarations in the order of :attr:`Network.order`. See :mod:`bmrsparse.registry`.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._plugins import Registry, check_name
+from ..registry import Registry, check_name
 
-__all__ = ["Network", "NETWORKS", "ENTRY_POINT_GROUP", "register", "unregister", "get_network", "fill_schema"]
+__all__ = ["Network", "NETWORKS", "ENTRY_POINT_GROUP", "register", "unregister", "get_network"]
 
 ENTRY_POINT_GROUP = "bmrsparse.nets"
 
@@ -67,25 +66,3 @@ NETWORKS: Registry = Registry("network", Network, "NETWORK", ENTRY_POINT_GROUP)
 register = NETWORKS.register
 unregister = NETWORKS.unregister
 get_network = NETWORKS.get_or_fail
-
-
-def fill_schema(schema: dict) -> dict:
-    """The config schema with the networks filled in: the ``arch`` enum, ``training.net.<name>`` and the
-    resource defaults ``resources.mem_mb.<name>``, ``resources.ms_per_step.{gpu,cpu}.<name>``."""
-    schema = copy.deepcopy(schema)
-    schema["$defs"]["arch"]["enum"] = list(NETWORKS)
-    schema["properties"]["training"]["properties"]["net"]["properties"] = {
-        n: {"$ref": "#/$defs/net_overrides"} for n in NETWORKS
-    }
-    res = schema["properties"]["resources"]["properties"]
-    res["mem_mb"]["properties"] = {
-        n.name: {"type": "integer", "minimum": 1, "default": n.mem_mb, "description": f"MB for {n.label}"}
-        for n in NETWORKS.values()
-    }
-    for device in ("gpu", "cpu"):
-        res["ms_per_step"]["properties"][device]["properties"] = {
-            n.name: {"type": "number", "exclusiveMinimum": 0, "default": n.ms_per_step[device],
-                     "description": f"ms per step of {n.label}"}
-            for n in NETWORKS.values()
-        }
-    return schema

@@ -1,19 +1,21 @@
-"""The registry behind datasets, networks and figures: declarations by name, found in a package and entry points.
+"""The one registry behind methods, datasets, networks and figures: declarations by name, found in a package and in
+entry points.
 
-A kind of thing (a dataset, a network, a figure) is declared once, as an object of its declaration class, in a module
-that names it in a module attribute (``DATASET = DatasetInfo(...)``; a module may declare several as a tuple). It is
-registered
+A kind of thing (a method, a dataset, a network, a figure) is declared once, as an object of its declaration class,
+in a module that names it in a module attribute (``METHOD = Method(...)``, ``DATASET = DatasetInfo(...)``; a module
+may declare several as a tuple). It is registered
 
 - by being a module of the library's own package (every module whose name does not start with ``_``),
-- from another installed package, through an entry point of the kind's group (``bmrsparse.datasets``,
-  ``bmrsparse.nets``, ``bmrsparse.figures``) naming such a module or a declaration, e.g. in its ``pyproject.toml``::
+- from another installed package, through an entry point of the kind's group (``bmrsparse.methods``,
+  ``bmrsparse.datasets``, ``bmrsparse.nets``, ``bmrsparse.figures``) naming such a module or a declaration, e.g. in
+  its ``pyproject.toml``::
 
       [project.entry-points."bmrsparse.datasets"]
       my_dataset = "my_package.my_dataset"
 
 - or at run time by :meth:`Registry.register` (tests, notebooks; a Snakemake workflow does not see those).
 
-This is the design of the method registry (:mod:`bmrsparse.methods._registry`), shared by the three other kinds.
+Iteration follows the declarations' ``order`` (then name): tables, legends and figures list them in that order.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ import importlib
 import importlib.metadata
 import pkgutil
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Iterator
 
-__all__ = ["Registry", "NAME"]
+__all__ = ["Registry", "AttributeView", "NAME", "check_name"]
 
 #: What a registered name must look like (it is a config value, a path part and a wildcard value).
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -35,14 +37,18 @@ class Registry(Mapping):
     """Name -> declaration, iterated in the order of the declarations' ``order`` (then name).
 
     Args:
-      kind: what is registered, for messages ("dataset").
+      kind: what is registered, for messages (``"dataset"``).
       cls: the declaration class; anything else is refused.
       attribute: the module attribute holding a module's declaration(s) (``"DATASET"``).
       group: the entry-point group (``"bmrsparse.datasets"``).
+      named_entry_points: an entry point must carry the name of the one declaration it loads.
+      check: called with the registry after :meth:`discover` (consistency between declarations).
     """
 
-    def __init__(self, kind: str, cls: type, attribute: str, group: str):
+    def __init__(self, kind: str, cls: type, attribute: str, group: str, *, named_entry_points: bool = False,
+                 check: Callable[["Registry"], None] | None = None):
         self.kind, self.cls, self.attribute, self.group = kind, cls, attribute, group
+        self.named_entry_points, self.check = named_entry_points, check
         self._items: dict[str, Any] = {}
 
     def __getitem__(self, name: str):
@@ -60,8 +66,7 @@ class Registry(Mapping):
     def register(self, item, *, replace: bool = False, origin: str = ""):
         """Add ``item``; a second declaration of the same name is an error unless ``replace``."""
         if not isinstance(item, self.cls):
-            raise TypeError(f"register() wants a {self.cls.__module__}.{self.cls.__name__}, got "
-                            f"{type(item).__name__} {origin}".rstrip())
+            raise TypeError(f"register() wants a {self.cls.__name__}, got {type(item).__name__} {origin}".rstrip())
         old = self._items.get(item.name)
         if old is not None and old is not item and not replace:
             raise ValueError(f"two {self.kind}s are named {item.name!r}{' (' + origin + ')' if origin else ''}")
@@ -75,7 +80,7 @@ class Registry(Mapping):
     def get_or_fail(self, name: str):
         """The declaration of ``name``; an unknown name raises ValueError listing the registered ones."""
         try:
-            return self._items[name]
+            return self[name]
         except KeyError:
             raise ValueError(f"unknown {self.kind} {name!r}; registered {self.kind}s: {', '.join(self)}") from None
 
@@ -92,10 +97,12 @@ class Registry(Mapping):
                             f"{self.attribute} = {self.cls.__name__}(...)")
         return items
 
-    def discover(self, package_path: Iterable[str], package_name: str) -> None:
-        """Register the declarations of the modules in ``package_path``, then those of the entry-point group."""
+    def discover(self, package_path: Iterable[str], package_name: str, skip: Iterable[str] = ()) -> None:
+        """Register the declarations of the modules in ``package_path`` (but ``skip``), then those of the
+        entry-point group; then run :attr:`check`."""
+        skip = set(skip)
         for info in pkgutil.iter_modules(package_path):
-            if info.name.startswith("_"):
+            if info.name.startswith("_") or info.name in skip:
                 continue
             module = importlib.import_module(f"{package_name}.{info.name}")
             if hasattr(module, self.attribute):
@@ -107,14 +114,20 @@ class Registry(Mapping):
                 obj = ep.load()
             except Exception as exc:  # a broken plug-in is named, not silently skipped
                 raise ImportError(f"cannot load {origin}: {exc}") from exc
-            for item in self._declared(obj, origin):
+            items = self._declared(obj, origin)
+            if self.named_entry_points and [i.name for i in items] != [ep.name]:
+                raise ValueError(f"{origin} declares a {self.kind} named {items[0].name!r}; name the entry point "
+                                 "after it")
+            for item in items:
                 self.register(item, origin=origin)
+        if self.check is not None:
+            self.check(self)
 
 
 class AttributeView(Mapping):
     """A live read-only view ``{name: getattr(declaration, attribute)}`` of a :class:`Registry`."""
 
-    def __init__(self, registry: Registry, attribute: str):
+    def __init__(self, registry: Mapping, attribute: str):
         self._registry, self._attribute = registry, attribute
 
     def __getitem__(self, name: str):
@@ -128,5 +141,6 @@ class AttributeView(Mapping):
 
 
 def check_name(kind: str, name: str) -> None:
+    """Refuse a name that cannot be a config value, a path part and a wildcard value (:data:`NAME`)."""
     if not isinstance(name, str) or not NAME.match(name):
         raise ValueError(f"{kind} name {name!r} must match {NAME.pattern}")

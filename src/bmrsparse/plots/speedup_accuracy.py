@@ -1,0 +1,58 @@
+"""Beyond the paper: accuracy against the measured inference speed-up over the dense network
+(:func:`bmrsparse.inference.inference_table`)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from ..inference import COLUMNS, FORMATS
+from ..methods import METHODS
+from ._style import ARCH_LABELS, DATASET_LABELS, label_of
+
+__all__ = ["plot_speedup_accuracy"]
+
+#: Marker of each format.
+_MARKERS = {"dense": "o", "masked": "s", "bcoo": "^", "compact": "*"}
+
+
+def plot_speedup_accuracy(table: pd.DataFrame) -> Figure:
+    """Accuracy against measured speed-up over the dense network: one panel per (data set, architecture) and batch
+    size; colour = method, marker = format (mean over seeds)."""
+    if table.empty:
+        raise ValueError("no inference measurements to draw")
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"the inference table lacks the column(s) {missing}")
+    pairs = list(dict.fromkeys(zip(table.dataset, table.arch)))
+    batches = sorted(set(table.batch))
+    fig = Figure(figsize=(3.4 * len(pairs) + 0.6, 2.8 * len(batches) + 0.8), layout="constrained")
+    axes = fig.subplots(len(batches), len(pairs), squeeze=False)
+    mean = table.groupby(["dataset", "arch", "method", "format", "batch"], sort=False)[["acc", "speedup"]].mean()
+    for ci, (dataset, arch) in enumerate(pairs):
+        for ri, b in enumerate(batches):
+            ax = axes[ri, ci]
+            sel = mean.loc[(dataset, arch)].reset_index()
+            sel = sel[sel.batch == b]
+            for row in sel.itertuples():
+                info = METHODS.get(row.method)
+                ax.scatter([row.speedup], [100 * row.acc], marker=_MARKERS.get(row.format, "o"),
+                           s=120 if row.format == "compact" else 45, color=getattr(info, "color", "black"),
+                           edgecolor="black", linewidth=0.5, zorder=3)
+            ax.axvline(1.0, color="grey", lw=0.8, ls=":")
+            ax.set_xscale("log")
+            ax.grid(alpha=0.3)
+            ax.set_title(f"{label_of(DATASET_LABELS, dataset)} / {label_of(ARCH_LABELS, arch)}, "
+                         f"batch {b}", fontsize="medium")
+            if ci == 0:
+                ax.set_ylabel("ACC (%), posterior mean")
+            if ri == len(batches) - 1:
+                ax.set_xlabel("measured speed-up over dense")
+    handles = [Line2D([], [], ls="", marker="o", ms=8, color=getattr(METHODS.get(m), "color", "black"),
+                      label=getattr(METHODS.get(m), "label", m)) for m in dict.fromkeys(table.method)]
+    handles += [Line2D([], [], ls="", marker=_MARKERS[f], ms=8, color="white", mec="black", label=f)
+                for f in FORMATS if f in set(table.format)]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(5, len(handles)), fontsize="small",
+               frameon=False)
+    return fig
