@@ -5,7 +5,7 @@
 #                    Overrides: DEVICE=cpu|cuda, CONFIG=... (wins over the default profile),
 #                    SMK_ARGS="--config 'archs=[mlp]'" (passed to Snakemake: a subset).
 #                    Before training it prints the plan: jobs per rule and the estimated wall time on this machine
-#                    (python -m bmrsparse.plan, from a short timing of each network's step on this device, cached
+#                    (python -m bmrsparse.workflow.plan, from a short timing of each network's step on this device, cached
 #                    per device and library version; PLAN=0 skips it).
 # make plan-choice : print that choice and the values make uses; installs and runs nothing
 # make plan        : print the plan and its estimate without training (sets up .venv first)
@@ -97,7 +97,7 @@ reproduce:
 	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
 	$(VENV)/bin/python tools/unlock_stale.py .
 ifneq ($(PLAN),0)
-	$(VENV)/bin/python -m bmrsparse.plan -- --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
+	$(VENV)/bin/python -m bmrsparse.workflow.plan -- --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
 endif
 	$(RUN_SNAKEMAKE) --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
 	$(MAKE) --no-print-directory report DEVICE=$(BMR_DEVICE) CONFIG=$(BMR_CONFIG)
@@ -105,7 +105,7 @@ endif
 plan:
 	@echo '$(BMR_LINE)'
 	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
-	$(VENV)/bin/python -m bmrsparse.plan -- --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
+	$(VENV)/bin/python -m bmrsparse.workflow.plan -- --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
 
 report:
 	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)

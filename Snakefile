@@ -42,4 +42,4 @@ localrules:
 
 rule all:
     input:
-        final_targets(),
+        GRID.final_targets(),

@@ -17,7 +17,7 @@ rule prepare_dataset:
         dataset=lambda wildcards: wildcards.dataset,
         # ... and the library code that writes it (the same digest as every training rule)
         library=LIBRARY_DIGEST,
-        source_dir=config["data_dir"],
-        download=config["download"],
+        source_dir=CFG.data_dir,
+        download=CFG.download,
     script:
         "../scripts/prepare_dataset.py"

@@ -2,31 +2,28 @@
 # and LeNet-5 is exported as a compact network (rule compact_network: .npz + JSON, loadable with numpy alone), then
 # one job times every posterior-mean network (dense Flat-FF, the pruned methods masked, BMR-S&S as BCOO, the compact
 # networks) after all training has finished (rule inference), and the figure puts accuracy against measured
-# speed-up. The targets and the grid (inference_targets, inference_grid) are in common.smk; they exist when the
-# grid has flat_ff, bmr_struct and an MLP or LeNet-5.
-
-# The architectures compact() can shrink (a numpy-only import: cheap at parse time).
-from bmrsparse.compact import ARCHS as COMPACT_ARCHS
+# speed-up. The targets and the grid (GRID.has_inference, GRID.inference_grid) exist when the grid has flat_ff,
+# bmr_struct and a network with a compact form (bmrsparse.compact.compact_networks: the MLP and LeNet-5).
 
 
 rule compact_network:
     input:
         data=get_data,
-        posterior=lambda w: final_posterior(w.dataset, w.arch, w.method, w.seed),
+        posterior=get_final_posterior(),
     output:
         npz="results/compact/{dataset}/{arch}/{method}/seed{seed}.npz",
         json="results/compact/{dataset}/{arch}/{method}/seed{seed}.json",
     log:
         "logs/compact_network/{dataset}/{arch}/{method}/seed{seed}.log",
     wildcard_constraints:
-        arch="|".join(COMPACT_ARCHS),
-        method=methods_regex(per_epoch=True),
+        arch="|".join(GRID.inference_archs()) or NOTHING,
+        method=GRID.methods_regex(per_epoch=True),
     # CPU work (no GPU asked): the CPU environment
     conda:
         ENV
     resources:
         mem_mb=train_mem_mb,
-        runtime=lambda wildcards, attempt: config["resources"]["overhead_minutes"] * attempt,
+        runtime=lambda wildcards, attempt: CFG.resources.overhead_minutes * attempt,
     params:
         library=LIBRARY_DIGEST,
     script:
@@ -36,10 +33,8 @@ rule compact_network:
 rule inference:
     input:
         # Every training job must have finished: then this job has the machine to itself.
-        metrics="results/metrics/metrics.csv",
-        data=[data_path(d) for d in DATASETS],
-        posteriors=[p for _, states, _ in inference_grid() for p in states.values()],
-        compact=[f"{s}.{ext}" for _, _, stems in inference_grid() for s in stems.values() for ext in ("npz", "json")],
+        metrics=paths.METRICS,
+        **GRID.inference_inputs(),
     output:
         table=report(
             "results/tables/inference.csv",
@@ -55,12 +50,12 @@ rule inference:
     # --cores (locally) or --max-threads by itself.
     threads: os.cpu_count() or 1
     resources:
-        gpu=config["resources"]["gpu"],
-        mem_mb=max(config["resources"]["mem_mb"].values()),
-        runtime=lambda wildcards, attempt: config["resources"]["overhead_minutes"] * 3 * attempt,
+        gpu=CFG.resources.gpu,
+        mem_mb=max(CFG.resources.mem_mb.values()),
+        runtime=lambda wildcards, attempt: CFG.resources.overhead_minutes * 3 * attempt,
     params:
         library=LIBRARY_DIGEST,
-        grid=inference_grid(),
+        grid=GRID.inference_grid(),
         batches=[1, 128],
         repeats=15,
     script:

@@ -1,15 +1,15 @@
 # Figures: every registered figure (bmrsparse.figures) that applies to the configured grid, each as PDF and PNG and in
-# the report. A figure's declaration names its rule (Figure.rule), what it reads (Figure.reads: the metrics table or
-# the final posteriors of its panels, input function figure_inputs in common.smk), its caption and its drawing
-# function; every rule here runs the same script, which draws the figure named by the {figure} wildcard. The rules
-# differ only in their names and memory (the paper's figures keep their rules); the sparsity-accuracy figure is
-# drawn in sparsity.smk.
+# the report. A figure's declaration says what it reads (Figure.reads: the metrics table or the final posteriors of
+# its panels; input function get_figure_inputs), its caption and its drawing function; which rule draws it is the
+# workflow's (bmrsparse.workflow.figures.figure_rule: the paper's figures keep rules of their own). Every rule here
+# runs the same script, which draws the figure named by the {figure} wildcard; the rules differ only in their names
+# and memory. The sparsity-accuracy figure is drawn in sparsity.smk.
 
 
 # Fig. 1 / S1 / S2 and every registered dataset's performance figure (bmrsparse.data.DatasetInfo.figure)
 rule plot_performance:
     input:
-        unpack(figure_inputs),
+        unpack(get_figure_inputs),
     output:
         pdf=report(
             "results/figures/{figure}.pdf",
@@ -28,16 +28,16 @@ rule plot_performance:
     log:
         "logs/plot_performance/{figure}.log",
     wildcard_constraints:
-        figure=figures_of_rule("plot_performance"),
+        figure=GRID.figures_regex("plot_performance"),
     conda:
         ENV
     resources:
         mem_mb=2000,
         runtime=10,
     params:
-        panels=lambda wildcards: figure_panels(wildcards.figure),
-        caption=lambda wildcards: FIGURE_INFO[wildcards.figure].caption,
-        schedule=config["schedule"],
+        panels=lambda wildcards: GRID.figure_panels(wildcards.figure),
+        caption=lambda wildcards: FIGURES[wildcards.figure].caption,
+        schedule=CFG.schedule.as_dict(),
     script:
         "../scripts/plot_figure.py"
 
@@ -45,7 +45,7 @@ rule plot_performance:
 # Fig. 2
 rule plot_pruned_fraction:
     input:
-        unpack(figure_inputs),
+        unpack(get_figure_inputs),
     output:
         pdf=report(
             "results/figures/{figure}.pdf",
@@ -64,16 +64,16 @@ rule plot_pruned_fraction:
     log:
         "logs/plot_pruned_fraction/{figure}.log",
     wildcard_constraints:
-        figure=figures_of_rule("plot_pruned_fraction"),
+        figure=GRID.figures_regex("plot_pruned_fraction"),
     conda:
         ENV
     resources:
         mem_mb=2000,
         runtime=10,
     params:
-        panels=lambda wildcards: figure_panels(wildcards.figure),
-        caption=lambda wildcards: FIGURE_INFO[wildcards.figure].caption,
-        schedule=config["schedule"],
+        panels=lambda wildcards: GRID.figure_panels(wildcards.figure),
+        caption=lambda wildcards: FIGURES[wildcards.figure].caption,
+        schedule=CFG.schedule.as_dict(),
     script:
         "../scripts/plot_figure.py"
 
@@ -81,7 +81,7 @@ rule plot_pruned_fraction:
 # Fig. 3
 rule plot_posterior_cdf:
     input:
-        unpack(figure_inputs),
+        unpack(get_figure_inputs),
     output:
         pdf=report(
             "results/figures/{figure}.pdf",
@@ -100,16 +100,16 @@ rule plot_posterior_cdf:
     log:
         "logs/plot_posterior_cdf/{figure}.log",
     wildcard_constraints:
-        figure=figures_of_rule("plot_posterior_cdf"),
+        figure=GRID.figures_regex("plot_posterior_cdf"),
     conda:
         ENV
     resources:
         mem_mb=4000,
         runtime=10,
     params:
-        panels=lambda wildcards: figure_panels(wildcards.figure),
-        caption=lambda wildcards: FIGURE_INFO[wildcards.figure].caption,
-        schedule=config["schedule"],
+        panels=lambda wildcards: GRID.figure_panels(wildcards.figure),
+        caption=lambda wildcards: FIGURES[wildcards.figure].caption,
+        schedule=CFG.schedule.as_dict(),
     script:
         "../scripts/plot_figure.py"
 
@@ -117,7 +117,7 @@ rule plot_posterior_cdf:
 # Fig. 4
 rule plot_first_layer:
     input:
-        unpack(figure_inputs),
+        unpack(get_figure_inputs),
     output:
         pdf=report(
             "results/figures/{figure}.pdf",
@@ -136,24 +136,24 @@ rule plot_first_layer:
     log:
         "logs/plot_first_layer/{figure}.log",
     wildcard_constraints:
-        figure=figures_of_rule("plot_first_layer"),
+        figure=GRID.figures_regex("plot_first_layer"),
     conda:
         ENV
     resources:
         mem_mb=4000,
         runtime=10,
     params:
-        panels=lambda wildcards: figure_panels(wildcards.figure),
-        caption=lambda wildcards: FIGURE_INFO[wildcards.figure].caption,
-        schedule=config["schedule"],
+        panels=lambda wildcards: GRID.figure_panels(wildcards.figure),
+        caption=lambda wildcards: FIGURES[wildcards.figure].caption,
+        schedule=CFG.schedule.as_dict(),
     script:
         "../scripts/plot_figure.py"
 
 
-# every figure declared without a rule of its own (Figure.rule = "plot_figure"), e.g. a plug-in's
+# every other registered figure, e.g. a plug-in's
 rule plot_figure:
     input:
-        unpack(figure_inputs),
+        unpack(get_figure_inputs),
     output:
         pdf=report(
             "results/figures/{figure}.pdf",
@@ -172,7 +172,7 @@ rule plot_figure:
     log:
         "logs/plot_figure/{figure}.log",
     wildcard_constraints:
-        figure=figures_of_rule("plot_figure"),
+        figure=GRID.figures_regex("plot_figure"),
     localrule: True
     conda:
         ENV
@@ -180,8 +180,8 @@ rule plot_figure:
         mem_mb=4000,
         runtime=10,
     params:
-        panels=lambda wildcards: figure_panels(wildcards.figure),
-        caption=lambda wildcards: FIGURE_INFO[wildcards.figure].caption,
-        schedule=config["schedule"],
+        panels=lambda wildcards: GRID.figure_panels(wildcards.figure),
+        caption=lambda wildcards: FIGURES[wildcards.figure].caption,
+        schedule=CFG.schedule.as_dict(),
     script:
         "../scripts/plot_figure.py"

@@ -2,14 +2,13 @@
 # is pruned by three scores at about ten fractions and evaluated without retraining (no training: a few
 # evaluations per job); the figure overlays the final epochs of BMR-S&S and of the pruning baselines.
 
-#: Fractions of the non-output weights removed for the curves.
-SPARSITY_FRACTIONS = [0.0, 0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99]
+from bmrsparse.sparsity import FRACTIONS as SPARSITY_FRACTIONS  # fractions of the non-output weights removed
 
 
 rule sparsity_curve:
     input:
         data=get_data,
-        posterior=lambda wildcards: final_posterior(wildcards.dataset, wildcards.arch, "flat_ff", wildcards.seed),
+        posterior=get_final_posterior("flat_ff"),
     output:
         curve="results/sparsity/{dataset}/{arch}/seed{seed}.csv",
         curve_sha256="results/sparsity/{dataset}/{arch}/seed{seed}.csv.sha256",  # checked by its readers
@@ -19,18 +18,18 @@ rule sparsity_curve:
         "benchmarks/sparsity_curve/{dataset}/{arch}/seed{seed}.tsv"
     conda:
         TRAIN_ENV
-    threads: config["resources"]["threads"]
+    threads: CFG.resources.threads
     resources:
-        gpu=config["resources"]["gpu"],
-        runtime=lambda wildcards, attempt: config["resources"]["overhead_minutes"] * 3 * attempt,
+        gpu=CFG.resources.gpu,
+        runtime=lambda wildcards, attempt: CFG.resources.overhead_minutes * 3 * attempt,
         mem_mb=train_mem_mb,
     params:
         library=LIBRARY_DIGEST,
-        fractions=SPARSITY_FRACTIONS,
+        fractions=list(SPARSITY_FRACTIONS),
         settings={
-            "num_eval_samples": config["evaluation"]["num_samples"],
-            "test_subset": config["evaluation"]["test_subset"],
-            "eval_batch_size": config["evaluation"]["eval_batch_size"],
+            "num_eval_samples": CFG.evaluation.num_samples,
+            "test_subset": CFG.evaluation.test_subset,
+            "eval_batch_size": CFG.evaluation.eval_batch_size,
         },
     script:
         "../scripts/sparsity_curve.py"
@@ -38,8 +37,8 @@ rule sparsity_curve:
 
 rule plot_sparsity_accuracy:
     input:
-        curves=expand("results/sparsity/{dataset}/{arch}/seed{seed}.csv", dataset=DATASETS, arch=ARCHS, seed=SEEDS),
-        metrics="results/metrics/metrics.csv",
+        curves=GRID.sparsity_curves(),
+        metrics=paths.METRICS,
     output:
         pdf=report(
             "results/figures/sparsity_accuracy.pdf",

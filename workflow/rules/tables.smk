@@ -1,18 +1,13 @@
 # Tidy per-epoch metrics of every training stage, the timing of claim 4, the final-metrics table and the
 # paper-claims table.
 
-#: Claim 4's timing (rule time_steps; SPEED_METHODS in common.smk), when the grid has both methods.
-SPEED_TIMING = {"timing": "results/bench/speed.csv"} if all(m in METHODS for m in SPEED_METHODS) else {}
-#: The config files in the order they were merged: the Snakefile's default, then those of --configfile.
-#: (Compared as absolute paths: `make reproduce` names config/config.yaml both ways; it is listed once.)
-_OVERWRITE = [str(f) for f in workflow.overwrite_configfiles or ()]
-_OVERWRITE_ABS = {os.path.abspath(f) for f in _OVERWRITE}
-CONFIG_FILES = [str(f) for f in workflow.configfiles if os.path.abspath(f) not in _OVERWRITE_ABS] + _OVERWRITE
+#: Claim 4's timing (rule time_steps; bmrsparse.workflow.jobs.SPEED_METHODS), when the grid has both methods.
+SPEED_TIMING = {"timing": paths.TIMING} if GRID.has_timing() else {}
 
 
 rule collect_metrics:
     input:
-        metrics_files(),
+        GRID.metrics_files(),
     output:
         metrics=report(
             "results/metrics/metrics.csv",
@@ -29,7 +24,7 @@ rule collect_metrics:
         mem_mb=1000,
         runtime=10,
     params:
-        parts=metrics_parts(),
+        parts=GRID.metrics_parts(),
     script:
         "../scripts/collect_metrics.py"
 
@@ -37,7 +32,7 @@ rule collect_metrics:
 rule time_steps:
     input:
         # Every training job must have finished: no training job of this workflow runs beside it.
-        metrics="results/metrics/metrics.csv",
+        metrics=paths.METRICS,
     output:
         timing=report(
             "results/bench/speed.csv",
@@ -52,18 +47,18 @@ rule time_steps:
         TRAIN_ENV  # the training jobs' environment: JAX's CUDA build when they ask for a GPU
     # A job of its own with a training job's resources: on a cluster (profiles/slurm) it goes to a node like
     # theirs, not the login node; its `threads` size XLA's CPU thread pools as in training (limit_threads).
-    threads: config["resources"]["threads"]
+    threads: CFG.resources.threads
     resources:
-        gpu=config["resources"]["gpu"],
-        mem_mb=max(config["resources"]["mem_mb"][arch] for arch in ARCHS),  # the largest timed network's
+        gpu=CFG.resources.gpu,
+        mem_mb=max(CFG.resources.mem_mb[arch] for arch in CFG.archs),  # the largest timed network's
         runtime=timing_runtime,
     params:
-        datasets=DATASETS,
-        archs=ARCHS,
+        datasets=list(CFG.datasets),
+        archs=list(CFG.archs),
         methods=SPEED_METHODS,
-        settings={a: {m: job_settings(m, a) for m in SPEED_METHODS} for a in ARCHS},
-        steps=TIMING_STEPS,
-        epoch_steps=EPOCH_STEPS,
+        settings={a: {m: GRID.job_settings(m, a) for m in SPEED_METHODS} for a in CFG.archs},
+        steps=timing_steps(CFG.schedule.epoch_steps),
+        epoch_steps=CFG.schedule.epoch_steps,
         repeats=TIMING_REPEATS,
     script:
         "../scripts/time_steps.py"
@@ -72,8 +67,8 @@ rule time_steps:
 rule tables:
     input:
         **SPEED_TIMING,
-        **({"inference": "results/tables/inference.csv"} if inference_targets() else {}),  # claim 6 (inference.smk)
-        metrics="results/metrics/metrics.csv",
+        **({"inference": paths.INFERENCE_TABLE} if GRID.has_inference() else {}),  # claim 6 (inference.smk)
+        metrics=paths.METRICS,
     output:
         final_csv=report(
             "results/tables/final_metrics.csv",
@@ -107,9 +102,9 @@ rule tables:
         mem_mb=1000,
         runtime=10,
     params:
-        acc_tolerance=config["claims"]["acc_tolerance"],
-        pruned_threshold=config["claims"]["pruned_threshold"],
-        configfiles=[os.path.relpath(f) if os.path.isabs(f) else f for f in CONFIG_FILES],
+        acc_tolerance=CFG.claims.acc_tolerance,
+        pruned_threshold=CFG.claims.pruned_threshold,
+        configfiles=CONFIG_FILES,
     script:
         "../scripts/make_tables.py"
 
@@ -117,7 +112,7 @@ rule tables:
 # Which library code, software versions and device produced each training job (read back from its metrics CSV).
 rule provenance:
     input:
-        metrics_files(),
+        GRID.metrics_files(),
     output:
         csv=report(
             "results/tables/provenance.csv",

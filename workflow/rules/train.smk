@@ -1,9 +1,10 @@
-# Training, generic over the methods registered in bmrsparse.methods (see METHOD_INFO in common.smk): what a
-# method declares decides which rule trains it and what that rule's inputs are.
-#   train_warmup    a Flat-FF warm-up (epoch 0 of every method that declares start="warmup"), one per distinct
-#                   warm-up settings: a method whose learning rate differs from Flat-FF's (BMR-S&S at the authors'
-#                   1e-2) gets its own, shared by the methods with the same settings ({warmup}: their tag,
-#                   bmrsparse.methods.warmup_tag)
+# Training, generic over the methods registered in bmrsparse.methods: what a method declares decides which rule
+# trains it and what that rule's inputs are (GRID, bmrsparse.workflow.grid).
+#   train_warmup    a warm-up (epoch 0 of every method that declares start="warmup"), one per distinct warm-up
+#                   settings and model: the shared Flat-FF warm-up at each learning rate the methods starting from it
+#                   use (BMR-S&S at the authors' rate gets its own), shared by the methods with the same settings, and
+#                   the own warm-up of a method that declares warmup_method=<its name> ({warmup}: their tag,
+#                   bmrsparse.workflow.jobs.warmup_tag)
 #   train_continue  start="warmup", one job for all epochs (Flat-FF)
 #   train_scratch   start="scratch", one job for warm-up budget + all epochs (Flat-MAP, Tiered-FF)
 #   train_epoch     per_epoch=True, one job per epoch (prune, train, evaluate): BMR-S&S and the pruning baselines;
@@ -30,10 +31,10 @@ rule train_warmup:
     priority: 2
     conda:
         TRAIN_ENV
-    threads: config["resources"]["threads"]
+    threads: CFG.resources.threads
     resources:
-        gpu=config["resources"]["gpu"],
-        runtime=train_runtime(WARMUP_STEPS),
+        gpu=CFG.resources.gpu,
+        runtime=train_runtime(CFG.schedule.warmup_steps),
         mem_mb=train_mem_mb,
     params:
         # The cache key hashes params, not wildcards: name the job's wildcards here.
@@ -43,8 +44,9 @@ rule train_warmup:
         seed=job_seeds,
         # ... and the library code, so a changed library does not reuse an old cached warm-up
         library=LIBRARY_DIGEST,
-        method=WARMUP_METHOD,
-        schedule=[WARMUP_STEPS],
+        # the model it trains: Flat-FF's (the shared warm-up) or that of the method that warms up its own
+        method=warmup_method_of,
+        schedule=[CFG.schedule.warmup_steps],
         first_epoch=0,
         # Flat-FF's settings with the inherited ones (learning rate) of the methods that start from this warm-up
         settings=warmup_settings_of,
@@ -66,19 +68,19 @@ rule train_continue:
     benchmark:
         seed_tag("benchmarks/train_continue/{dataset}/{arch}/{method}/seed{seed}.tsv")
     wildcard_constraints:
-        method=methods_regex(start="warmup", per_epoch=False),
+        method=GRID.methods_regex(start="warmup", per_epoch=False),
     conda:
         TRAIN_ENV
-    threads: config["resources"]["threads"]
+    threads: CFG.resources.threads
     resources:
-        gpu=config["resources"]["gpu"],
-        runtime=train_runtime(EPOCH_STEPS * NUM_EPOCHS),
+        gpu=CFG.resources.gpu,
+        runtime=train_runtime(CFG.schedule.epoch_steps * CFG.schedule.num_epochs),
         mem_mb=train_mem_mb,
     params:
         seed=job_seeds,
         library=LIBRARY_DIGEST,
         method=lambda wildcards: wildcards.method,
-        schedule=[EPOCH_STEPS] * NUM_EPOCHS,
+        schedule=[CFG.schedule.epoch_steps] * CFG.schedule.num_epochs,
         first_epoch=1,
         settings=settings_of(),
     script:
@@ -98,20 +100,20 @@ rule train_scratch:
     benchmark:
         seed_tag("benchmarks/train_scratch/{dataset}/{arch}/{method}/seed{seed}.tsv")
     wildcard_constraints:
-        method=methods_regex(start="scratch", per_epoch=False),
+        method=GRID.methods_regex(start="scratch", per_epoch=False),
     priority: 1
     conda:
         TRAIN_ENV
-    threads: config["resources"]["threads"]
+    threads: CFG.resources.threads
     resources:
-        gpu=config["resources"]["gpu"],
-        runtime=train_runtime(WARMUP_STEPS + EPOCH_STEPS * NUM_EPOCHS),
+        gpu=CFG.resources.gpu,
+        runtime=train_runtime(CFG.schedule.warmup_steps + CFG.schedule.epoch_steps * CFG.schedule.num_epochs),
         mem_mb=train_mem_mb,
     params:
         seed=job_seeds,
         library=LIBRARY_DIGEST,
         method=lambda wildcards: wildcards.method,
-        schedule=[WARMUP_STEPS] + [EPOCH_STEPS] * NUM_EPOCHS,
+        schedule=[CFG.schedule.warmup_steps] + [CFG.schedule.epoch_steps] * CFG.schedule.num_epochs,
         first_epoch=0,
         settings=settings_of(),
     script:
@@ -133,19 +135,19 @@ rule train_epoch:
     benchmark:
         seed_tag("benchmarks/train_epoch/{dataset}/{arch}/{method}/seed{seed}/epoch{epoch}.tsv")
     wildcard_constraints:
-        method=methods_regex(per_epoch=True),
+        method=GRID.methods_regex(per_epoch=True),
     conda:
         TRAIN_ENV
-    threads: config["resources"]["threads"]
+    threads: CFG.resources.threads
     resources:
-        gpu=config["resources"]["gpu"],
-        runtime=train_runtime(EPOCH_STEPS),
+        gpu=CFG.resources.gpu,
+        runtime=train_runtime(CFG.schedule.epoch_steps),
         mem_mb=train_mem_mb,
     params:
         seed=job_seeds,
         library=LIBRARY_DIGEST,
         method=lambda wildcards: wildcards.method,
-        schedule=[EPOCH_STEPS],
+        schedule=[CFG.schedule.epoch_steps],
         first_epoch=lambda wildcards: int(wildcards.epoch),
         settings=settings_of(),
     script:

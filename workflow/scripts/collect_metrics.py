@@ -5,7 +5,7 @@ import sys
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from bmrsparse.io import atomic_write_verified
-from bmrsparse.tables import collect_metrics, read_metrics
+from bmrsparse.workflow.tables import collect_metrics, read_metrics
 
 tidy = collect_metrics(read_metrics(path, as_method=method) for path, method in snakemake.params.parts)
 atomic_write_verified(snakemake.output.metrics, tidy.to_csv(index=False))

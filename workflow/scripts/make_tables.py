@@ -12,7 +12,8 @@ sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 import pandas as pd
 
 from bmrsparse.io import atomic_write_text, read_csv
-from bmrsparse.tables import describe_settings, final_metrics, paper_claims, to_markdown, write_table
+from bmrsparse.workflow.claims import paper_claims
+from bmrsparse.workflow.tables import describe_settings, final_metrics, to_markdown, write_table
 
 metrics = read_csv(snakemake.input.metrics)
 note = f"Settings: {describe_settings(snakemake.config, snakemake.params.configfiles)}."

@@ -12,6 +12,8 @@ if snakemake.config.get("jax_cache_dir"):  # speed only: reuse the programs the 
 from bmrsparse.figures import draw_figure, get_figure
 from bmrsparse.io import read_csv
 from bmrsparse.plots import save_figure
+from bmrsparse.workflow import Config
+from bmrsparse.workflow.figures import draw_arguments
 
 name = snakemake.wildcards.figure
 if get_figure(name).reads == "posteriors":
@@ -20,7 +22,6 @@ if get_figure(name).reads == "posteriors":
     data = posterior_summaries(snakemake.params.panels, snakemake.input.posteriors, snakemake.input.data)
 else:
     data = read_csv(snakemake.input.metrics)
-extra = get_figure(name).extra_inputs_for(snakemake.config)
-if extra:  # the figure's extra files (as the workflow gave them) and the config they depend on
-    extra = {key: getattr(snakemake.input, key) for key in extra} | {"config": snakemake.config}
+# what the workflow adds to the figure's data (Fig. 2: the authors' range, when the run is comparable to it)
+extra = draw_arguments(name, dict(snakemake.input.items()), Config.from_mapping(snakemake.config))
 save_figure(draw_figure(name, data, **extra), snakemake.output.pdf, snakemake.output.png)

@@ -8,9 +8,9 @@ sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 import pandas as pd
 
 from bmrsparse.io import read_csv
+from bmrsparse.figures import draw_figure
 from bmrsparse.plots import save_figure
-from bmrsparse.sparsity import plot_sparsity_accuracy
 
 curves = pd.concat([read_csv(path) for path in snakemake.input.curves], ignore_index=True)
 metrics = read_csv(snakemake.input.metrics)
-save_figure(plot_sparsity_accuracy(curves, metrics), snakemake.output.pdf, snakemake.output.png)
+save_figure(draw_figure("sparsity_accuracy", curves, metrics=metrics), snakemake.output.pdf, snakemake.output.png)

@@ -5,8 +5,8 @@ import sys
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from bmrsparse.provenance import provenance_table
-from bmrsparse.tables import write_table
+from bmrsparse.workflow.provenance import provenance_table
+from bmrsparse.workflow.tables import write_table
 
 table = provenance_table(snakemake.input)
 planned = snakemake.params.library
