@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -104,3 +106,34 @@ def copy_workflow(dest: Path, override: str | None = None) -> Path:
     if override is not None:
         (dest / "override.yaml").write_text(override)
     return dest
+
+
+# Synthetic tidy metrics (the tables' and the figures' tests)
+METHODS = ("flat_map", "flat_ff", "tiered_ff", "bmr_ss")
+# Final-epoch numbers per method, shaped like the paper's claims (BMR lowest ECE/NLL, Tiered-FF next).
+FINAL = {
+    "flat_map": dict(acc=0.88, ece=0.06, nll=0.40, pruned_fraction=0.0, steps_per_s=300.0),
+    "flat_ff": dict(acc=0.87, ece=0.05, nll=0.38, pruned_fraction=0.0, steps_per_s=200.0),
+    "tiered_ff": dict(acc=0.86, ece=0.03, nll=0.36, pruned_fraction=0.0, steps_per_s=100.0),
+    "bmr_ss": dict(acc=0.87, ece=0.02, nll=0.35, pruned_fraction=0.8, steps_per_s=115.0),
+}
+
+
+def make_metrics(datasets=("fashion_mnist",), archs=("mlp", "lenet"), methods=METHODS, seeds=(0,), epochs=3,
+                 final=FINAL, noise=0.0) -> pd.DataFrame:
+    """A tidy metrics table: every method approaching its FINAL numbers over the epochs."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for dataset, arch, method, seed in itertools.product(datasets, archs, methods, seeds):
+        for epoch in range(epochs + 1):
+            f = dict(final[method])
+            progress = (epoch + 1) / (epochs + 1)
+            row = dict(dataset=dataset, arch=arch, method=method, seed=seed, epoch=epoch, step=100 * (epoch + 1),
+                       acc=f["acc"] * progress + noise * rng.normal(), ece=f["ece"] / progress,
+                       ece_width15=f["ece"], nll=f["nll"] / progress,
+                       pruned_fraction=f["pruned_fraction"] * epoch / max(epochs, 1), seconds=1.0,
+                       steps_per_s=f["steps_per_s"])
+            if method == "bmr_ss" and epoch == 0:  # the shared warm-up is a Flat-FF stage
+                row["steps_per_s"] = final["flat_ff"]["steps_per_s"]
+            rows.append(row)
+    return pd.DataFrame(rows)

@@ -51,14 +51,14 @@ def authors_init_state(data, out_path, authors_params, seed=0, settings=None):
     scales start at 0.1 on both sides. Everything else (optimiser state, keys) is this library's.
     """
     from bmrsparse.data import load_prepared
-    from bmrsparse.experiment import resolve_settings
+    from bmrsparse.settings import TrainingSettings
     from bmrsparse.methods._layers import Layout
     from bmrsparse.state import save_state
     from bmrsparse.train import State, Trainer
 
     src = np.load(authors_params)
     tr = Trainer(arch="mlp", method="flat_ff", dataset=load_prepared(data), seeds=[seed],
-                 settings=resolve_settings(settings))
+                 settings=TrainingSettings.from_mapping(settings))
     state = tr.init()
     step, (params, opt) = state.svi_state.optim_state
     params = dict(params)
@@ -86,7 +86,7 @@ def main(argv=None):
     ap.add_argument("--out", default="results/authors_schedule")
     ap.add_argument("--data", default=None, help="a prepared FashionMNIST .npz (default: prepare one in --out)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="a training setting (bmrsparse.experiment.DEFAULT_SETTINGS), JSON value; repeatable")
+                    help="a training setting (bmrsparse.settings.TrainingSettings), JSON value; repeatable")
     ap.add_argument("--kmax-only", metavar="STATE", help="print the k_max table of this warm-up state and stop")
     ap.add_argument("--init-from", metavar="NPZ", help="start the guide at these authors'-code initial parameters "
                     "(layer{l}.weight.loc, layer{l}.weight.c_inv_sqr.loc)")
@@ -104,7 +104,8 @@ def main(argv=None):
     if not os.path.exists(data):
         prepare_dataset("fashion_mnist", data)
     warmup, epoch = max(1, round(10_000 * args.scale)), max(1, round(2_000 * args.scale))
-    settings = {"learning_rate": {"flat_ff": 1e-2, "bmr_ss": 1e-2}, "batch_size": 128, "init_radius": 2.0,
+    # the warm-up at BMR-S&S's rate, as the authors' code fits BMR-S&S's warm-up
+    settings = {"learning_rate": 1e-2, "batch_size": 128, "init_radius": 2.0,
                 "init_scale": 0.1, "num_eval_samples": 100, "test_subset": None, "chunk_size": 500,
                 "checkpoint_every": 10**9}
     for item in args.set:

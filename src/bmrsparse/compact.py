@@ -34,6 +34,7 @@ import numpy as np
 
 from . import compact_numpy
 from .io import atomic_path, atomic_write_text
+from .nets import NETWORKS
 
 __all__ = ["compact_networks", "CompactNet", "compact", "apply", "export", "num_params", "masked_params", "chain"]
 
@@ -41,8 +42,6 @@ __all__ = ["compact_networks", "CompactNet", "compact", "apply", "export", "num_
 def compact_networks() -> tuple[str, ...]:
     """The names of the registered networks :func:`compact` understands: those that declare a
     ``compact_activation`` (:class:`bmrsparse.nets.Network`)."""
-    from .nets import NETWORKS
-
     return tuple(n for n in NETWORKS if NETWORKS[n].compact_activation)
 
 
@@ -71,11 +70,9 @@ def masked_params(params: Mapping, masks: Mapping | None) -> dict:
 def chain(arch: str, params: Mapping, input_shape) -> list[dict]:
     """The layers of an MLP or LeNet-5 in forward order: ``name, type, kernel, bias, activation, pool, flatten``
     and ``hw`` (the spatial size of the layer's input map, for a convolution or the dense layer after it)."""
-    from .nets import NETWORKS
-
     act = NETWORKS[arch].compact_activation if arch in NETWORKS else None
     if not act:
-        raise ValueError(f"compact networks exist for {archs()}, not {arch!r}")
+        raise ValueError(f"compact networks exist for {compact_networks()}, not {arch!r}")
     names = sorted(params)  # sorted order is forward order (bmrsparse.nets)
     if names[-1] != "head" or any(not (n.startswith("dense_") or n.startswith("conv_")) for n in names[:-1]):
         raise ValueError(f"unexpected {arch} layers {names}")

@@ -40,7 +40,7 @@ import pandas as pd
 
 from . import compact, compact_numpy
 
-__all__ = ["COLUMNS", "FORMATS", "load_network", "export_compact", "inference_table", "plot_speedup_accuracy"]
+__all__ = ["COLUMNS", "FORMATS", "load_network", "export_compact", "inference_table"]
 
 #: Columns of the inference table.
 COLUMNS = ("dataset", "arch", "method", "format", "seed", "params", "params_kept_fraction", "acc", "nll", "batch",

@@ -60,15 +60,14 @@ def main(argv=None) -> list:
     import jax
 
     from bmrsparse.bench import TINY, device_name, synthetic_dataset
-    from bmrsparse.experiment import resolve_settings
     from bmrsparse.methods import METHODS
     from bmrsparse.nets import NETWORKS
+    from bmrsparse.settings import TrainingSettings
     from bmrsparse.train import Trainer
 
     if a.arch not in NETWORKS or a.method not in METHODS:
         p.error(f"--arch must be one of {sorted(NETWORKS)} and --method one of {sorted(METHODS)}")
-    settings = resolve_settings({"batch_size": a.batch_size, "net": TINY if a.tiny else {},
-                                 "step_loop": a.step_loop})
+    settings = TrainingSettings(batch_size=a.batch_size, net=dict(TINY) if a.tiny else {}, step_loop=a.step_loop)
     ds = synthetic_dataset("fashion_mnist", a.arch)
     dump = _dump_dir()
     rows = []

@@ -67,9 +67,9 @@ def plot_pruned_fraction(metrics: pd.DataFrame, reference: Mapping | None = None
 
     Args:
       metrics: tidy metrics (columns dataset, arch, method, seed, epoch, pruned_fraction).
-      reference: optional ``{dataset: band}`` with ``band`` from :func:`bmrsparse.reference.authors_band` (columns
-        arch, epoch, lo, hi, seeds): the range of the authors' code over its seeds, drawn hatched behind our curve of
-        the same architecture. Pass it only for runs comparable to it (:func:`bmrsparse.reference.schedule_mismatch`).
+      reference: optional ``{dataset: band}``, ``band`` with columns arch, epoch, lo, hi, seeds: the range of another
+        code over its seeds (the authors'), drawn hatched behind our curve of the same architecture. Pass it only for
+        runs comparable to it (the workflow does: :func:`bmrsparse.workflow.reference.reference_band`).
 
     Raises:
       ValueError: the table has no BMR-S&S rows.

@@ -16,6 +16,8 @@ Each claim is judged per seed; the table says in how many seeds it holds.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 

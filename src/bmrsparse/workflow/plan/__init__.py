@@ -31,10 +31,11 @@ bookkeeping, and whether several jobs sharing a GPU slow each other (a job that 
 so with ``--resources gpu=1`` they run one at a time, as measured).
 """
 
-from .estimate import (KINDS, Estimate, Job, dependencies, estimate, format_plan, job_seconds, job_work, makespan,
-                       method_kind, starts_fresh, training_steps)
+from . import timing
+from .estimate import (KINDS, Estimate, Job, dependencies, duration, estimate, format_plan, job_seconds, job_work,
+                       makespan, method_kind, starts_fresh, training_steps)
 from .timing import CACHE_ENV, TimingCache, default_cache, device_key, measure, time_in_processes, timing_settings
 
-__all__ = ["Job", "KINDS", "Estimate", "dependencies", "estimate", "format_plan", "job_seconds", "job_work",
+__all__ = ["Job", "KINDS", "Estimate", "dependencies", "duration", "estimate", "format_plan", "job_seconds", "job_work",
            "makespan", "method_kind", "starts_fresh", "training_steps", "CACHE_ENV", "TimingCache", "default_cache",
            "device_key", "measure", "time_in_processes", "timing_settings"]

@@ -14,7 +14,7 @@ from ...steptime import Timing
 from ..jobs import SPEED_METHODS, TIMING_REPEATS, timing_steps
 
 __all__ = ["Job", "Timing", "KINDS", "TEST_IMAGES", "dependencies", "method_kind", "training_steps", "starts_fresh",
-           "job_work", "job_seconds", "makespan", "Estimate", "estimate", "format_plan"]
+           "job_work", "job_seconds", "makespan", "Estimate", "estimate", "format_plan", "duration"]
 
 #: Method kinds whose steps cost differently: label and the method timed for it.
 KINDS = {"map": ("MAP", "flat_map"), "flat": ("mean-field flat", "flat_ff"), "tiered": ("tiered", "tiered_ff")}
@@ -224,7 +224,8 @@ def estimate(jobs: list[Job], cfg: dict, timings: dict, startup_s: float, cores:
     return Estimate(wall, sum(seconds.values()), per_rule, seconds)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """A number of seconds as ``12 s``, ``3 min 04 s`` or ``1 h 05 min``."""
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds} s"
@@ -246,7 +247,7 @@ def format_plan(jobs: list[Job], est: Estimate, cfg: dict, timings: dict, *, dev
     width = max(len(r) for r in counts)
     lines.append("  jobs per rule (estimated seconds of work):")
     for rule, n in counts.most_common():
-        lines.append(f"    {rule:<{width}} {n:>5}  {_duration(est.per_rule[rule]):>12}")
+        lines.append(f"    {rule:<{width}} {n:>5}  {duration(est.per_rule[rule]):>12}")
     train_threads = sorted({min(j.threads, cores) for j in jobs if training_steps(j.rule, cfg["schedule"])})
     lines.append(f"  step times on {device} ({'cached' if cached else 'measured now'}; job start-up "
                  f"{startup_s:.1f} s):")
@@ -256,7 +257,7 @@ def format_plan(jobs: list[Job], est: Estimate, cfg: dict, timings: dict, *, dev
                      f" s (compile {t.eval_compile_s:.1f} s)")
     steps = sum((training_steps(j.rule, cfg["schedule"]) or (0, 0))[0] for j in jobs)
     ev = cfg["evaluation"]
-    lines.append(f"  estimated wall time: {_duration(est.wall_s)} ({_duration(est.work_s)} of work in all; {steps:,} "
+    lines.append(f"  estimated wall time: {duration(est.wall_s)} ({duration(est.work_s)} of work in all; {steps:,} "
                  f"SVI steps; {cores} cores, {'/'.join(map(str, train_threads)) or '-'} per training job"
                  + (f", {gpu_limit} GPU(s), one job per GPU at a time" if gpu_limit is not None else "") + ")")
     lines.append(

@@ -1,0 +1,114 @@
+"""One source of truth for the software: the conda env files and the CUDA extra agree with pyproject.toml.
+
+`snakemake --sdm conda` cannot run here (no conda on the test machine), so these tests check the files' content:
+envs/bmrsparse.yaml lists exactly pyproject.toml's dependencies, envs/bmrsparse-gpu.yaml those plus the `cuda`
+extra, the CUDA plugin's version equals JAX's, training rules use the GPU env when the config asks for GPUs, and
+the post-deploy script installs the project from the workflow's own folder whatever the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+ENVS = ROOT / "envs"
+
+
+def _pip_list(name: str) -> list[str]:
+    env = yaml.safe_load((ENVS / name).read_text())
+    pips = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
+    assert len(pips) == 1, f"{name}: expected one pip: section"
+    assert "conda-forge" in env["channels"]
+    assert any(str(d).replace(" ", "").startswith("python=3.1") for d in env["dependencies"])
+    return pips[0]
+
+
+def _norm(req: str) -> str:
+    return re.sub(r"\s+", "", req).lower()
+
+
+def _pins(reqs: list[str]) -> dict[str, str]:
+    out = {}
+    for req in reqs:
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[^\]]*\])?==([0-9][0-9A-Za-z.]*)", _norm(req))
+        if match:
+            out[match.group(1)] = match.group(3)
+    return out
+
+
+def test_cpu_env_is_pyproject_dependencies():
+    assert list(map(_norm, _pip_list("bmrsparse.yaml"))) == list(map(_norm, PYPROJECT["project"]["dependencies"]))
+
+
+def test_gpu_env_is_dependencies_plus_cuda_extra():
+    expected = PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"]["cuda"]
+    assert list(map(_norm, _pip_list("bmrsparse-gpu.yaml"))) == list(map(_norm, expected))
+
+
+def test_cuda_plugin_version_equals_jax():
+    cuda = PYPROJECT["project"]["optional-dependencies"]["cuda"]
+    pins = _pins(cuda)
+    for name in ("jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda12-pjrt"):
+        assert name in pins, f"the cuda extra does not pin {name} with ==: {cuda}"
+    assert len(set(pins.values())) == 1, f"JAX and its CUDA plugin disagree: {pins}"
+    assert any(_norm(r).startswith("jax[cuda12]") for r in cuda)
+    # the pinned JAX satisfies the base dependency's lower bound
+    base = next(r for r in PYPROJECT["project"]["dependencies"] if re.match(r"jax\b(?!lib)", r))
+    low = re.search(r">=([0-9.]+)", base).group(1)
+    version = tuple(int(x) for x in pins["jax"].split(".")[:3])
+    assert version >= tuple(int(x) for x in low.split("."))
+
+
+def test_post_deploy_scripts_install_from_the_workflow_folder(tmp_path):
+    assert (ENVS / "bmrsparse.post-deploy.sh").read_text() == (ENVS / "bmrsparse-gpu.post-deploy.sh").read_text()
+    # A fake `python` records its arguments; the script is run from an unrelated working directory.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    record = tmp_path / "args"
+    (bindir / "python").write_text(f'#!/bin/sh\necho "$@" > {record}\n')
+    (bindir / "python").chmod(0o755)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    for name in ("bmrsparse.post-deploy.sh", "bmrsparse-gpu.post-deploy.sh"):
+        # Snakemake runs it as `<shebang interpreter> <path of the script>`
+        subprocess.run(["/usr/bin/env", "bash", str(ENVS / name)], cwd=elsewhere, env=env, check=True)
+        assert record.read_text().split() == ["-m", "pip", "install", "--no-deps", "-e", str(ROOT)]
+    # A copy of envs/ outside a project checkout refuses with a message instead of installing the wrong folder.
+    lone = tmp_path / "lone" / "envs"
+    lone.mkdir(parents=True)
+    (lone / "x.post-deploy.sh").write_text((ENVS / "bmrsparse.post-deploy.sh").read_text())
+    proc = subprocess.run(["bash", str(lone / "x.post-deploy.sh")], cwd=elsewhere, env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode != 0 and "not the bmrsparse project" in proc.stderr
+
+
+@pytest.mark.parametrize("gpu, env", [(1, "envs/bmrsparse-gpu.yaml"), (0, "envs/bmrsparse.yaml")])
+def test_training_rules_use_the_gpu_env_when_asked(gpu, env):
+    code = (
+        "import sys; from snakemake.api import SnakemakeApi; from snakemake.settings import types as t\n"
+        "with SnakemakeApi(t.OutputSettings(quiet={t.Quietness.ALL})) as api:\n"
+        "    wf = api.workflow(resource_settings=t.ResourceSettings(), snakefile='Snakefile',\n"
+        f"        config_settings=t.ConfigSettings(config={{'resources': {{'gpu': {gpu}}}}}))\n"
+        "    rules = wf._workflow.rules\n"
+        "    for r in rules: print(r.name, r.conda_env, 'gpu' in r.resources)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split() for line in proc.stdout.splitlines() if len(line.split()) == 3]
+    envs = {name: path for name, path, _ in rows}
+    training = [name for name, _, asks_gpu in rows if asks_gpu == "True"]  # the rules with resources: gpu
+    assert len(training) >= 4 and "train_warmup" in training, proc.stdout
+    assert envs.pop("all") == "None"
+    for rule, path in envs.items():
+        wanted = env if rule in training else "envs/bmrsparse.yaml"
+        assert path.endswith(wanted), f"rule {rule} uses {path}, expected {wanted}"

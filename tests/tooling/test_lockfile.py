@@ -1,0 +1,118 @@
+"""The lock files agree with pyproject.toml (issue 20.2), and the check notices when they do not.
+
+requirements/cpu.lock (dependencies + the `test` extra, which pulls `workflow`) and requirements/cuda.lock (+ the
+`cuda` extra) are uv's universal locks with hashes; tools/lockfile.py checks them on CPython 3.11 and 3.12, Linux
+x86_64 and aarch64: each requirement of pyproject.toml is met by exactly one pinned line, and no line pinned for
+pyproject.toml names a package it no longer asks for. Nothing here downloads or installs.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+import lockfile  # noqa: E402
+
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+LOCKS = {build: ROOT / "requirements" / f"{build}.lock" for build in lockfile.LOCK_EXTRAS}
+
+
+def _with_deps(deps: list[str]) -> dict:
+    changed = copy.deepcopy(PYPROJECT)
+    changed["project"]["dependencies"] = deps
+    return changed
+
+
+@pytest.mark.parametrize("build", sorted(LOCKS))
+def test_the_lock_agrees_with_pyproject(build):
+    assert lockfile.check(PYPROJECT, LOCKS[build], lockfile.LOCK_EXTRAS[build]) == []
+
+
+@pytest.mark.parametrize("build", sorted(LOCKS))
+def test_every_line_has_hashes_and_the_header_names_the_command(build):
+    text = LOCKS[build].read_text()
+    header = text.splitlines()[1]
+    extras = " ".join(f"--extra {e}" for e in lockfile.LOCK_EXTRAS[build])
+    assert header.startswith("#    make lock  (= uv pip compile pyproject.toml " + extras), header
+    assert f"-o requirements/{build}.lock" in header and "--generate-hashes" in header and "--universal" in header
+    # every pinned line is followed by at least one sha256 hash (pip --require-hashes needs them all)
+    blocks = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 2)[2])
+    assert len(blocks) == len(lockfile.parse_lock(LOCKS[build]))
+    for block in blocks:
+        assert "--hash=sha256:" in block, block.splitlines()[0]
+
+
+def test_the_cuda_lock_adds_only_the_cuda_build():
+    env = lockfile.target_environment(lockfile.TARGETS[0])
+    cpu = {p.name: p.version for p in lockfile.parse_lock(LOCKS["cpu"]) if p.applies(env)}
+    cuda = {p.name: p.version for p in lockfile.parse_lock(LOCKS["cuda"]) if p.applies(env)}
+    assert {n: v for n, v in cuda.items() if n in cpu} == cpu  # the same versions for what both install
+    extra = set(cuda) - set(cpu)
+    assert {"jax-cuda12-plugin", "jax-cuda12-pjrt"} <= extra
+    assert all(n.startswith(("jax-cuda12-", "nvidia-")) for n in extra), extra
+    # the plugin's version is JAX's
+    assert cuda["jax-cuda12-plugin"] == cuda["jax-cuda12-pjrt"] == cuda["jax"] == cuda["jaxlib"]
+
+
+def test_a_version_pyproject_no_longer_allows_is_reported():
+    deps = [("jax>=0.11" if re.match(r"jax\b(?!lib)", d) else d) for d in PYPROJECT["project"]["dependencies"]]
+    problems = lockfile.check(_with_deps(deps), LOCKS["cpu"], ("test",))
+    assert problems and all("jax==" in p and "jax>=0.11" in p for p in problems)
+    assert len(problems) == len(lockfile.TARGETS)  # one per target, each naming it
+
+
+def test_a_new_requirement_missing_from_the_lock_is_reported():
+    problems = lockfile.check(_with_deps(PYPROJECT["project"]["dependencies"] + ["requests-toolbelt>=1"]),
+                              LOCKS["cpu"], ("test",))
+    assert problems and all("0 pinned lines for requests-toolbelt>=1" in p for p in problems)
+
+
+def test_a_package_pyproject_dropped_is_reported():
+    deps = [d for d in PYPROJECT["project"]["dependencies"] if not d.startswith("pooch")]
+    problems = lockfile.check(_with_deps(deps), LOCKS["cpu"], ("test",))
+    assert problems and all("no longer asks for pooch" in p for p in problems)
+
+
+def test_two_lines_for_one_target_are_reported(tmp_path):
+    # numpy is pinned twice with exclusive markers (3.11: one version, >= 3.12: another); drop the markers
+    text = re.sub(r"^(numpy==[^ ]+) ; [^\\]+\\", r"\1 \\", LOCKS["cpu"].read_text(), flags=re.M)
+    lock = tmp_path / "cpu.lock"
+    lock.write_text(text)
+    problems = lockfile.check(PYPROJECT, lock, ("test",))
+    assert problems and all("2 pinned lines for numpy" in p for p in problems)
+
+
+def test_an_extra_that_does_not_exist_is_an_error():
+    with pytest.raises(ValueError, match="no extra 'gpu'"):
+        lockfile.requirements(PYPROJECT, ("gpu",))
+
+
+def test_the_cli_check_passes_here():
+    assert lockfile.main(["lockfile.py", "check"]) == 0
+
+
+def test_a_build_switch_removes_only_what_the_other_lock_alone_pins(monkeypatch):
+    removed = []
+    monkeypatch.setattr(lockfile.subprocess, "run", lambda cmd, check: removed.append(cmd))
+
+    class Dist:
+        def __init__(self, name):
+            self.metadata = {"Name": name}
+
+    installed = ["jax", "jaxlib", "numpy", "jax-cuda12-plugin", "jax_cuda12_pjrt", "nvidia-cublas-cu12", "pip",
+                 "my-own-tool"]
+    monkeypatch.setattr(lockfile.metadata, "distributions", lambda: [Dist(n) for n in installed])
+    # cuda -> cpu: the plugin and NVIDIA's libraries go; JAX, numpy, pip and the user's own package stay
+    gone = lockfile.remove_others(LOCKS["cpu"], LOCKS["cuda"])
+    assert gone == ["jax-cuda12-pjrt", "jax-cuda12-plugin", "nvidia-cublas-cu12"]
+    assert removed == [[sys.executable, "-m", "pip", "uninstall", "-y", *gone]]
+    # cpu -> cuda: the CPU lock pins nothing the CUDA lock lacks
+    removed.clear()
+    assert lockfile.remove_others(LOCKS["cuda"], LOCKS["cpu"]) == [] and removed == []
