@@ -36,6 +36,6 @@ from .estimate import (KINDS, Estimate, Job, dependencies, duration, estimate, f
                        makespan, method_kind, starts_fresh, training_steps)
 from .timing import CACHE_ENV, TimingCache, default_cache, device_key, measure, time_in_processes, timing_settings
 
-__all__ = ["Job", "KINDS", "Estimate", "dependencies", "duration", "estimate", "format_plan", "job_seconds", "job_work",
+__all__ = ["timing", "Job", "KINDS", "Estimate", "dependencies", "duration", "estimate", "format_plan", "job_seconds", "job_work",
            "makespan", "method_kind", "starts_fresh", "training_steps", "CACHE_ENV", "TimingCache", "default_cache",
            "device_key", "measure", "time_in_processes", "timing_settings"]
