@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run by Snakemake (--sdm conda) inside the new conda environment, as `bash <this file>`: installs this project
 # from the workflow's own folder (the parent of envs/), not from whatever folder Snakemake runs in (--directory).
-# The same script serves envs/bmrsparse.yaml and envs/bmrsparse-gpu.yaml (tests/test_envs.py checks they agree).
+# The same script serves envs/bmrsparse.yaml and envs/bmrsparse-gpu.yaml (tests/tooling/test_envs.py checks they agree).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [[ ! -f "$root/pyproject.toml" || ! -d "$root/src/bmrsparse" ]]; then

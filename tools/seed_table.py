@@ -1,7 +1,7 @@
 """The side-by-side seed table: per epoch, each side's mean and [min, max] over seeds of the pruned fraction,
 accuracy and NLL, from a CSV with columns side,arch,seed,epoch,pruned_fraction,acc,nll (Markdown on stdout).
 
-    python tools/seed_table.py src/bmrsparse/reference_data/authors_schedule.csv
+    python tools/seed_table.py src/bmrsparse/workflow/reference_data/authors_schedule.csv
 """
 
 from __future__ import annotations

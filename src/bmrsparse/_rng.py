@@ -5,7 +5,7 @@ five iterations over the whole array of counters, each reading and writing two `
 straight-line form of the same twenty rounds, which XLA fuses into one pass. :func:`straight_line_threefry` lowers
 the hash in the straight-line form on CPU while a program is lowered: the same function of the same inputs, so every
 random number is bit-for-bit the same (``tests/core/test_rng.py``). Results can still differ in the last float digits
-where XLA fuses the surrounding step differently (Flat-MAP on the tiny test MLP: at most 3e-6 after 40 steps).
+where XLA fuses the surrounding step differently (docs/design-notes.md).
 
 Why: a training step draws a random number per weight (the guide's normal draws, dropout masks), so the hash is a
 large share of a CPU step, and the loop form passes over the counters five times where the fused form passes once.

@@ -210,7 +210,7 @@ def predictive_probs(model, params, masks, keys, x, *, num_samples: int) -> np.n
         predict = model.compiled[("predict", s)] = jax.jit(jax.vmap(one_seed, in_axes=(0, 0, 0, None)))
     # forward only, one seed: XLA's own convolution, faster there on CPU than the training step's lowering (traced
     # within this call, once per shape). Seeds vmapped together keep the backend's choice: vmapped over kernels,
-    # XLA's CPU convolution becomes a grouped one (LeNet-5, 2 seeds, batch 1000: 347 ms against 256 with patches).
+    # XLA's CPU convolution becomes a grouped one, slower (docs/design-notes.md).
     with conv_lowering("conv" if len(keys) == 1 else None):
         probs = np.asarray(predict(params, masks, keys, padded))
     return probs.reshape(len(keys), n_pad, -1)[:, :n]

@@ -59,7 +59,7 @@ def time_network(dataset: str, arch: str, method: str, settings, steps: int, eva
     state, _ = tr.train(state, 1, chunk_size=1, progress=False)  # compiles (timed inside) and warms up
     compile_s = tr.compile_seconds
     windows = []
-    for _ in range(3):  # the median of three windows
+    for _ in range(3):  # the median of three windows: one may meet another timing's start (docs/design-notes.md)
         state, secs = tr.train(state, steps, chunk_size=steps, progress=False)
         windows.append(secs)
     secs = sorted(windows)[1]

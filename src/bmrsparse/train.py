@@ -119,7 +119,8 @@ class Trainer:
 
         keys = jnp.stack([jax.random.PRNGKey(s) for s in self.seeds])
         # one compiled program (cached on disk with the jobs' compilation cache): run op by op, the first
-        # initialisation of a network compiled each of its ~300 small operations, 4-6 s on CPU against ~1 s
+        # initialisation of a network compiles each of its small operations, several times slower
+        # (docs/design-notes.md)
         svi_state, data_key = jax.jit(jax.vmap(init_one, in_axes=(0, None, None)))(keys, x0, y0)
         n = len(self.seeds)
         masks = jax.tree.map(lambda m: jnp.broadcast_to(m, (n,) + m.shape), masks)

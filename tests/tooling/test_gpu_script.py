@@ -143,7 +143,7 @@ def fake_repo(tmp_path):
     """A git repository with tools/gpu and a Makefile whose install fails offline unless its stamp is made."""
     repo = tmp_path / "repo"
     (repo / "tools" / "gpu").mkdir(parents=True)
-    for name in ("measure.sh", "summary.py", "profile_step.py"):
+    for name in ("measure.sh", "summary.py", "kernels.py", "reproduce_log.py", "profile_step.py"):
         (repo / "tools" / "gpu" / name).write_text((ROOT / "tools" / "gpu" / name).read_text())
     (repo / "Makefile").write_text(FAKE_MAKEFILE)
     (repo / "src").mkdir()

@@ -68,8 +68,8 @@ def conv_lowering(lowering: str | None) -> Iterator[None]:
     context must surround that first call.
 
     Forward-only evaluation of one seed uses ``"conv"`` (:func:`bmrsparse.metrics.predictive_probs`): at its batches of
-    1000 images XLA's forward convolution runs LeNet-5 about 3x faster than the patches (70 vs 205 ms a batch, one
-    thread), whose gain lies in the training step's kernel gradient (docs/performance.md).
+    1000 images XLA's forward convolution runs LeNet-5 faster than the patches, whose gain lies in the training step's
+    kernel gradient (measured: docs/design-notes.md, docs/performance.md).
     """
     if lowering is not None and lowering not in CONV_LOWERINGS:
         raise ValueError(f"conv_lowering: lowering must be one of {CONV_LOWERINGS} or None, got {lowering!r}")
