@@ -68,7 +68,7 @@ def bench_one(dataset: str, arch: str, method: str, *, steps: int, epoch_steps: 
     """Time ``steps`` SVI steps (after one compiling step) of one (dataset, arch, method) on synthetic images.
 
     The settings are either a training job's own ``settings`` (those of ``bmrsparse.experiment.run_stage``, e.g.
-    the workflow's rule time_steps, so that it times exactly what the training jobs run), or built from
+    the workflow's timing of claim 4, so that it times exactly what the training jobs run), or built from
     ``batch_size``, ``tiny`` and ``elbo`` over the library's defaults. Giving both raises ``ValueError``.
     """
     if settings is not None:

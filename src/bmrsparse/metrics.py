@@ -11,7 +11,11 @@ every seed, :func:`posterior_mean_weights` :math:`E_q[w]`, :func:`pruned_fractio
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from . import methods
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -167,19 +171,16 @@ def predictive_probs(model, params, masks, keys, x, *, num_samples: int) -> np.n
     r"""Posterior-predictive mean :math:`\frac1S\sum_s p(y \mid x, w_s)` of images ``x``, ``[seeds, N, K]``.
 
     Args:
-      model: a :class:`bmrsparse.train.Model`.
+      model: a :class:`bmrsparse.model.Model`.
       params: constrained guide parameters with a leading seed axis (:meth:`bmrsparse.train.Trainer.params`).
       masks: keep-masks ``{layer: {leaf: bool}}``, leading seed axis.
       keys: one PRNG key per seed (:func:`eval_keys`).
       x: uint8 images ``[N, H, W, C]``, evaluated ``eval_batch_size`` (setting) at a time.
       num_samples: posterior samples :math:`S` (a point estimate uses 1).
     """
-    import math
-
     import jax
     import jax.numpy as jnp
 
-    from . import methods
     from .nets._common import conv_lowering
 
     built, net, pre = model.built, model.net, model.preprocess
@@ -253,8 +254,6 @@ def posterior_mean_weights(model, params, masks, key=None, num_draws: int = 256)
     """
     import jax
     import jax.numpy as jnp
-
-    from . import methods
 
     built, point = model.built, model.method.point_estimate
     key = jax.random.PRNGKey(0) if key is None else key

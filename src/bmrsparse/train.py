@@ -275,8 +275,8 @@ class Trainer:
         (leading seed axis) of the state of :attr:`~bmrsparse.methods.Method.reference` of the same epoch, for
         methods that declare one (e.g. pruning baselines matched to BMR-S&S's per-layer counts).
         """
-        rule = self.method.prune
-        if rule is None:
+        prune_fn = self.method.prune
+        if prune_fn is None:
             raise ValueError(f"method {self.method.name!r} does not prune")
         if self.method.reference is not None and reference is None:
             raise ValueError(f"method {self.method.name!r} prunes against the state of {self.method.reference!r}: "
@@ -285,7 +285,7 @@ class Trainer:
             built, head, s = self.built, self.head, self.settings
 
             def prune_one(params, masks, ref, key, seed, ep):
-                return rule(methods.PruneContext(built, head, s, key, seed, ep), params, masks, ref)
+                return prune_fn(methods.PruneContext(built, head, s, key, seed, ep), params, masks, ref)
 
             self._prune = jax.jit(jax.vmap(prune_one, in_axes=(0, 0, 0, 0, 0, None)))
         keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(sd), PRUNE_KEY_TAG + int(epoch)) for sd in self.seeds])

@@ -32,9 +32,9 @@ rule compact_network:
 
 rule inference:
     input:
+        **GRID.inference_inputs(),
         # Every training job must have finished: then this job has the machine to itself.
         metrics=paths.METRICS,
-        **GRID.inference_inputs(),
     output:
         table=report(
             "results/tables/inference.csv",

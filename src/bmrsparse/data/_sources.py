@@ -27,6 +27,7 @@ from pathlib import Path
 import pooch
 import requests
 
+from ._registry import DATASETS
 from .errors import ChecksumError, CorruptFileError, DatasetUnavailableError
 
 __all__ = [
@@ -67,15 +68,9 @@ def cache_dir(name: str) -> Path:
     return Path(root) / "bmrsparse" / name
 
 
-def _declared(name: str):
-    from ._registry import DATASETS  # the registry's modules import this one
-
-    return DATASETS.get(name)
-
-
 def candidate_dirs(name: str, source_dir: str | os.PathLike | None = None) -> list[Path]:
     """The folders searched for dataset ``name``, in order (see the module docstring)."""
-    info = _declared(name)
+    info = DATASETS.get(name)
     subfolders, local_copies = (info.subfolders, info.local_copies) if info is not None else ((name,), ())
     dirs: list[Path] = []
     for base in (source_dir, os.environ.get(DATA_DIR_ENV) or None):
@@ -90,7 +85,7 @@ def candidate_dirs(name: str, source_dir: str | os.PathLike | None = None) -> li
 
 def unavailable_message(name: str, missing: Iterable[str], searched: Iterable[Path], urls: Iterable[str]) -> str:
     missing = list(missing)
-    info = _declared(name)
+    info = DATASETS.get(name)
     sub = info.subfolders[0] if info is not None else name
     return (
         f"dataset {name!r} is not available: missing file(s) {', '.join(missing)}. "

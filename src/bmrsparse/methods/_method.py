@@ -6,7 +6,7 @@ package named by an entry point of the group ``bmrsparse.methods`` (see :mod:`bm
 Warm-ups. A method declared with ``start="warmup"`` continues a warm-up of ``warmup_steps`` SVI steps, its epoch 0.
 By default that is the shared Flat-FF warm-up (:data:`WARMUP_METHOD`'s model); a method that sets
 ``warmup_method`` to its own name warms up its own model instead (no prune before epoch 0). Which warm-up jobs a
-grid needs, and their settings, the workflow decides (:mod:`bmrsparse.workflow.warmups`).
+grid needs, and their settings, the workflow decides.
 """
 
 from __future__ import annotations
