@@ -186,6 +186,8 @@ def test_figure_registry_plans_what_applies_and_draws_by_name():
     with pytest.raises(ValueError, match="unknown figure 'fig9'"):
         figures.get_figure("fig9")
     with pytest.raises(ValueError, match="performance figure of a registered dataset"):
-        figures.register(figures.Figure(name="fig1", caption="", draw="bmrsparse.plots:plot_performance"))
+        figures.register(figures.Figure(name="fig1", caption="", draw=plots.plot_performance))
+    with pytest.raises(ValueError, match="draw must be a function"):  # not a name to import: the function itself
+        figures.Figure(name="x", caption="", draw="bmrsparse.plots:plot_performance")
     with pytest.raises(ValueError, match="reads must be one of"):
         figures.Figure(name="x", caption="", draw=print, reads="logs")
