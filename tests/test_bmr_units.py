@@ -128,3 +128,33 @@ def test_prune_step_in_training_removes_whole_units_and_posterior_means_use_the_
     want = methods.weights_from_latents(trainer.built, lat, jax.tree.map(lambda m: m[0], pruned.masks))
     for a, b in zip(jax.tree.leaves(w), jax.tree.leaves(want)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
+
+
+# ---------------------------------------------------------------- Tiered-FF's cut by its per-unit scales
+def test_tiered_unit_scales_are_the_exact_mean_of_inverse_gamma_squared_and_cut_units_whole():
+    from bmrsparse.methods import PruneContext, tiered, tiered_ff
+
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, size=(64, 28, 28, 1), dtype=np.uint8)
+    y = rng.integers(0, 10, size=64)
+    ds = bdata.Dataset("fashion_mnist", x, y, x[:16], y[:16], 10)
+    settings = resolve_settings({"batch_size": 16, "net": {"mlp": {"width": 6, "depth": 2}}})
+    trainer = Trainer(arch="mlp", method="tiered_ff", dataset=ds, seeds=[0], settings=settings)
+    params = jax.tree.map(lambda a: np.asarray(a)[0], trainer.params(trainer.init()))
+    scales = tiered.unit_scales(trainer.layers, params, tau0=settings["tau0"])
+    assert list(scales) == ["dense_0", "dense_1"]
+    # Monte-Carlo: E[gamma^-2] over draws of the guide's scale sites, gamma from the model's own weights
+    sites = [site for site in trainer.built.sites if site.name != "w_hat"]
+    draws = jax.vmap(lambda k: methods.guides.sample_latents(sites, params, k, point_estimate=False))(
+        jax.random.split(jax.random.PRNGKey(0), 200_000))
+    c_inv, v, tau = draws["c_inv_sqr"], draws["v_a"] / draws["v_b"], draws["tau_a"] / draws["tau_b"]
+    for h, name in enumerate(scales):
+        inv_gamma2 = c_inv[:, h, None] + 1.0 / (settings["tau0"] ** 2 * v[:, h, None] * tau[:, 6 * h:6 * h + 6])
+        np.testing.assert_allclose(np.asarray(scales[name]), np.asarray(inv_gamma2.mean(0)) ** -0.5, rtol=0.05)
+    ctx = PruneContext(trainer.built, trainer.head, trainer.settings)
+    masks = jax.tree.map(np.asarray, tiered_ff.compact_masks(ctx, params, cut=0.5))
+    for name, s in scales.items():
+        keep = np.asarray(s) >= 0.5 * float(np.max(s))
+        np.testing.assert_array_equal(masks[name]["bias"], keep)
+        np.testing.assert_array_equal(masks[name]["kernel"], np.broadcast_to(keep, masks[name]["kernel"].shape))
+    assert masks["head"]["kernel"].all() and tiered_ff.METHOD.structured and not tiered_ff.METHOD.prunes
