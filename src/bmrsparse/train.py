@@ -84,15 +84,16 @@ class Trainer:
             raise ValueError(f"seeds must be distinct integers, got {seeds!r}")
         self.model = model = Model(arch=arch, method=method, dataset=dataset, settings=settings)
         self.arch, self.method, self.dataset_name = arch, model.method, model.dataset_name
-        self.settings = settings = model.settings
+        # the settings with the AdaBelief step size resolved: the settings', else the method's declared rate
+        self.settings = settings = model.settings.replace(
+            learning_rate=float(model.settings.learning_rate or self.method.learning_rate))
         self.net, self.layers, self.head, self.built = model.net, model.layers, model.head, model.built
         self.preprocess, self.input_shape, self.image_shape = model.preprocess, model.input_shape, model.image_shape
         self.n_data = model.n_data
         self.batch_size = int(settings.batch_size)
         # training.elbo: the mean-field guides' estimator; a point estimate (MAP) always uses TraceMeanField_ELBO
         elbo = TraceGraph_ELBO if settings.elbo == "trace_graph" and not self.method.point_estimate else None
-        #: the AdaBelief step size: the settings', else the method's declared rate
-        self.learning_rate = float(settings.learning_rate or self.method.learning_rate)
+        self.learning_rate = settings.learning_rate
         adabelief = optax.adabelief(self.learning_rate)
         self.svi = SVI(self.built.model, self.built.guide, adabelief, loss=(elbo or TraceMeanField_ELBO)())
 

@@ -21,7 +21,7 @@ __all__ = ["Method", "PruneContext", "ENTRY_POINT_GROUP", "WARMUP_METHOD", "STAR
 ENTRY_POINT_GROUP = "bmrsparse.methods"
 STARTS = ("scratch", "warmup")
 GUIDES = ("mean_field", "point")
-PRIORS = ("flat", "tiered")
+PRIORS = ("flat", "tiered", "units")
 #: The method whose model the shared warm-up trains: the epoch 0 of every method declared with ``start="warmup"``
 #: that does not warm up its own model (:attr:`Method.warmup_method`).
 WARMUP_METHOD = "flat_ff"
@@ -62,8 +62,9 @@ class Method:
         ``"warmup"`` (continues from a warm-up of ``warmup_steps``, its epoch 0: the shared Flat-FF warm-up, which
         needs the flat prior and a mean-field guide, or its own, see :attr:`warmup_method`).
       warmup_method: the method whose model its warm-up trains (``start="warmup"`` only): None (or
-        :data:`WARMUP_METHOD`) for the shared Flat-FF warm-up, or the method's own name for a warm-up of its own
-        model (trained with its own settings; no prune before epoch 0).
+        :data:`WARMUP_METHOD`) for the shared Flat-FF warm-up, or the method's own name for a method whose model has
+        latents the flat model lacks (its warm-up trains its own model, with its own settings, for ``warmup_steps``,
+        without pruning, as its epoch 0).
       per_epoch: one workflow job per epoch (methods that prune between epochs) instead of one job for all epochs;
         needs ``start="warmup"``.
       prune: ``prune(ctx, params, masks, reference) -> masks``, called for one seed before each epoch of a
@@ -73,6 +74,13 @@ class Method:
         (``ctx.head``) must stay whole. None: the method never prunes.
       reference: name of a per-epoch method whose state of the same epoch this method's epoch job reads (a DAG edge
         between methods), or None.
+      structured: the method removes whole units (an MLP neuron, a convolution's output channel) or finds them
+        through :attr:`compact_masks`, so its network shrinks: the workflow exports its compact network
+        (:mod:`bmrsparse.compact`) and times it (:mod:`bmrsparse.inference`).
+      compact_masks: for a structured method that does not prune, ``compact_masks(ctx, params) -> masks``: the
+        keep-masks ``{layer: {leaf: bool}}`` of the units its posterior switches off (:class:`PruneContext` without
+        key, seed and epoch; constrained guide params of one seed), by a rule the method states (Tiered-FF: its
+        per-unit scales). None: the state's keep-masks.
       dropout: the network uses dropout while training (``training.dropout``).
       settings: training settings only this method reads (a job of another method does not receive them, so
         changing them reruns only this method's jobs).
@@ -92,6 +100,8 @@ class Method:
     prune: Callable | None = field(default=None, compare=False)
     reference: str | None = None
     dropout: bool = False
+    structured: bool = False
+    compact_masks: Callable | None = field(default=None, compare=False)
     settings: tuple = ()
     order: float = 100.0
     description: str = ""
@@ -120,6 +130,9 @@ class Method:
             problems.append("a method that prunes between epochs needs per_epoch=True")
         if self.reference is not None and (self.prune is None or self.reference == self.name):
             problems.append("reference is read by the prune function: it needs prune= and another method's name")
+        if self.compact_masks is not None and (self.prune is not None or not self.structured):
+            problems.append("compact_masks is for a structured method that does not prune (its keep-masks come "
+                            "from the posterior, not from pruning)")
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
             problems.append("learning_rate must be a positive number")
         if problems:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
 from ..inference import COLUMNS, FORMATS
 from ..methods import METHODS
@@ -17,9 +18,25 @@ __all__ = ["plot_speedup_accuracy"]
 _MARKERS = {"dense": "o", "masked": "s", "bcoo": "^", "compact": "*"}
 
 
+def _speedup_axis(ax, values) -> None:
+    """A log x-axis of speed-ups labelled ``0.5x``, ``1x``, ``2x``, ``5x`` ... at 1-2-5 steps only (no minor labels,
+    which overlap when the range is narrow), spanning at least a factor of 4 around 1 and the data."""
+    lo = min(0.5, 0.8 * min(values))
+    hi = max(2.0, 1.25 * max(values))
+    ax.set_xscale("log")
+    ax.set_xlim(lo, hi)
+    ticks = [m * 10.0**e for e in range(-3, 5) for m in (1, 2, 5) if lo <= m * 10.0**e <= hi]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def plot_speedup_accuracy(table: pd.DataFrame) -> Figure:
     """Accuracy against measured speed-up over the dense network: one panel per (data set, architecture) and batch
-    size; colour = method, marker = format (mean over seeds)."""
+    size; colour = method, marker = format (mean over seeds). Each compact network is labelled with its
+    multiply-add ratio (the dense network's multiply-adds per image over its own), the speed-up its arithmetic
+    alone would give."""
     if table.empty:
         raise ValueError("no inference measurements to draw")
     missing = [c for c in COLUMNS if c not in table.columns]
@@ -27,9 +44,10 @@ def plot_speedup_accuracy(table: pd.DataFrame) -> Figure:
         raise ValueError(f"the inference table lacks the column(s) {missing}")
     pairs = list(dict.fromkeys(zip(table.dataset, table.arch)))
     batches = sorted(set(table.batch))
-    fig = Figure(figsize=(3.4 * len(pairs) + 0.6, 2.8 * len(batches) + 0.8), layout="constrained")
+    fig = Figure(figsize=(3.8 * len(pairs) + 0.6, 2.9 * len(batches) + 0.9), layout="constrained")
     axes = fig.subplots(len(batches), len(pairs), squeeze=False)
-    mean = table.groupby(["dataset", "arch", "method", "format", "batch"], sort=False)[["acc", "speedup"]].mean()
+    keys = ["dataset", "arch", "method", "format", "batch"]
+    mean = table.groupby(keys, sort=False)[["acc", "speedup", "mac_ratio"]].mean()
     for ci, (dataset, arch) in enumerate(pairs):
         for ri, b in enumerate(batches):
             ax = axes[ri, ci]
@@ -37,11 +55,15 @@ def plot_speedup_accuracy(table: pd.DataFrame) -> Figure:
             sel = sel[sel.batch == b]
             for row in sel.itertuples():
                 info = METHODS.get(row.method)
+                compact_ = row.format == "compact"
                 ax.scatter([row.speedup], [100 * row.acc], marker=_MARKERS.get(row.format, "o"),
-                           s=120 if row.format == "compact" else 45, color=getattr(info, "color", "black"),
+                           s=130 if compact_ else 45, color=getattr(info, "color", "black"),
                            edgecolor="black", linewidth=0.5, zorder=3)
+                if compact_:
+                    ax.annotate(f"MACs /{row.mac_ratio:.3g}", (row.speedup, 100 * row.acc), xytext=(6, -3),
+                                textcoords="offset points", fontsize="x-small", color="dimgrey")
             ax.axvline(1.0, color="grey", lw=0.8, ls=":")
-            ax.set_xscale("log")
+            _speedup_axis(ax, list(sel.speedup))
             ax.grid(alpha=0.3)
             ax.set_title(f"{label_of(DATASET_LABELS, dataset)} / {label_of(ARCH_LABELS, arch)}, "
                          f"batch {b}", fontsize="medium")
