@@ -35,6 +35,13 @@ __all__ = ["STATE_PRODUCER", "save_state", "read_state", "read_state_header", "l
 STATE_PRODUCER = "bmrsparse.experiment.run_stage"
 
 
+def _jsonable(value):
+    """The header's JSON form of a value JSON has none for: training settings as their fields."""
+    if isinstance(value, TrainingSettings):
+        return value.to_dict()
+    raise TypeError(f"a state header cannot hold a {type(value).__name__}")
+
+
 def _keystr(path) -> str:
     return jax.tree_util.keystr(path)
 
@@ -59,7 +66,7 @@ def save_state(trainer, state, path, *, extra: dict | None = None, index: int | 
             arrays[f"mask/{layer}/{leaf}"] = np.asarray(m)
     arrays["data_key"] = np.asarray(state.data_key)
     head = dict(head, method=trainer.method.name, step=int(state.step), extra=extra or {})
-    arrays["header"] = np.asarray(json.dumps(head))
+    arrays["header"] = np.asarray(json.dumps(head, default=_jsonable))
     atomic_savez(path, **arrays)  # with its digest: load_npz refuses a damaged file
 
 

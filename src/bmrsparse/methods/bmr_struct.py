@@ -167,7 +167,7 @@ def structured_prune(posterior, masks, layers, head, *, alpha0=1.0, beta0=1.0, i
 
     from .. import bmr
 
-    bmr._check_keep(keep)
+    bmr.check_keep(keep)
     if group_inputs not in GROUP_INPUTS:
         raise ValueError(f"group_inputs must be one of {GROUP_INPUTS}, got {group_inputs!r}")
     live = live_inputs(masks, layers) if group_inputs == "live" else {}
