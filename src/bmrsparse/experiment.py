@@ -92,8 +92,9 @@ class _Stage:
     checkpoint that records all of them."""
 
     def __init__(self, trainer: Trainer, *, dataset: str, schedule: list[int], first_epoch: int, ckpt: str,
-                 fingerprint: str, reference, progress: bool):
+                 fingerprint: str, reference, progress: bool, final_test=None):
         self.trainer, self.dataset, self.schedule, self.first_epoch = trainer, dataset, schedule, int(first_epoch)
+        self.final_test = final_test  # (epoch, images, labels) of the run's last epoch's evaluation, or None
         self.ckpt, self.fingerprint, self.reference, self.progress = ckpt, fingerprint, reference, progress
         self.seeds = trainer.seeds
         self.rows: list[dict] = []
@@ -178,16 +179,20 @@ class _Stage:
         trainer, steps = self.trainer, self.schedule[self.epoch_idx]
         t0 = time.perf_counter()
         elbo = [-a / self.tail[1] for a in self.tail[0]]
-        for i, (sd, m) in enumerate(zip(self.seeds, trainer.evaluate(state, epoch,
-                                                                      int(trainer.settings.num_eval_samples)))):
+        samples, x, y = int(trainer.settings.num_eval_samples), trainer.x_test, trainer.y_test
+        if self.final_test is not None and epoch == self.final_test[0]:  # the run's last epoch: as the authors do
+            samples, x, y = int(trainer.settings.final_eval_samples), self.final_test[1], self.final_test[2]
+        samples = 1 if trainer.method.point_estimate else samples
+        for i, (sd, m) in enumerate(zip(self.seeds, trainer.evaluate(state, epoch, samples, x, y))):
             print(f"epoch {epoch} seed {sd}: step {state.step} acc {m['acc']:.4f} ece {m['ece']:.4f} "
                   f"nll {m['nll']:.4f} pruned {m['pruned_fraction']:.4f}", flush=True)
             self.rows.append(
                 dict(dataset=self.dataset, arch=trainer.arch, method=trainer.method.name, seed=sd, epoch=epoch,
                      step=int(state.step), **m, seconds=seconds,
-                     steps_per_s=steps / seconds if seconds > 0 else float("nan"), elbo=elbo[i])
+                     steps_per_s=steps / seconds if seconds > 0 else float("nan"), elbo=elbo[i],
+                     eval_samples=samples, eval_images=len(y))
             )
-        print(f"evaluated in {time.perf_counter() - t0:.1f} s", flush=True)
+        print(f"evaluated in {time.perf_counter() - t0:.1f} s ({samples} samples, {len(y)} test images)", flush=True)
 
     def run(self, state: State) -> State:
         """Every remaining epoch: prune (a pruning method), train, evaluate, checkpoint between epochs."""
@@ -234,6 +239,7 @@ def run_stage(
     settings: TrainingSettings | Mapping | None = None,
     checkpoint_path=None,
     progress: bool = True,
+    final_epoch: int | None = None,
 ) -> pd.DataFrame:
     """Train ``method`` for the epochs in ``schedule`` and evaluate after each (see the module docstring).
 
@@ -256,6 +262,10 @@ def run_stage(
         written.
       progress: draw a progress bar on stderr (the log lines of :class:`bmrsparse.train.ProgressLog` come anyway:
         at least one per 10 % of the stage's steps, with step, steps/s, ETA and running loss).
+      final_epoch: the last epoch of the whole run (None: not in this stage's knowledge); when this stage
+        evaluates it, it does so with ``settings.final_eval_samples`` on ``settings.final_test_subset`` test images
+        (the authors' evaluation: 100 samples, all 10 000), the other epochs with ``num_eval_samples`` on
+        ``test_subset``. Each metrics row names its evaluation (``eval_samples``, ``eval_images``).
 
     Returns:
       The metrics as a DataFrame with :data:`METRIC_COLUMNS` (all seeds); its ``elbo`` is the epoch's training ELBO
@@ -281,9 +291,14 @@ def run_stage(
     fingerprint = _fingerprint(
         dataset=dataset, arch=arch, method=method, seeds=seeds, schedule=schedule, first_epoch=int(first_epoch),
         init_state=_names(init_state), settings=s.to_dict(), reference_state=_names(reference_state),
+        final_epoch=final_epoch,
     )
+    final_test = None
+    if final_epoch is not None:
+        n = min(int(s.final_test_subset or len(ds.x_test)), len(ds.x_test))
+        final_test = (int(final_epoch), np.asarray(ds.x_test[:n]), np.asarray(ds.y_test[:n]))
     stage = _Stage(trainer, dataset=dataset, schedule=schedule, first_epoch=first_epoch, ckpt=ckpt,
-                   fingerprint=fingerprint, reference=reference, progress=progress)
+                   fingerprint=fingerprint, reference=reference, progress=progress, final_test=final_test)
     state = stage.run(stage.start(init_state))
     df = _write_outputs(trainer, state, stage.rows, out_states, out_csvs)
     if os.path.exists(ckpt):

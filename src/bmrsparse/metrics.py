@@ -51,6 +51,8 @@ METRIC_COLUMNS = (
     "seconds",
     "steps_per_s",
     "elbo",
+    "eval_samples",
+    "eval_images",
 )
 
 

@@ -29,7 +29,8 @@ ELBOS = ("trace_graph", "mean_field")
 #: ``"auto"`` host on CPU for networks with convolutions (XLA runs convolutions slower inside a loop), else device.
 STEP_LOOPS = ("auto", "host", "device")
 
-_POSITIVE_INTS = ("batch_size", "chunk_size", "checkpoint_every", "num_eval_samples", "eval_batch_size", "bmr_iters")
+_POSITIVE_INTS = ("batch_size", "chunk_size", "checkpoint_every", "num_eval_samples", "final_eval_samples",
+                  "eval_batch_size", "bmr_iters")
 _POSITIVE_NUMBERS = ("gamma0", "tau0", "alpha0", "beta0", "init_radius", "init_scale")
 
 
@@ -47,6 +48,9 @@ class TrainingSettings:
       num_eval_samples: posterior-predictive samples per evaluation (Flat-MAP always uses its point estimate).
       eval_batch_size: test images per forward pass.
       test_subset: evaluate on the first n test images (None: the whole test set).
+      final_eval_samples: posterior-predictive samples of the evaluation of a run's last epoch (the run's
+        ``final_epoch``, :func:`bmrsparse.experiment.run_stage`; the authors': 100).
+      final_test_subset: test images of that evaluation (None: the whole test set, the authors').
       gamma0: :math:`\\gamma_0` of eq. (15), the prior scale of hidden-layer weights.
       tau0: :math:`\\tau_0` of eq. (17), the global horseshoe scale.
       alpha0, beta0: :math:`\\alpha_0, \\beta_0` of the Beta prior over a layer's inclusion rate (eq. 22).
@@ -67,6 +71,8 @@ class TrainingSettings:
     num_eval_samples: int = 100
     eval_batch_size: int = 1000
     test_subset: int | None = None
+    final_eval_samples: int = 100
+    final_test_subset: int | None = None
     gamma0: float = 0.1
     tau0: float = 1e-2
     alpha0: float = 1.0
@@ -93,9 +99,10 @@ class TrainingSettings:
             raise ValueError(f"training.learning_rate must be a positive number or None, got {lr!r}")
         if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
             raise ValueError(f"training.dropout must lie in [0, 1), got {self.dropout!r}")
-        subset = self.test_subset
-        if subset is not None and (isinstance(subset, bool) or not (isinstance(subset, int) and subset >= 1)):
-            raise ValueError(f"training.test_subset must be null or an integer >= 1, got {subset!r}")
+        for key in ("test_subset", "final_test_subset"):
+            subset = getattr(self, key)
+            if subset is not None and (isinstance(subset, bool) or not (isinstance(subset, int) and subset >= 1)):
+                raise ValueError(f"training.{key} must be null or an integer >= 1, got {subset!r}")
         try:
             check_keep(self.bmr_keep)
         except ValueError as e:

@@ -308,9 +308,11 @@ class Trainer:
         return metrics.predictive_probs(self.model, self.params(state), state.masks, keys, self.x_test,
                                         num_samples=num_samples)
 
-    def evaluate(self, state: State, tag: int, num_samples: int) -> list[dict]:
-        """:func:`bmrsparse.metrics.evaluate_state` on this trainer's test subset, one dict per seed."""
-        return metrics.evaluate_state(self.model, self.params(state), state.masks, self.x_test, self.y_test,
+    def evaluate(self, state: State, tag: int, num_samples: int, x=None, y=None) -> list[dict]:
+        """:func:`bmrsparse.metrics.evaluate_state` on this trainer's test subset (or on images ``x`` with labels
+        ``y``), one dict per seed."""
+        x, y = (self.x_test, self.y_test) if x is None else (x, y)
+        return metrics.evaluate_state(self.model, self.params(state), state.masks, x, y,
                                       metrics.eval_keys(self.seeds, tag), num_samples=num_samples)
 
     def posterior_mean_weights(self, state: State, key=None, num_draws: int = 256, index: int = 0) -> dict:

@@ -1,9 +1,11 @@
-# Beyond the paper (issue 21): what pruning buys at inference time. The final structured-BMR posterior of each MLP
-# and LeNet-5 is exported as a compact network (rule compact_network: .npz + JSON, loadable with numpy alone), then
-# one job times every posterior-mean network (dense Flat-FF, the pruned methods masked, BMR-S&S as BCOO, the compact
-# networks) after all training has finished (rule inference), and the figure puts accuracy against measured
-# speed-up. The targets and the grid (GRID.has_inference, GRID.inference_grid) exist when the grid has flat_ff,
-# bmr_struct and a network with a compact form (bmrsparse.compact.compact_networks: the MLP and LeNet-5).
+# Beyond the paper (issues 21, 29): what pruning buys at inference time. The final posterior of every structured
+# method (Method.structured: the BMR methods that remove whole units, and Tiered-FF, cut by its own unit scales) of
+# each MLP and LeNet-5 is exported as a compact network (rule compact_network: .npz + JSON, loadable with numpy
+# alone), then one job times every posterior-mean network (dense Flat-FF, the pruned methods masked, BMR-S&S as BCOO,
+# the compact networks) after all training has finished (rule inference), with each method's training steps and
+# seconds from the metrics, and the figure puts accuracy against measured speed-up. The targets and the grid
+# (GRID.has_inference, GRID.inference_grid) exist when the grid has flat_ff, a structured method and a network with a
+# compact form (bmrsparse.compact.compact_networks: the MLP and LeNet-5).
 
 
 rule compact_network:
@@ -17,7 +19,7 @@ rule compact_network:
         "logs/compact_network/{dataset}/{arch}/{method}/seed{seed}.log",
     wildcard_constraints:
         arch="|".join(GRID.inference_archs()) or NOTHING,
-        method=GRID.methods_regex(per_epoch=True),
+        method="|".join(GRID.compact_methods()) or NOTHING,
     # CPU work (no GPU asked): the CPU environment
     conda:
         ENV
@@ -56,7 +58,7 @@ rule inference:
     params:
         library=LIBRARY_DIGEST,
         grid=GRID.inference_grid(),
-        batches=[1, 128],
+        batches=[1, 128, 1024],
         repeats=15,
     script:
         "../scripts/inference.py"

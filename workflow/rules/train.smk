@@ -48,6 +48,8 @@ rule train_warmup:
         method=warmup_method_of,
         schedule=[CFG.schedule.warmup_steps],
         first_epoch=0,
+        # the run's last epoch is evaluated as the authors do (evaluation.final_*)
+        final_epoch=CFG.schedule.num_epochs,
         # Flat-FF's settings with the inherited ones (learning rate) of the methods that start from this warm-up
         settings=warmup_settings_of,
     script:
@@ -82,6 +84,8 @@ rule train_continue:
         method=lambda wildcards: wildcards.method,
         schedule=[CFG.schedule.epoch_steps] * CFG.schedule.num_epochs,
         first_epoch=1,
+        # the run's last epoch is evaluated as the authors do (evaluation.final_*)
+        final_epoch=CFG.schedule.num_epochs,
         settings=settings_of(),
     script:
         "../scripts/train.py"
@@ -115,6 +119,8 @@ rule train_scratch:
         method=lambda wildcards: wildcards.method,
         schedule=[CFG.schedule.warmup_steps] + [CFG.schedule.epoch_steps] * CFG.schedule.num_epochs,
         first_epoch=0,
+        # the run's last epoch is evaluated as the authors do (evaluation.final_*)
+        final_epoch=CFG.schedule.num_epochs,
         settings=settings_of(),
     script:
         "../scripts/train.py"
@@ -149,6 +155,8 @@ rule train_epoch:
         method=lambda wildcards: wildcards.method,
         schedule=[CFG.schedule.epoch_steps],
         first_epoch=lambda wildcards: int(wildcards.epoch),
+        # the run's last epoch is evaluated as the authors do (evaluation.final_*)
+        final_epoch=CFG.schedule.num_epochs,
         settings=settings_of(),
     script:
         "../scripts/train.py"

@@ -22,11 +22,16 @@ check_accelerator(resources_gpu=int(getattr(snakemake.resources, "gpu", 0) or 0)
 print(f"device: {device_description()}; threads: {snakemake.threads}", flush=True)
 
 from bmrsparse.inference import inference_table
+from bmrsparse.state import read_state_header
+from bmrsparse.workflow.tables import read_metrics, training_cost
 
+metrics = read_metrics(snakemake.input.metrics)
 tables = []
 for data, states, exported in snakemake.params.grid:
-    table = inference_table(states, data, exported=exported,
-                            batches=snakemake.params.batches, repeats=snakemake.params.repeats)
+    head = read_state_header(next(iter(states.values())))
+    cost = training_cost(metrics, head["dataset"], head["arch"], int(head["seeds"][0]))
+    table = inference_table(states, data, exported=exported, batches=snakemake.params.batches,
+                            repeats=snakemake.params.repeats, training=cost)
     print(table.to_string(index=False), flush=True)
     tables.append(table)
 atomic_write_text(snakemake.output.table, pd.concat(tables, ignore_index=True).to_csv(index=False))

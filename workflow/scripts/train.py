@@ -59,4 +59,5 @@ run_stage(
     out_metrics=list(snakemake.output.metrics) if together else snakemake.output.metrics,
     settings=snakemake.params.settings,
     progress=False,
+    final_epoch=int(snakemake.params.final_epoch),
 )

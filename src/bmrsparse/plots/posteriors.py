@@ -134,10 +134,10 @@ def plot_first_layer(
     """Heat maps of the first layer's posterior means (Fig. 4): one row per architecture, one panel per method.
 
     Dense kernels are drawn as [output unit, input]; conv kernels as a grid of filters (input channels side by
-    side). Every row has one fixed symmetric colour scale shared by its methods' panels, as the paper:
-    ``limits[arch]`` (Fig. 4 passes the paper's, :data:`bmrsparse.figures.first_layer.LIMITS`); an architecture
-    without one gets the 99th percentile of |E_q[w]| over its row. Values beyond the limit take the end colours (the
-    colour bar's arrows). Pruned weights are exactly zero (white).
+    side). Every row has one symmetric colour scale shared by its methods' panels: ``limits[arch]`` when given,
+    else chosen from the data, ± the 99th percentile of |E_q[w]| over the row's unpruned (non-zero) weights, so that
+    a row's structure is visible whatever its scale (Fig. 4 uses the data's). Values beyond the limit take the end
+    colours (the colour bar's arrows). Pruned weights are exactly zero (white).
     """
     _check_summaries(summaries, "plot_first_layer")
     limits = dict(limits or {})
@@ -150,7 +150,8 @@ def plot_first_layer(
         images = {m: _tile(_weights(_weight_layers(summaries[arch][m])[0])) for m in methods}
         vmax = limits.get(arch)
         if vmax is None:
-            vmax = max(float(np.nanpercentile(np.abs(im), 99)) for im in images.values())
+            values = np.concatenate([np.abs(im[np.isfinite(im) & (im != 0)]) for im in images.values()])
+            vmax = float(np.percentile(values, 99)) if values.size else 1.0
         vmax = vmax if vmax > 0 else 1.0
         mappable = None
         for col in range(n_cols):

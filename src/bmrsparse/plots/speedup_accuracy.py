@@ -59,7 +59,7 @@ def plot_speedup_accuracy(table: pd.DataFrame) -> Figure:
                 ax.scatter([row.speedup], [100 * row.acc], marker=_MARKERS.get(row.format, "o"),
                            s=130 if compact_ else 45, color=getattr(info, "color", "black"),
                            edgecolor="black", linewidth=0.5, zorder=3)
-                if compact_:
+                if compact_ and row.method != "flat_ff":  # Flat-FF's compact row is the whole network
                     ax.annotate(f"MACs /{row.mac_ratio:.3g}", (row.speedup, 100 * row.acc), xytext=(6, -3),
                                 textcoords="offset points", fontsize="x-small", color="dimgrey")
             ax.axvline(1.0, color="grey", lw=0.8, ls=":")

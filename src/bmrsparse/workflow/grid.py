@@ -16,12 +16,10 @@ from .config import Config
 from .figures import FIGURES, figure_rule
 from .jobs import SPEED_METHODS, job_settings, warmup_settings, warmup_tag
 
-__all__ = ["Grid", "NOTHING", "COMPACT_METHOD"]
+__all__ = ["Grid", "NOTHING"]
 
 #: A wildcard constraint that matches nothing (a rule with no job in this grid).
 NOTHING = "(?!)"
-#: The method whose compact networks are exported (rule compact_network) and timed from their files.
-COMPACT_METHOD = "bmr_struct"
 
 
 def _with_references(names) -> list[str]:
@@ -186,18 +184,24 @@ class Grid:
         return [arch for arch in self.config.archs if arch in compact_networks()]
 
     def inference_methods(self) -> list[str]:
-        """Methods in the inference table: the dense reference first, then the pruning methods of the grid."""
-        return ["flat_ff"] + [m for m in self.config.methods if METHODS[m].prunes]
+        """Methods in the inference table: the dense reference first, then the grid's methods that prune or are
+        structured (Tiered-FF: its units cut by its own scales)."""
+        return ["flat_ff"] + [m for m in self.config.methods if METHODS[m].prunes or METHODS[m].structured]
+
+    def compact_methods(self) -> list[str]:
+        """The grid's structured methods: their compact networks are exported (rule compact_network) and timed from
+        their files."""
+        return [m for m in self.config.methods if METHODS[m].structured]
 
     def has_inference(self) -> bool:
-        """The measured-inference table needs Flat-FF, structured BMR and a network with a compact form."""
-        return {"flat_ff", COMPACT_METHOD} <= set(self.config.methods) and bool(self.inference_archs())
+        """The measured-inference table needs Flat-FF, a structured method and a network with a compact form."""
+        return "flat_ff" in self.config.methods and bool(self.compact_methods()) and bool(self.inference_archs())
 
     def inference_grid(self) -> list[list]:
-        """[data, {method: final posterior}, {compact method: exported stem}] of every (dataset, arch, seed)."""
+        """[data, {method: final posterior}, {structured method: exported stem}] of every (dataset, arch, seed)."""
         c = self.config
         return [[paths.data_path(d), {m: self.final_posterior(d, a, m, s) for m in self.inference_methods()},
-                 {COMPACT_METHOD: paths.compact_stem(d, a, COMPACT_METHOD, s)}]
+                 {m: paths.compact_stem(d, a, m, s) for m in self.compact_methods()}]
                 for d, a, s in product(c.datasets, self.inference_archs(), c.seeds)]
 
     def inference_inputs(self) -> dict:

@@ -65,6 +65,8 @@ def job_settings(config: Config, method: str, arch: str) -> dict:
         "num_eval_samples": evaluation.num_samples,
         "eval_batch_size": evaluation.eval_batch_size,
         "test_subset": evaluation.test_subset,
+        "final_eval_samples": evaluation.final_num_samples,
+        "final_test_subset": evaluation.final_test_subset,
     }
     for key in _OPTIONAL:
         value = training.per_method(key, method)

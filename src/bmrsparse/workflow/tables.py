@@ -27,6 +27,7 @@ from ..metrics import METRIC_COLUMNS as ALL_METRIC_COLUMNS
 from ..nets import NETWORKS
 
 __all__ = [
+    "training_cost",
     "METRIC_COLUMNS",
     "METHOD_ORDER",
     "ARCH_ORDER",
@@ -40,7 +41,8 @@ __all__ = [
     "write_table",
 ]
 
-_OPTIONAL = ("ece_width15", "elbo")  # kept when every part has them (older CSVs lack them)
+#: kept when every part has them (older CSVs lack them); eval_samples, eval_images: the evaluation a row used
+_OPTIONAL = ("ece_width15", "elbo", "eval_samples", "eval_images")
 #: Columns every metrics CSV must have (those run_stage writes; ``ece_width15`` and ``elbo`` are optional and kept
 #: when present).
 METRIC_COLUMNS = tuple(c for c in ALL_METRIC_COLUMNS if c not in _OPTIONAL)
@@ -143,6 +145,14 @@ def last_epochs(metrics: pd.DataFrame) -> pd.DataFrame:
     last["steps_per_s"] = [speed.get(k, np.nan) for k in zip(last["dataset"], last["arch"], last["method"],
                                                               last["seed"])]
     return last
+
+
+def training_cost(metrics: pd.DataFrame, dataset: str, arch: str, seed: int) -> dict[str, tuple[int, float]]:
+    """``{method: (SVI steps, seconds)}`` of each method's whole training in one (dataset, arch, seed): the step
+    count of its last epoch (steps are counted from the start, warm-up included) and the seconds of all its epochs,
+    its warm-up (epoch 0) included; a warm-up shared by several methods counts for each."""
+    sel = metrics[(metrics["dataset"] == dataset) & (metrics["arch"] == arch) & (metrics["seed"] == seed)]
+    return {str(m): (int(g["step"].max()), float(g["seconds"].sum())) for m, g in sel.groupby("method", sort=False)}
 
 
 def describe_settings(config: Mapping, configfiles: Sequence[str] = ()) -> str:

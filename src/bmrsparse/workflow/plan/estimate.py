@@ -83,12 +83,26 @@ def starts_fresh(rule: str) -> bool:
     return rule == "train_scratch" or (rule.startswith("train_") and "warmup" in rule)
 
 
-def _eval_seconds(t: Timing, cfg: dict, kind: str) -> float:
+def _eval_seconds(t: Timing, cfg: dict, kind: str, final: bool = False) -> float:
+    """One evaluation: ``evaluation.num_samples`` on ``test_subset`` images, or for the run's last epoch
+    (``final``) ``final_num_samples`` on ``final_test_subset``."""
     ev = cfg["evaluation"]
-    samples = 1 if kind == "map" else int(ev["num_samples"])
+    prefix = "final_" if final else ""
+    samples = 1 if kind == "map" else int(ev.get(f"{prefix}num_samples", ev["num_samples"]))
     batch = int(ev["eval_batch_size"])
-    images = min(int(ev["test_subset"] or TEST_IMAGES), TEST_IMAGES)
+    subset = ev.get(f"{prefix}test_subset", ev["test_subset"]) if final else ev["test_subset"]
+    images = min(int(subset or TEST_IMAGES), TEST_IMAGES)
     return samples * math.ceil(images / batch) * batch * t.eval_s
+
+
+def _evaluates_last_epoch(job: Job, cfg: dict) -> bool:
+    """Whether a training job evaluates the run's last epoch (every job but a warm-up and the earlier epochs of a
+    per-epoch method)."""
+    if "warmup" in job.rule:
+        return False
+    if job.rule == "train_epoch":
+        return int(job.wildcards["epoch"]) == int(cfg["schedule"]["num_epochs"])
+    return True
 
 
 def trained_method(job: Job) -> str:
@@ -127,8 +141,9 @@ def job_seconds(job: Job, cfg: dict, timings: dict, startup_s: float) -> float:
         kind = method_kind(trained_method(job))
         t = timings[(wc["dataset"], wc["arch"], kind)]
         fresh = t.init_s if starts_fresh(job.rule) else 0.0
+        last = _evaluates_last_epoch(job, cfg)
         return (startup_s + fresh + t.compile_s + t.eval_compile_s + steps * t.step_s
-                + evals * _eval_seconds(t, cfg, kind))
+                + (evals - last) * _eval_seconds(t, cfg, kind) + last * _eval_seconds(t, cfg, kind, final=True))
     if job.rule == "sparsity_curve":
         t = timings[(wc["dataset"], wc["arch"], "flat")]
         return startup_s + t.eval_compile_s + len(SCORES) * len(FRACTIONS) * _eval_seconds(t, cfg, "flat")
