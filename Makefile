@@ -1,8 +1,10 @@
 # make reproduce   : set up .venv (first time), run the profile this machine affords, build results/report.html.
-#                    An NVIDIA GPU (`nvidia-smi -L` lists one): JAX's CUDA build (the `cuda` extra) and
-#                    config/paper.yaml, the paper's whole grid; otherwise the CPU build and the quick profile
-#                    config/config.yaml. The first line printed says which and why (tools/choose_device.sh).
-#                    Overrides: DEVICE=cpu|cuda, CONFIG=... (wins over the default profile),
+#                    An NVIDIA GPU (`nvidia-smi -L` lists one): JAX's CUDA build and config/paper.yaml, the
+#                    paper's whole grid; the CUDA 13 build (`cuda13` extra) where the driver supports CUDA 13
+#                    (the header of `nvidia-smi`), else the CUDA 12 build (`cuda12` extra); otherwise the CPU
+#                    build and the quick profile config/config.yaml. The first line printed says which and why
+#                    (tools/choose_device.sh). Overrides: DEVICE=cpu|cuda, CUDA=12|13, CONFIG=... (wins over the
+#                    default profile),
 #                    SMK_ARGS="--config 'archs=[mlp]'" (passed to Snakemake: a subset).
 #                    Before training it prints the plan: jobs per rule and the estimated wall time on this machine
 #                    (python -m bmrsparse.plan, from a short timing of each network's step on this device, cached
@@ -10,18 +12,23 @@
 # make plan-choice : print that choice and the values make uses; installs and runs nothing
 # make plan        : print the plan and its estimate without training (sets up .venv first)
 # make test        : set up .venv with the CPU build (first time), run the test suite
+# make test-newest : set up .venv-newest (a Python >= 3.12: tools/find_python.sh, or PYTHON_NEWEST=...) from
+#                    requirements/newest.lock (the newest JAX pyproject.toml allows) and run the tests that a new
+#                    JAX can break there: tests/test_rng.py, tests/test_newest_jax.py
 # make dryrun-paper: show the jobs of the paper's full grid without running them
 # make unlock      : remove the lock a killed Snakemake left, once the run that held it is provably gone
 #                    (tools/unlock_stale.py; make reproduce and make report run Snakemake under its --run, which
 #                    records the run's host, pid and start time)
-# make lock        : regenerate requirements/cpu.lock and requirements/cuda.lock from pyproject.toml (needs PyPI;
-#                    UPGRADE=1 takes the newest versions pyproject.toml allows)
+# make install-cuda: set up .venv with JAX's CUDA build (CUDA=12|13; unset: by the driver, 12 without one)
+# make lock        : regenerate requirements/{cpu,cuda12,cuda13}.lock from pyproject.toml (needs PyPI;
+#                    UPGRADE=1 takes the newest versions pyproject.toml allows) and requirements/newest.lock
+#                    (always the newest, for Python >= 3.12)
 #
 # Set-up installs the build's lock file with hashes (pip install --require-hashes -r requirements/<build>.lock),
 # then the project itself without dependencies (pip install --no-deps -e .). It is redone when the lock or
-# pyproject.toml changes, and when the build switches between CPU and CUDA (stamp files .venv/.installed-cpu and
-# .venv/.installed-cuda; installing one removes the other's stamp, and the CPU install removes the packages only
-# the CUDA lock pins: tools/lockfile.py).
+# pyproject.toml changes, and when the build switches between CPU, CUDA 12 and CUDA 13 (stamp files
+# .venv/.installed-<build>; installing one removes the others' stamps and the packages only the other builds'
+# locks pin: tools/lockfile.py).
 
 PYTHON ?= python3
 VENV := .venv
@@ -34,59 +41,65 @@ DEVICE ?=
 SMK_ARGS ?=
 PLAN ?= 1
 CPU_LOCK := requirements/cpu.lock
-CUDA_LOCK := requirements/cuda.lock
+CUDA12_LOCK := requirements/cuda12.lock
+CUDA13_LOCK := requirements/cuda13.lock
+LOCKS := $(CPU_LOCK) $(CUDA12_LOCK) $(CUDA13_LOCK)
 
 # An explicit CONFIG (command line or environment) wins over the profile the device chooses.
 CONFIG_GIVEN := $(if $(filter command environment override,$(origin CONFIG)),$(CONFIG))
 
 # The choice, computed once and only by the targets that use it (`make test` does not run nvidia-smi). Under
-# `make -n` this $(shell ...) runs tools/choose_device.sh, which only asks `nvidia-smi -L`.
+# `make -n` this $(shell ...) runs tools/choose_device.sh, which only asks `nvidia-smi -L` and, with a GPU,
+# `nvidia-smi`.
 BMR_CHOICE = $(eval BMR_CHOICE := $\
-    $(shell DEVICE='$(DEVICE)' CONFIG='$(CONFIG_GIVEN)' sh tools/choose_device.sh --make))$\
+    $(shell DEVICE='$(DEVICE)' CUDA='$(CUDA)' CONFIG='$(CONFIG_GIVEN)' sh tools/choose_device.sh --make))$\
     $(if $(BMR_CHOICE),$(BMR_CHOICE),$(error tools/choose_device.sh gave no choice (see its message above)))
 bmr_value = $(patsubst $(1)=%,%,$(firstword $(filter $(1)=%,$(BMR_CHOICE))))
 BMR_DEVICE = $(call bmr_value,DEVICE)
+BMR_BUILD = $(call bmr_value,BUILD)
 BMR_EXTRAS = $(call bmr_value,EXTRAS)
 BMR_CONFIG = $(call bmr_value,CONFIG)
 BMR_GPUS = $(call bmr_value,GPUS)
-# the choice line: the words after the four KEY=VALUE words
-BMR_LINE = $(wordlist 5,$(words $(BMR_CHOICE)),$(BMR_CHOICE))
+# the choice line: the words after the five KEY=VALUE words
+BMR_LINE = $(wordlist 6,$(words $(BMR_CHOICE)),$(BMR_CHOICE))
 # one GPU job per GPU at a time (config/paper.yaml asks resources.gpu: 1 per training job)
 BMR_RESOURCES = $(if $(filter cuda,$(BMR_DEVICE)),--resources gpu=$(BMR_GPUS))
 
-.PHONY: reproduce plan plan-choice test dryrun-paper report setup install-cpu install-cuda clean-results unlock \
-    lock
+.PHONY: reproduce plan plan-choice test test-newest dryrun-paper report setup install-cpu install-cuda install-cuda12 \
+    install-cuda13 clean-results unlock lock
 
 setup:
-	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
+	@$(MAKE) --no-print-directory install-$(BMR_BUILD)
 
 # (`@:`: no "Nothing to be done" line when the install is current)
 install-cpu: $(VENV)/.installed-cpu
 	@:
-install-cuda: $(VENV)/.installed-cuda
+install-cuda: DEVICE = cuda
+install-cuda:
+	@$(MAKE) --no-print-directory install-$(BMR_BUILD)
+install-cuda12: $(VENV)/.installed-cuda12
+	@:
+install-cuda13: $(VENV)/.installed-cuda13
 	@:
 
-# The CPU build (dependencies + the `test` extra): what a CUDA install added is removed (JAX would pick the GPU
-# with its plugin).
-$(VENV)/.installed-cpu: $(CPU_LOCK) pyproject.toml
+# One build's install: its lock, the project, and away with what only the other builds' locks pin (the CPU build
+# must not keep a CUDA plugin, with which JAX would pick the GPU; CUDA 12 and CUDA 13 must not keep each other's).
+# cpu: the dependencies + the `test` extra; cuda12, cuda13: + pyproject's `cuda12` / `cuda13` extra (the wheels
+# bring the CUDA libraries; the machine needs the driver).
+define install_build
+$(VENV)/.installed-$(1): requirements/$(1).lock pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	rm -f $(VENV)/.installed-cuda $(VENV)/.installed
-	$(VENV)/bin/python -m pip install --require-hashes -r $(CPU_LOCK)
+	rm -f $(addprefix $(VENV)/.installed-,$(filter-out $(1),cpu cuda12 cuda13 cuda)) $(VENV)/.installed
+	$(VENV)/bin/python -m pip install --require-hashes -r requirements/$(1).lock
 	$(VENV)/bin/python -m pip install --no-deps -e .
-	$(VENV)/bin/python tools/lockfile.py remove-others $(CPU_LOCK) $(CUDA_LOCK)
-	touch $@
-
-# JAX's CUDA 12 build (+ pyproject's `cuda` extra: the wheels bring the CUDA libraries; the machine needs the driver).
-$(VENV)/.installed-cuda: $(CUDA_LOCK) pyproject.toml
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	rm -f $(VENV)/.installed-cpu $(VENV)/.installed
-	$(VENV)/bin/python -m pip install --require-hashes -r $(CUDA_LOCK)
-	$(VENV)/bin/python -m pip install --no-deps -e .
-	touch $@
+	$(VENV)/bin/python tools/lockfile.py remove-others requirements/$(1).lock $(filter-out requirements/$(1).lock,$(LOCKS))
+	touch $$@
+endef
+$(foreach b,cpu cuda12 cuda13,$(eval $(call install_build,$(b))))
 
 plan-choice:
 	@echo '$(BMR_LINE)'
-	@echo 'DEVICE=$(BMR_DEVICE) EXTRAS=$(BMR_EXTRAS) CONFIG=$(BMR_CONFIG) GPUS=$(BMR_GPUS)'
+	@echo 'DEVICE=$(BMR_DEVICE) BUILD=$(BMR_BUILD) EXTRAS=$(BMR_EXTRAS) CONFIG=$(BMR_CONFIG) GPUS=$(BMR_GPUS)'
 	@echo 'would run: $(SNAKEMAKE) --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)'
 
 # A lock left by a killed Snakemake is removed first (tools/unlock_stale.py: only once the run that held it is gone),
@@ -94,7 +107,7 @@ plan-choice:
 # which records this host and the run's processes beside the lock while it runs.
 reproduce:
 	@echo '$(BMR_LINE)'
-	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
+	@$(MAKE) --no-print-directory install-$(BMR_BUILD)
 	$(VENV)/bin/python tools/unlock_stale.py .
 ifneq ($(PLAN),0)
 	$(VENV)/bin/python -m bmrsparse.plan -- --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
@@ -104,23 +117,38 @@ endif
 
 plan:
 	@echo '$(BMR_LINE)'
-	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
+	@$(MAKE) --no-print-directory install-$(BMR_BUILD)
 	$(VENV)/bin/python -m bmrsparse.plan -- --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
 
 report:
-	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
+	@$(MAKE) --no-print-directory install-$(BMR_BUILD)
 	$(VENV)/bin/python tools/unlock_stale.py .
 	$(RUN_SNAKEMAKE) --profile $(PROFILE) --configfile $(BMR_CONFIG) $(SMK_ARGS) --report $(REPORT)
 
 unlock:
-	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
+	@$(MAKE) --no-print-directory install-$(BMR_BUILD)
 	$(VENV)/bin/python tools/unlock_stale.py .
 
 test: $(VENV)/.installed-cpu
 	$(VENV)/bin/pytest -q
 
+# The newest JAX beside the locked one: JAX >= 0.11 needs Python >= 3.12, the locks serve 3.11.
+NEWEST_VENV := .venv-newest
+NEWEST_LOCK := requirements/newest.lock
+PYTHON_NEWEST ?= $(shell sh tools/find_python.sh 3.12)
+
+$(NEWEST_VENV)/.installed: $(NEWEST_LOCK) pyproject.toml
+	test -x $(NEWEST_VENV)/bin/python || $(or $(PYTHON_NEWEST),false) -m venv $(NEWEST_VENV)
+	$(NEWEST_VENV)/bin/python -m pip install -q --require-hashes -r $(NEWEST_LOCK)
+	$(NEWEST_VENV)/bin/python -m pip install -q --no-deps -e .
+	touch $@
+
+test-newest: $(NEWEST_VENV)/.installed
+	$(NEWEST_VENV)/bin/python -c 'import jax, numpyro; print(f"jax {jax.__version__}, numpyro {numpyro.__version__}")'
+	$(NEWEST_VENV)/bin/pytest -q -p no:cacheprovider tests/test_rng.py tests/test_newest_jax.py
+
 dryrun-paper:
-	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
+	@$(MAKE) --no-print-directory install-$(BMR_BUILD)
 	$(SNAKEMAKE) --profile $(PROFILE) --configfile config/paper.yaml --dry-run --quiet rules
 
 clean-results:
@@ -134,7 +162,11 @@ UV_VERSION := 0.13.9
 UV := .lock-tools/bin/uv
 LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes
 LOCK_CPU_CMD := uv pip compile pyproject.toml --extra test $(LOCK_FLAGS) -o $(CPU_LOCK)
-LOCK_CUDA_CMD := uv pip compile pyproject.toml --extra cuda --extra test $(LOCK_FLAGS) -o $(CUDA_LOCK)
+LOCK_CUDA12_CMD := uv pip compile pyproject.toml --extra cuda12 --extra test $(LOCK_FLAGS) -o $(CUDA12_LOCK)
+LOCK_CUDA13_CMD := uv pip compile pyproject.toml --extra cuda13 --extra test $(LOCK_FLAGS) -o $(CUDA13_LOCK)
+# the dependencies at the newest versions pyproject.toml allows on Python >= 3.12, and pytest (requirements/newest.in)
+LOCK_NEWEST_CMD := uv pip compile pyproject.toml requirements/newest.in --universal --python-version 3.12 \
+    --generate-hashes --upgrade -o $(NEWEST_LOCK)
 
 $(UV):
 	$(PYTHON) -m venv .lock-tools
@@ -143,5 +175,9 @@ $(UV):
 lock: $(UV)
 	.lock-tools/bin/$(LOCK_CPU_CMD) --quiet $(if $(filter 1,$(UPGRADE)),--upgrade) \
 	    --custom-compile-command "make lock  (= $(LOCK_CPU_CMD); uv $(UV_VERSION))"
-	.lock-tools/bin/$(LOCK_CUDA_CMD) --quiet $(if $(filter 1,$(UPGRADE)),--upgrade) \
-	    --custom-compile-command "make lock  (= $(LOCK_CUDA_CMD); uv $(UV_VERSION))"
+	.lock-tools/bin/$(LOCK_CUDA12_CMD) --quiet $(if $(filter 1,$(UPGRADE)),--upgrade) \
+	    --custom-compile-command "make lock  (= $(LOCK_CUDA12_CMD); uv $(UV_VERSION))"
+	.lock-tools/bin/$(LOCK_CUDA13_CMD) --quiet $(if $(filter 1,$(UPGRADE)),--upgrade) \
+	    --custom-compile-command "make lock  (= $(LOCK_CUDA13_CMD); uv $(UV_VERSION))"
+	.lock-tools/bin/$(LOCK_NEWEST_CMD) --quiet \
+	    --custom-compile-command "make lock  (= $(LOCK_NEWEST_CMD); uv $(UV_VERSION))"

@@ -49,18 +49,19 @@ def test_cpu_env_is_pyproject_dependencies():
     assert list(map(_norm, _pip_list("bmrsparse.yaml"))) == list(map(_norm, PYPROJECT["project"]["dependencies"]))
 
 
-def test_gpu_env_is_dependencies_plus_cuda_extra():
-    expected = PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"]["cuda"]
+def test_gpu_env_is_dependencies_plus_cuda12_extra():
+    expected = PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"]["cuda12"]
     assert list(map(_norm, _pip_list("bmrsparse-gpu.yaml"))) == list(map(_norm, expected))
 
 
-def test_cuda_plugin_version_equals_jax():
-    cuda = PYPROJECT["project"]["optional-dependencies"]["cuda"]
+@pytest.mark.parametrize("extra", ["cuda12", "cuda13"])
+def test_cuda_plugin_version_equals_jax(extra):
+    cuda = PYPROJECT["project"]["optional-dependencies"][extra]
     pins = _pins(cuda)
-    for name in ("jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda12-pjrt"):
-        assert name in pins, f"the cuda extra does not pin {name} with ==: {cuda}"
+    for name in ("jax", "jaxlib", f"jax-{extra}-plugin", f"jax-{extra}-pjrt"):
+        assert name in pins, f"the {extra} extra does not pin {name} with ==: {cuda}"
     assert len(set(pins.values())) == 1, f"JAX and its CUDA plugin disagree: {pins}"
-    assert any(_norm(r).startswith("jax[cuda12]") for r in cuda)
+    assert any(_norm(r).startswith(f"jax[{extra}]") for r in cuda)
     # the pinned JAX satisfies the base dependency's lower bound
     base = next(r for r in PYPROJECT["project"]["dependencies"] if re.match(r"jax\b(?!lib)", r))
     low = re.search(r">=([0-9.]+)", base).group(1)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""The lock files (requirements/cpu.lock, requirements/cuda.lock) against pyproject.toml, and the build switch.
+"""The lock files (requirements/{cpu,cuda12,cuda13}.lock) against pyproject.toml, and the build switch.
 
     python tools/lockfile.py check                     # every lock agrees with pyproject.toml (exit 1: it does not)
-    python tools/lockfile.py remove-others LOCK OTHER  # uninstall what only OTHER pins (run with the venv's python)
+    python tools/lockfile.py remove-others LOCK OTHER...  # uninstall what only the OTHER locks pin (the venv's python)
 
 A lock is uv's universal requirements file with hashes (``make lock``): one line ``name==version [; marker]`` per
 pinned distribution, markers choosing the lines of a platform and Python version. It *agrees* with pyproject.toml
@@ -35,7 +35,7 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The extras each lock holds besides the dependencies (the `make lock` commands).
-LOCK_EXTRAS = {"cpu": ("test",), "cuda": ("cuda", "test")}
+LOCK_EXTRAS = {"cpu": ("test",), "cuda12": ("cuda12", "test"), "cuda13": ("cuda13", "test")}
 #: Platforms and Pythons the locks must serve: CI and developers (CPython 3.11, x86_64), GPU machines (3.12), ARM.
 TARGETS = tuple(
     {"python_version": py, "python_full_version": f"{py}.0", "platform_machine": machine}
@@ -174,15 +174,15 @@ def names_for_this_python(lock_path) -> set[str]:
     return {p.name for p in parse_lock(lock_path) if p.applies(env)}
 
 
-def remove_others(lock_path, other_path) -> list[str]:
-    """Uninstall (with this interpreter's pip) what ``other_path`` pins and ``lock_path`` does not; returns them."""
-    if not Path(other_path).is_file():
-        return []
-    only_other = names_for_this_python(other_path) - names_for_this_python(lock_path) - KEEP
+def remove_others(lock_path, *other_paths) -> list[str]:
+    """Uninstall (with this interpreter's pip) what the ``other_paths`` pin and ``lock_path`` does not; returns them."""
+    others = set().union(*(names_for_this_python(p) for p in other_paths if Path(p).is_file()))
+    only_other = others - names_for_this_python(lock_path) - KEEP
     installed = {canonicalize_name(d.metadata["Name"]) for d in metadata.distributions() if d.metadata["Name"]}
     gone = sorted(only_other & installed)
     if gone:
-        print(f"lockfile: removing what only {other_path} installs: {' '.join(gone)}", file=sys.stderr)
+        print(f"lockfile: removing what only {' '.join(map(str, other_paths))} install: {' '.join(gone)}",
+              file=sys.stderr)
         subprocess.run([sys.executable, "-m", "pip", "uninstall", "-y", *gone], check=True)
     return gone
 
@@ -195,8 +195,8 @@ def main(argv: list[str]) -> int:
         if problems:
             print("lockfile: pyproject.toml and the lock files disagree: run `make lock`", file=sys.stderr)
         return 1 if problems else 0
-    if len(argv) == 4 and argv[1] == "remove-others":
-        remove_others(argv[2], argv[3])
+    if len(argv) >= 4 and argv[1] == "remove-others":
+        remove_others(argv[2], *argv[3:])
         return 0
     print(__doc__.split("\n\n")[1], file=sys.stderr)
     return 2
