@@ -46,7 +46,7 @@ def _assert_same(a, b):
 
 @pytest.mark.parametrize("make_key", [jax.random.PRNGKey, jax.random.key], ids=["uint32-key", "typed-key"])
 def test_the_same_bits_with_either_route(make_key):
-    for seed in (0, 3, 2**31 + 7):
+    for seed in (3, 2**31 + 7):
         key = make_key(seed)
         _assert_same(_lower(_draws, key, straight=False).compile()(key),
                      _lower(_draws, key, straight=True).compile()(key))
