@@ -88,6 +88,7 @@ def test_other_keys_and_jaxs_other_bit_layout_keep_the_default_route():
         assert _rng.straight_key(rbg) is rbg
         key = jax.random.PRNGKey(2)
         assert "bmrfry" in str(_rng.straight_key(key).dtype)
+        assert "bmrfry" in str(_rng.straight_key(jax.random.key(2)).dtype)  # a typed Threefry key too
         jax.config.update("jax_threefry_partitionable", False)
         try:
             assert _rng.straight_key(key) is key
