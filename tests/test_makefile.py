@@ -72,10 +72,10 @@ def _dry_reproduce(project: Path, *args: str, env: dict | None = None) -> list[s
 #: how make starts Snakemake: as the folder's recorded owner (tools/unlock_stale.py --run)
 OWNER_RUN = ".venv/bin/python tools/unlock_stale.py --run . -- "
 CPU_INSTALL = [".venv/bin/python -m pip install --require-hashes -r requirements/cpu.lock",
-               ".venv/bin/python -m pip install --no-deps -e .",
+               ".venv/bin/python -m pip install --no-deps --no-build-isolation -e .",
                ".venv/bin/python tools/lockfile.py remove-others requirements/cpu.lock requirements/cuda.lock"]
 CUDA_INSTALL = [".venv/bin/python -m pip install --require-hashes -r requirements/cuda.lock",
-                ".venv/bin/python -m pip install --no-deps -e ."]
+                ".venv/bin/python -m pip install --no-deps --no-build-isolation -e ."]
 
 
 def _snakemake_runs(lines: list[str]) -> list[str]:
