@@ -6,7 +6,9 @@
 #                    SMK_ARGS="--config 'archs=[mlp]'" (passed to Snakemake: a subset).
 #                    Before training it prints the plan: jobs per rule and the estimated wall time on this machine
 #                    (python -m bmrsparse.plan, from a short timing of each network's step on this device, cached
-#                    per device and library version; PLAN=0 skips it).
+#                    per device and library version; PLAN=0 skips it). When the estimate is over one hour and make
+#                    runs on a terminal, it asks whether to go on (tools/confirm_cost.py); YES=1, or no terminal,
+#                    goes on without asking.
 # make plan-choice : print that choice and the values make uses; installs and runs nothing
 # make plan        : print the plan and its estimate without training (sets up .venv first)
 # make test        : set up .venv with the CPU build (first time), run the test suite
@@ -40,6 +42,9 @@ REPORT ?= results/report.html
 DEVICE ?=
 SMK_ARGS ?=
 PLAN ?= 1
+YES ?=
+# the plan of `make reproduce`, with the question when it estimates over an hour (tools/confirm_cost.py)
+CONFIRM_COST = $(VENV)/bin/python tools/confirm_cost.py $(if $(filter 1,$(YES)),--yes) --
 CPU_LOCK := requirements/cpu.lock
 CUDA_LOCK := requirements/cuda.lock
 WHEELS ?= wheels
@@ -111,7 +116,7 @@ reproduce:
 	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
 	$(VENV)/bin/python tools/unlock_stale.py .
 ifneq ($(PLAN),0)
-	$(VENV)/bin/python -m bmrsparse.plan -- --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
+	$(CONFIRM_COST) $(VENV)/bin/python -m bmrsparse.plan -- --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
 endif
 	$(RUN_SNAKEMAKE) --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
 	$(MAKE) --no-print-directory report DEVICE=$(BMR_DEVICE) CONFIG=$(BMR_CONFIG)
