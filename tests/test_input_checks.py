@@ -152,6 +152,20 @@ def test_inside_jit_and_vmap_shapes_are_checked_values_are_not_and_masks_are_the
     compiled(nan_post, stack(masks))
 
 
+def test_under_jit_concrete_constants_are_still_checked_and_tracers_pass():
+    """Inside jit a numpy constant or a Python number is concrete (checked while tracing); the traced argument is
+    not. A check that converted the constant with jnp first would meet a tracer there and fail."""
+    mu = jnp.asarray(MU)
+    got = jax.jit(lambda m, s: bmr.delta_f(m, s, 0.5))(mu, jnp.asarray(SIGMA))
+    np.testing.assert_allclose(np.asarray(got), np.asarray(bmr.delta_f(MU, SIGMA, 0.5)), rtol=1e-6)
+    got = jax.jit(lambda m: bmr.spike_and_slab(m, SIGMA)[0])(mu)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(bmr.spike_and_slab(MU, SIGMA)[0]), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"sigma must be > 0"):
+        jax.jit(lambda m: bmr.delta_f(m, -SIGMA, 0.5))(mu)
+    with pytest.raises(ValueError, match=r"theta must be >= 0"):
+        jax.jit(lambda m, s: bmr.delta_f(m, s, -1.0))(mu, jnp.asarray(SIGMA))
+
+
 def test_the_trainers_prune_step_still_runs_vmapped(tmp_path):
     """BMR-S&S's prune inside the trainer's jit(vmap) program, two seeds, on a network without training data."""
     from bmrsparse import data as bdata

@@ -77,19 +77,18 @@ def delta_f(mu, sigma, theta):
       >>> float(delta_f(0.0, 1.0, 0.0))   # posterior equals the prior: no evidence either way
       0.0
     """
-    mu, sigma = _posterior(mu, sigma)
-    theta = _theta(theta)
+    ((mu, sigma), (_, s)), t = _posterior(mu, sigma, numbers=True), _theta(theta)
     _check_shapes(("mu", mu), ("sigma", sigma), ("theta", theta))
-    if not traced(sigma) and not traced(theta):
-        s2, t2 = np.square(np.asarray(sigma)), np.square(np.asarray(theta))
+    if s is not None and t is not None:
+        s2, t2 = np.square(s), np.square(t)
         bad = t2 + s2 * (1.0 - t2) <= 0
         if bad.any():
-            s_bad, t_bad = np.broadcast_arrays(np.asarray(sigma), np.asarray(theta))
+            s_bad, t_bad = np.broadcast_arrays(s, t)
             raise ValueError(
                 "sigma and theta give rho^2 = theta^2 + sigma^2 - theta^2 sigma^2 <= 0 "
                 f"(e.g. sigma={s_bad[bad].ravel()[0]}, theta={t_bad[bad].ravel()[0]}{where(bad)}): Delta F(theta) is "
                 "undefined there; it needs sigma < 1 or theta <= 1 (or theta^2 < sigma^2 / (sigma^2 - 1))")
-    return _delta_f(mu, sigma, theta)
+    return _delta_f(mu, sigma, jnp.asarray(theta))
 
 
 def _delta_f(mu, sigma, theta):
@@ -128,26 +127,36 @@ def _check_shapes(*named, fit=None):
     return shape
 
 
-def _posterior(mu, sigma, *, prefix="", same_shape=False):
-    """``mu``, ``sigma`` as JAX arrays after the front door's checks (values only when concrete)."""
+def _numbers(name, value):
+    """A concrete value as numpy numbers in the dtype the computation uses (JAX's: without x64 a float64 becomes
+    float32, where 1e-50 is 0 and 1e300 infinite); None for a tracer. Checked on the host, so that nothing is added
+    to a program being traced (inside jit, even a constant's ``jnp.asarray`` is a tracer)."""
+    if traced(value):
+        return None
+    array = as_numbers(name, value)
+    return array.astype(jax.dtypes.canonicalize_dtype(array.dtype), copy=False)
+
+
+def _posterior(mu, sigma, *, prefix="", same_shape=False, numbers=False):
+    """``mu``, ``sigma`` as JAX arrays after the front door's checks (values only when concrete); with ``numbers``
+    also the checked numpy values (None for a tracer)."""
     names = (f"{prefix}mu", f"{prefix}sigma")
-    # checked in the dtype the computation uses: a float64 1e-50 is 0 in float32, 1e300 is infinite
-    if not traced(mu):
-        mu = jnp.asarray(as_numbers(names[0], mu))
-        check_finite(names[0], mu)
-    if not traced(sigma):
-        sigma = jnp.asarray(as_numbers(names[1], sigma))
-        check_positive(names[1], sigma)
+    m, s = _numbers(names[0], mu), _numbers(names[1], sigma)
+    if m is not None:
+        check_finite(names[0], m)
+    if s is not None:
+        check_positive(names[1], s)
     _check_shapes((names[0], mu), (names[1], sigma), fit=names[0] if same_shape else None)
-    return mu, sigma
+    out = (jnp.asarray(mu), jnp.asarray(sigma))
+    return (out, (m, s)) if numbers else out
 
 
 def _theta(theta):
-    if traced(theta):
-        return theta
-    theta = jnp.asarray(as_numbers("theta", theta))
-    check_positive("theta", theta, allow_zero=True, what="the reduced prior's standard deviation; 0 is the spike")
-    return theta
+    """The checked numpy value of ``theta`` (None for a tracer)."""
+    t = _numbers("theta", theta)
+    if t is not None:
+        check_positive("theta", t, allow_zero=True, what="the reduced prior's standard deviation; 0 is the spike")
+    return t
 
 
 def _check_fixed_point_args(alpha0, beta0, iters, keep):
