@@ -62,15 +62,34 @@ def _masked_logits(net, params, masks, x):
 
 @pytest.mark.parametrize("arch", compact.ARCHS)
 @pytest.mark.parametrize("structured", [True, False])
-def test_compact_network_computes_the_masked_networks_outputs(arch, structured):
+@pytest.mark.parametrize("runtime", ["network lowering", "row products, batches of 6"])
+def test_compact_network_computes_the_masked_networks_outputs(arch, structured, runtime):
     net, params, shape = _net_and_params(arch)
     masks = _masks(params, np.random.default_rng(1), structured=structured)
     x = np.random.default_rng(2).normal(size=(16, *shape)).astype(np.float32)
     small = compact.compact(arch, params, masks, input_shape=shape)
     want = _masked_logits(net, params, masks, x)
-    got = np.asarray(jax.jit(lambda a, x: compact.apply(small.spec, a, x))(small.arrays, x))
+    arrays, chunk = small.arrays, None
+    if runtime != "network lowering":
+        arrays, chunk = compact.band_matrices(small.spec, small.arrays), 6  # 16 = 6 + 6 + 4 (padded)
+        assert {f"{l['name']}/band" for l in small.spec["layers"] if l["type"] == "conv"} <= set(arrays)
+    got = np.asarray(jax.jit(lambda a, x: compact.apply(small.spec, a, x, chunk=chunk))(arrays, x))
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
     assert compact.num_params(small) < nets.count_params(params)
+
+
+@pytest.mark.parametrize("arch,macs,widths", [
+    ("mlp", 784 * 400 + 4 * 400 * 400 + 400 * 10, [784, 400, 400, 400, 400, 400, 10]),
+    # conv 28x28x25x1x6 + 10x10x25x6x16 + 1x1x25x16x120, dense 120x84, head 84x10
+    ("lenet", 117_600 + 240_000 + 48_000 + 10_080 + 840, [1, 6, 16, 120, 84, 10]),
+])
+def test_multiply_adds_and_widths_of_the_paper_networks(arch, macs, widths):
+    _, params, shape = _net_and_params(arch)
+    full = compact.compact(arch, params, None, input_shape=shape, remove=False)
+    assert compact.multiply_adds(full.spec) == macs and compact.widths(full.spec) == widths
+    masks = _masks(params, np.random.default_rng(3), structured=True)
+    small = compact.compact(arch, params, masks, input_shape=shape)
+    assert compact.multiply_adds(small.spec) < macs
 
 
 @pytest.mark.parametrize("arch", compact.ARCHS)
@@ -95,13 +114,15 @@ def test_removals_cascade_and_empty_layers_still_compute(arch, empty, upstream, 
     if arch == "mlp":
         assert small.spec["input_index"] == "input_index" and small.arrays["input_index"].size == 0
     x = np.random.default_rng(5).normal(size=(4, *shape)).astype(np.float32)
-    got = np.asarray(compact.apply(small.spec, small.arrays, jnp.asarray(x)))
-    np.testing.assert_allclose(got, _masked_logits(net, params, masks, x), atol=1e-5, rtol=0)
+    for arrays in (small.arrays, compact.band_matrices(small.spec, small.arrays)):
+        got = np.asarray(compact.apply(small.spec, arrays, jnp.asarray(x)))
+        np.testing.assert_allclose(got, _masked_logits(net, params, masks, x), atol=1e-5, rtol=0)
     # the numpy loader's checks (issue 31.1) take the export with its empty layers
     from bmrsparse import compact_numpy
 
     compact.export(small, tmp_path / "net")
-    np.testing.assert_allclose(compact_numpy.forward(compact_numpy.load(tmp_path / "net"), x), got, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(compact_numpy.forward(compact_numpy.load(tmp_path / "net"), x),
+                               _masked_logits(net, params, masks, x), atol=1e-5, rtol=0)
 
 
 def test_the_compactable_architectures_are_registered_networks_and_the_others_are_refused():

@@ -287,10 +287,13 @@ def test_conv_valid_patches_equals_xla_convolution(shape, features):
         return lambda k, x: jnp.sum(jnp.tanh(conv_valid(x, k, lowering=lowering)) ** 2)
 
     y_p, y_c = conv_valid(x, k, lowering="patches"), conv_valid(x, k, lowering="conv")
-    assert y_p.shape == y_c.shape == (shape[0], shape[1] - 4, shape[2] - 4, features)
+    y_r = conv_valid(x, k, lowering="rows")  # one product of image rows with a banded matrix
+    assert y_p.shape == y_c.shape == y_r.shape == (shape[0], shape[1] - 4, shape[2] - 4, features)
     np.testing.assert_allclose(y_p, y_c, rtol=1e-5, atol=1e-5)
-    for g_p, g_c in zip(jax.grad(loss("patches"), (0, 1))(k, x), jax.grad(loss("conv"), (0, 1))(k, x)):
-        np.testing.assert_allclose(g_p, g_c, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(g_c))))
+    np.testing.assert_allclose(y_r, y_c, rtol=1e-5, atol=1e-5)
+    for low in ("patches", "rows"):
+        for g_p, g_c in zip(jax.grad(loss(low), (0, 1))(k, x), jax.grad(loss("conv"), (0, 1))(k, x)):
+            np.testing.assert_allclose(g_p, g_c, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(g_c))))
     with pytest.raises(ValueError, match="lowering"):
         conv_valid(x, k, lowering="fft")
     with pytest.raises(ValueError, match="does not match"):

@@ -35,7 +35,8 @@ import numpy as np
 from . import compact_numpy
 from .io import atomic_path, atomic_write_text
 
-__all__ = ["ARCHS", "archs", "CompactNet", "compact", "apply", "export", "num_params", "masked_params", "chain"]
+__all__ = ["ARCHS", "archs", "CompactNet", "compact", "apply", "band_matrices", "export", "num_params",
+           "multiply_adds", "widths", "masked_params", "chain"]
 
 
 def archs() -> tuple[str, ...]:
@@ -201,21 +202,93 @@ def num_params(net: CompactNet) -> int:
     return int(sum(net.arrays[l[k]].size for l in net.spec["layers"] for k in ("kernel", "bias")))
 
 
-def apply(spec: Mapping, arrays: Mapping, x):
-    """The compact network's logits of preprocessed inputs ``x`` with JAX (jit it with ``spec`` closed over)."""
+def multiply_adds(spec: Mapping) -> int:
+    """Multiply-adds of one forward pass of one image: ``in * out`` per dense layer, ``h' * w' * kh * kw * in * out``
+    per convolution (``h', w'`` its output map), from the description alone (biases, activations and pooling are
+    not counted)."""
+    shape = spec["input"]["shape"]
+    pad = int(spec["input"]["pad"])
+    h, w = int(shape[0]) + 2 * pad, int(shape[1]) + 2 * pad
+    total = 0
+    for layer in spec["layers"]:
+        if layer["type"] == "conv":
+            kh, kw = layer["kernel_size"]
+            h, w = h - kh + 1, w - kw + 1
+            total += h * w * kh * kw * int(layer["in"]) * int(layer["out"])
+            if layer["pool"]:
+                h, w = h // int(layer["pool"]), w // int(layer["pool"])
+        else:
+            total += int(layer["in"]) * int(layer["out"])
+    return int(total)
+
+
+def widths(spec: Mapping) -> list[int]:
+    """The network's widths in forward order: its inputs (pixels of an MLP, channels of a convolution), then every
+    layer's units or channels, e.g. ``[320, 34, 28, 28, 20, 27, 10]``."""
+    return [int(spec["layers"][0]["in"])] + [int(layer["out"]) for layer in spec["layers"]]
+
+
+def band_matrices(spec: Mapping, arrays: Mapping) -> dict:
+    """``arrays`` with a banded matrix ``<layer>/band`` ``[kh * W * C_in, W' * C_out]`` for every convolution:
+    the kernel's taps laid on diagonals, so that the convolution of an image's rows is one matrix product
+    (:func:`apply`, the ``"rows"`` lowering of :func:`bmrsparse.nets._common.conv_valid`). Built once, with numpy,
+    from the kernel and the width of the layer's input map (followed from ``spec["input"]``)."""
+    out = dict(arrays)
+    shape, pad = spec["input"]["shape"], int(spec["input"]["pad"])
+    h, w = int(shape[0]) + 2 * pad, int(shape[1]) + 2 * pad
+    for layer in spec["layers"]:
+        if layer["type"] != "conv":
+            continue
+        kernel = np.asarray(arrays[layer["kernel"]], np.float32)
+        kh, kw, c_in, c_out = kernel.shape
+        w_out = w - kw + 1
+        band = np.zeros((kh, w, c_in, w_out, c_out), np.float32)
+        for j in range(kw):
+            for col in range(w_out):
+                band[:, col + j, :, col, :] = kernel[:, j]
+        out[f"{layer['name']}/band"] = band.reshape(kh * w * c_in, w_out * c_out)
+        h, w = h - kh + 1, w_out
+        if layer["pool"]:
+            h, w = h // int(layer["pool"]), w // int(layer["pool"])
+    return out
+
+
+def apply(spec: Mapping, arrays: Mapping, x, *, chunk: int | None = None):
+    """The compact network's logits of preprocessed inputs ``x`` with JAX (jit it with ``spec`` closed over).
+
+    A convolution runs as one matrix product over image rows when ``arrays`` holds its band matrix
+    (:func:`band_matrices`): its time then follows its channels (``C_in * C_out``), which the full network's
+    lowerings do not do for LeNet-5's few channels; else with :func:`bmrsparse.nets._common.conv_valid`, the
+    lowering the full network uses on this device. ``chunk``: run a larger batch as a sequence of batches of this
+    size (``lax.map``), so that a layer's activations stay in the processor's cache; None: the batch at once.
+    """
     import jax
     import jax.numpy as jnp
 
-    from .nets._common import conv_valid  # the lowering the full network uses on this device, so timings compare
+    from .nets._common import conv_valid
 
+    if chunk is not None and x.shape[0] > chunk:
+        n = x.shape[0]
+        pad = -n % chunk
+        xs = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape((-1, chunk) + x.shape[1:])
+        out = jax.lax.map(lambda xb: apply(spec, arrays, xb), xs)
+        return out.reshape((-1,) + out.shape[2:])[:n]
     for i, layer in enumerate(spec["layers"]):
         if layer["flatten"]:
             x = x.reshape(x.shape[0], -1)
             if i == 0 and spec.get("input_index"):
                 x = jnp.take(x, arrays[spec["input_index"]], axis=1)
         kernel, bias = arrays[layer["kernel"]], arrays[layer["bias"]]
+        band = arrays.get(f"{layer['name']}/band")
         if layer["type"] == "dense":
             x = x @ kernel + bias
+        elif band is not None:
+            kh, kw, _, c_out = kernel.shape
+            b, h_in, w_in, c_in = x.shape
+            rows = x.reshape(b, h_in, w_in * c_in)
+            h = h_in - kh + 1
+            stacked = jnp.concatenate([rows[:, r:r + h] for r in range(kh)], axis=-1)
+            x = (stacked @ band).reshape(b, h, w_in - kw + 1, c_out) + bias
         else:
             x = conv_valid(x, kernel) + bias
         if layer["activation"] == "tanh":

@@ -168,7 +168,7 @@ def run_stage(
     while epoch_idx < len(schedule):
         epoch = int(first_epoch) + epoch_idx
         steps = schedule[epoch_idx]
-        if meth.prunes and done_in_epoch == 0:
+        if meth.prunes and done_in_epoch == 0 and epoch > 0:  # epoch 0 is a warm-up: nothing to prune yet
             t0 = time.perf_counter()
             state = trainer.prune(state, reference, epoch=epoch)
             jax.block_until_ready(state.masks)

@@ -5,21 +5,30 @@ is run as its posterior mean :math:`E_q[w]` (:meth:`bmrsparse.train.Trainer.post
 exactly zero), in one or more *formats*:
 
 ==========  ===========================================================================================
-``dense``   the unpruned network (Flat-FF): the reference every speed-up is measured against
+``dense``   the unpruned network (Flat-FF) as it trains, with its own lowering: the reference every
+            ``speedup`` is measured against
 ``masked``  a pruned network as it trains: the same dense arrays, pruned weights set to zero
 ``bcoo``    the masked network with its dense layers' kernels as ``jax.experimental.sparse.BCOO`` matrices
             (convolutions stay dense)
-``compact`` the compact network (:func:`bmrsparse.compact.compact`): removed units and channels cut out
+``compact`` the compact network (:func:`bmrsparse.compact.compact`): removed units and channels cut out, run by
+            :func:`bmrsparse.compact.apply` (convolutions as row products, batches of 128); Flat-FF's compact
+            row is the whole network in that runtime, the reference of ``speedup_same_runtime``
 ==========  ===========================================================================================
+
+Which networks run: Flat-FF as ``dense`` and ``compact``; every method that prunes, and every structured method
+that derives its cut from its posterior (:attr:`bmrsparse.methods.Method.compact_masks`: Tiered-FF), as ``masked``
+and ``compact`` (BMR-S&S also as ``bcoo``).
 
 Each (network, format) is timed at each batch size as a jitted forward pass of preprocessed test images, one call
 at a time (each waits for its result), on the device JAX runs on; every measurement is the mean of enough calls to
 last ``min_seconds``, and the rounds of all networks are interleaved so that a drift of the machine's speed
 affects them alike; the table gives the median over ``repeats`` rounds. ``speedup`` is the dense network's
-``ms_per_batch`` over the row's, both from the same run. ``acc`` and ``nll`` are those of the posterior-mean
+``ms_per_batch`` over the row's, both from the same run; ``speedup_same_runtime`` separates what the removed units
+buy from what the compact runtime buys. ``acc`` and ``nll`` are those of the posterior-mean
 network on the whole test set (one deterministic forward pass, not the posterior-predictive mean of the metrics
 table), each from the format's own outputs (the formats of one network compute the same function: their outputs
-are checked to agree to 1e-4).
+are checked to agree to 1e-4). ``widths``, ``inputs_kept`` and ``macs`` describe the network each format computes
+with (:func:`bmrsparse.compact.widths`, :func:`bmrsparse.compact.multiply_adds`).
 
 Example::
 
@@ -43,10 +52,18 @@ from . import compact, compact_numpy
 
 __all__ = ["COLUMNS", "FORMATS", "load_network", "export_compact", "inference_table", "plot_speedup_accuracy"]
 
-#: Columns of the inference table.
-COLUMNS = ("dataset", "arch", "method", "format", "seed", "params", "params_kept_fraction", "acc", "nll", "batch",
-           "ms_per_batch", "speedup", "device")
+#: Columns of the inference table. ``widths``: inputs, then units or channels of every layer (``"320-34-28-10"``);
+#: ``macs``: multiply-adds per image (:func:`bmrsparse.compact.multiply_adds`), ``mac_ratio`` the dense network's
+#: over the row's; ``train_steps`` and ``train_seconds``: the SVI steps and seconds of the method's whole training,
+#: warm-up included (when the caller gives them); ``speedup``: the dense network's time (its own lowering) over the
+#: row's; ``speedup_same_runtime`` (compact rows): the unpruned network's time in the compact runtime over the row's,
+#: the gain of the removed units alone.
+COLUMNS = ("dataset", "arch", "method", "format", "seed", "widths", "inputs_kept", "macs", "mac_ratio", "params",
+           "params_kept_fraction", "acc", "nll", "batch", "ms_per_batch", "speedup", "speedup_same_runtime",
+           "train_steps", "train_seconds", "device")
 FORMATS = ("dense", "masked", "bcoo", "compact")
+#: The compact runtime runs larger batches as batches of this size (:func:`bmrsparse.compact.apply`).
+COMPACT_CHUNK = 128
 _MARKERS = {"dense": "o", "masked": "s", "bcoo": "^", "compact": "*"}
 
 
@@ -75,6 +92,12 @@ def load_network(state_path, data_path) -> dict:
     masks = None
     if trainer.method.prunes:
         masks = jax.tree.map(lambda m: np.asarray(m)[0], jax.device_get(state.masks))
+    elif trainer.method.compact_masks is not None:  # the units the method's posterior switches off (Tiered-FF)
+        from .methods import PruneContext
+
+        one = jax.tree.map(lambda a: a[0], trainer.params(trainer.select(state, 0)))
+        ctx = PruneContext(trainer.built, trainer.head, trainer.settings)
+        masks = jax.tree.map(np.asarray, jax.device_get(trainer.method.compact_masks(ctx, one)))
     params = compact.masked_params(w, masks)
     mean, std = bdata.channel_stats(ds.x_train)
     raw = tuple(int(s) for s in ds.x_train.shape[1:])
@@ -110,7 +133,8 @@ def _logits(fn, args, x: np.ndarray, batch: int = 1000) -> np.ndarray:
 
 
 def _case_fns(n: Mapping, method: str, formats: Sequence[str], exported: str | None):
-    """``{format: (jitted fn(args, x), args, params)}`` of one network."""
+    """``{format: (jitted fn(args, x), args, params kept, description)}`` of one network; the description
+    (:mod:`bmrsparse.compact_numpy`'s) gives the widths and multiply-adds the format computes with."""
     import jax
     from jax.experimental import sparse
 
@@ -118,23 +142,24 @@ def _case_fns(n: Mapping, method: str, formats: Sequence[str], exported: str | N
     dense_fn = jax.jit(lambda p, x, net=n["net"]: net.apply({"params": p}, x))
     kept = (n["total"] if n["masks"] is None
             else int(sum(np.count_nonzero(m) for leaves in n["masks"].values() for m in leaves.values())))
+    full = compact.compact(n["arch"], n["params"], None, input_shape=n["input_shape"], remove=False)
     for fmt in formats:
         if fmt in ("dense", "masked"):
-            out[fmt] = (dense_fn, jax.device_put(n["params"]), kept)
+            out[fmt] = (dense_fn, jax.device_put(n["params"]), kept, full.spec)
         elif fmt == "bcoo":
-            full = compact.compact(n["arch"], n["params"], None, input_shape=n["input_shape"], remove=False)
             arrays = {k: (sparse.BCOO.fromdense(v) if k.endswith("/kernel") and v.ndim == 2 else jax.device_put(v))
                       for k, v in full.arrays.items()}
             fn = jax.jit(lambda a, x, spec=full.spec: compact.apply(spec, a, x))
-            out[fmt] = (fn, arrays, kept)
+            out[fmt] = (fn, arrays, kept, full.spec)
         elif fmt == "compact":
             if exported is not None:
                 loaded = compact_numpy.load(exported)
                 small = compact.CompactNet(loaded["spec"], loaded["arrays"])
             else:
                 small = compact.compact(n["arch"], n["params"], n["masks"], input_shape=n["input_shape"])
-            fn = jax.jit(lambda a, x, spec=small.spec: compact.apply(spec, a, x))
-            out[fmt] = (fn, jax.device_put(small.arrays), compact.num_params(small))
+            fn = jax.jit(lambda a, x, spec=small.spec: compact.apply(spec, a, x, chunk=COMPACT_CHUNK))
+            arrays = jax.device_put(compact.band_matrices(small.spec, small.arrays))
+            out[fmt] = (fn, arrays, compact.num_params(small), small.spec)
         else:
             raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
     return out
@@ -147,19 +172,32 @@ def _call_ms(fn, args, x, calls: int) -> float:
     return 1000.0 * (time.perf_counter() - t0) / calls
 
 
+def _formats(method: str, n: Mapping, dense: str, bcoo: Sequence[str]) -> list[str]:
+    """The formats a network runs in: the dense reference alone; a pruned or cut network masked and compact (and
+    as BCOO when listed)."""
+    if method == dense:
+        return ["dense", "compact"]
+    return ["masked", "compact"] + (["bcoo"] if method in bcoo else [])
+
+
 def inference_table(states: Mapping[str, str], data_path, *, exported: Mapping[str, str] | None = None,
-                    batches: Sequence[int] = (1, 128), repeats: int = 15, min_seconds: float = 0.02,
-                    bcoo: Sequence[str] = ("bmr_ss",), dense: str = "flat_ff") -> pd.DataFrame:
+                    batches: Sequence[int] = (1, 128, 1024), repeats: int = 15, min_seconds: float = 0.02,
+                    bcoo: Sequence[str] = ("bmr_ss",), dense: str = "flat_ff",
+                    training: Mapping[str, tuple[int, float]] | None = None) -> pd.DataFrame:
     """Time and score the posterior-mean networks of one (dataset, arch, seed).
 
     Args:
       states: ``{method: final single-seed state file}``; ``dense`` (Flat-FF) is the unpruned reference and runs as
-        ``dense``; every method that prunes runs ``masked`` and ``compact`` (and ``bcoo`` when listed in ``bcoo``).
+        ``dense``; every method that prunes, or that declares
+        :attr:`~bmrsparse.methods.Method.compact_masks` (Tiered-FF), runs ``masked`` and ``compact`` (and ``bcoo``
+        when listed in ``bcoo``).
       data_path: the prepared data set (its whole test set is scored; its first images are timed).
       exported: ``{method: stem}`` of exported compact networks to time instead of compacting in memory.
       batches: batch sizes timed.
       repeats: interleaved rounds; the table gives the median.
       min_seconds: each measurement calls the network until this long has passed (at least once).
+      training: ``{method: (SVI steps, seconds)}`` of each method's whole training (warm-up included), copied into
+        the columns ``train_steps`` and ``train_seconds`` (NaN for a method not given).
 
     Returns:
       A table with :data:`COLUMNS`, one row per method, format and batch size.
@@ -170,18 +208,19 @@ def inference_table(states: Mapping[str, str], data_path, *, exported: Mapping[s
 
     if dense not in states:
         raise ValueError(f"the dense reference {dense!r} is not among the states {sorted(states)}")
-    exported = dict(exported or {})
+    exported, training = dict(exported or {}), dict(training or {})
     cases, meta = [], {}
     for method, path in states.items():
         n = load_network(path, data_path)
         if n["arch"] not in compact.archs():
             raise ValueError(f"{path}: inference is measured for {compact.archs()}, not {n['arch']!r}")
         if n["masks"] is None and method != dense:
-            raise ValueError(f"{path}: {method} does not prune; only {dense!r} runs as the dense reference")
-        formats = ["dense"] if method == dense else ["masked", "compact"] + (["bcoo"] if method in bcoo else [])
-        fns = _case_fns(n, method, formats, exported.get(method))
+            raise ValueError(f"{path}: {method} neither prunes nor declares compact_masks; only {dense!r} runs as "
+                             "the dense reference")
+        fns = _case_fns(n, method, _formats(method, n, dense, bcoo), exported.get(method))
         scored = {}
-        for fmt, (fn, args, params) in fns.items():
+        steps, seconds = training.get(method, (math.nan, math.nan))
+        for fmt, (fn, args, params, spec) in fns.items():
             logits = _logits(fn, args, n["x_test"])
             if fmt in ("dense", "masked"):
                 scored["ref"] = logits
@@ -189,8 +228,12 @@ def inference_table(states: Mapping[str, str], data_path, *, exported: Mapping[s
                 raise AssertionError(f"{method} {fmt}: outputs differ from the masked network by "
                                      f"{np.max(np.abs(logits - scored['ref'])):.3g}")
             acc, nll = _scores(logits, n["y_test"])
+            widths = compact.widths(spec)
             meta[(method, fmt)] = dict(dataset=n["dataset"], arch=n["arch"], method=method, format=fmt, seed=n["seed"],
-                                       params=int(params), params_kept_fraction=params / n["total"], acc=acc, nll=nll)
+                                       widths="-".join(map(str, widths)), inputs_kept=widths[0],
+                                       macs=compact.multiply_adds(spec), params=int(params),
+                                       params_kept_fraction=params / n["total"], acc=acc, nll=nll,
+                                       train_steps=steps, train_seconds=seconds)
             for b in batches:
                 x = jax.device_put(n["x_test"][:b])
                 cases.append(((method, fmt, b), fn, args, x))
@@ -211,14 +254,39 @@ def inference_table(states: Mapping[str, str], data_path, *, exported: Mapping[s
     for (method, fmt, b), ts in times.items():
         rows.append(dict(meta[(method, fmt)], batch=int(b), ms_per_batch=statistics.median(ts), device=device))
     table = pd.DataFrame(rows)
-    base = table[(table.method == dense) & (table.format == "dense")].set_index("batch")["ms_per_batch"]
+    ref = table[(table.method == dense) & (table.format == "dense")]
+    base = ref.set_index("batch")["ms_per_batch"]
     table["speedup"] = [base[b] / ms for b, ms in zip(table.batch, table.ms_per_batch)]
+    same = table[(table.method == dense) & (table.format == "compact")].set_index("batch")["ms_per_batch"]
+    table["speedup_same_runtime"] = [same[b] / ms if fmt == "compact" else math.nan
+                                     for b, ms, fmt in zip(table.batch, table.ms_per_batch, table.format)]
+    table["mac_ratio"] = float(ref.macs.iloc[0]) / table.macs
     return table[list(COLUMNS)]
+
+
+def _speedup_axis(ax, values) -> None:
+    """A log x-axis of speed-ups labelled ``0.5x``, ``1x``, ``2x``, ``5x`` ... at 1-2-5 steps only (no minor labels,
+    which overlap when the range is narrow), spanning at least a factor of 4 around 1 and the data."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
+
+    lo = min(0.5, 0.8 * min(values))
+    hi = max(2.0, 1.25 * max(values))
+    ax.set_xscale("log")
+    ax.set_xlim(lo, hi)
+    ticks = [m * 10.0**e for e in range(-3, 5) for m in (1, 2, 5) if lo <= m * 10.0**e <= hi]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def plot_speedup_accuracy(table: pd.DataFrame) -> Figure:
     """Accuracy against measured speed-up over the dense network: one panel per (data set, architecture) and batch
-    size; colour = method, marker = format (mean over seeds)."""
+    size; colour = method, marker = format (mean over seeds). Each compact network is labelled with its
+    multiply-add ratio (the dense network's multiply-adds per image over its own), the speed-up its arithmetic
+    alone would give."""
+    from matplotlib.lines import Line2D
+
     from . import plots
     from .methods import METHODS
 
@@ -229,9 +297,10 @@ def plot_speedup_accuracy(table: pd.DataFrame) -> Figure:
         raise ValueError(f"the inference table lacks the column(s) {missing}")
     pairs = list(dict.fromkeys(zip(table.dataset, table.arch)))
     batches = sorted(set(table.batch))
-    fig = Figure(figsize=(3.4 * len(pairs) + 0.6, 2.8 * len(batches) + 0.8), layout="constrained")
+    fig = Figure(figsize=(3.8 * len(pairs) + 0.6, 2.9 * len(batches) + 0.9), layout="constrained")
     axes = fig.subplots(len(batches), len(pairs), squeeze=False)
-    mean = table.groupby(["dataset", "arch", "method", "format", "batch"], sort=False)[["acc", "speedup"]].mean()
+    keys = ["dataset", "arch", "method", "format", "batch"]
+    mean = table.groupby(keys, sort=False)[["acc", "speedup", "mac_ratio"]].mean()
     for ci, (dataset, arch) in enumerate(pairs):
         for ri, b in enumerate(batches):
             ax = axes[ri, ci]
@@ -239,11 +308,15 @@ def plot_speedup_accuracy(table: pd.DataFrame) -> Figure:
             sel = sel[sel.batch == b]
             for row in sel.itertuples():
                 info = METHODS.get(row.method)
+                compact_ = row.format == "compact"
                 ax.scatter([row.speedup], [100 * row.acc], marker=_MARKERS.get(row.format, "o"),
-                           s=120 if row.format == "compact" else 45, color=getattr(info, "color", "black"),
+                           s=130 if compact_ else 45, color=getattr(info, "color", "black"),
                            edgecolor="black", linewidth=0.5, zorder=3)
+                if compact_:
+                    ax.annotate(f"MACs /{row.mac_ratio:.3g}", (row.speedup, 100 * row.acc), xytext=(6, -3),
+                                textcoords="offset points", fontsize="x-small", color="dimgrey")
             ax.axvline(1.0, color="grey", lw=0.8, ls=":")
-            ax.set_xscale("log")
+            _speedup_axis(ax, list(sel.speedup))
             ax.grid(alpha=0.3)
             ax.set_title(f"{plots._label(plots.DATASET_LABELS, dataset)} / {plots._label(plots.ARCH_LABELS, arch)}, "
                          f"batch {b}", fontsize="medium")
@@ -251,8 +324,6 @@ def plot_speedup_accuracy(table: pd.DataFrame) -> Figure:
                 ax.set_ylabel("ACC (%), posterior mean")
             if ri == len(batches) - 1:
                 ax.set_xlabel("measured speed-up over dense")
-    from matplotlib.lines import Line2D
-
     handles = [Line2D([], [], ls="", marker="o", ms=8, color=getattr(METHODS.get(m), "color", "black"),
                       label=getattr(METHODS.get(m), "label", m)) for m in dict.fromkeys(table.method)]
     handles += [Line2D([], [], ls="", marker=_MARKERS[f], ms=8, color="white", mec="black", label=f)

@@ -258,14 +258,16 @@ def posterior_mean_weights(model, params, masks, key=None, num_draws: int = 256)
 
     built, point = model.built, model.method.point_estimate
     key = jax.random.PRNGKey(0) if key is None else key
-    exact = point or model.method.prior == "flat"
+    exact = point or model.method.prior in ("flat", "units")
     draws = 1 if exact else num_draws
 
     @jax.jit
     def mean_w(params, masks, key):
         def one(k):
             lat = methods.guides.sample_latents(built.sites, params, k, point_estimate=point)
-            lat["w_hat"] = params["w_hat.loc"]
+            for site in built.sites:  # the Gaussian sites (w_hat, the units model's scales) at their means
+                if not site.positive:
+                    lat[site.name] = params[f"{site.name}.loc"]
             if exact and not point:
                 m, s = params["c_inv_sqr.loc"], params["c_inv_sqr.scale"]
                 lat["c_inv_sqr"] = jnp.exp(m - 0.25 * s**2)

@@ -20,8 +20,10 @@ and one beyond the paper (when the pruning baselines ``magnitude_ss`` / ``snr_ss
 and one on measured inference (its rows appear only when the inference table of :mod:`bmrsparse.inference` is
 given):
 
-6. structured BMR's compact MLP runs at least 3x faster than the dense (Flat-FF) MLP at batch 128, with a
-   posterior-mean accuracy at most one point below Flat-FF's.
+6. a structured BMR method (one that prunes whole units: :attr:`bmrsparse.methods.Method.structured`) runs the
+   MLP's compact network at least 5x faster than the dense (Flat-FF) MLP at batch 128, with a posterior-mean
+   accuracy at most one point below Flat-FF's, trained in no more SVI steps than BMR-S&S; and LeNet-5's at least
+   2x faster, in no more steps.
 
 Each claim is judged per seed; the table says in how many seeds it holds.
 
@@ -79,18 +81,18 @@ _CLAIMS = {
     4: "A BMR-S&S gradient step is faster than a Tiered-FF step (paper: about 15 %)",
     5: "(beyond the paper) At the sparsity BMR-S&S reaches, it has lower NLL than magnitude and SNR pruning at the "
     "same per-layer sparsity",
-    6: "(beyond the paper) Structured BMR runs the MLP at least 3x faster than dense at batch 128 with accuracy "
-    "within one point of Flat-FF",
+    6: "(beyond the paper) A structured BMR method runs the MLP at least 5x faster than dense at batch 128 with "
+    "accuracy within one point of Flat-FF, and LeNet-5 at least 2x faster, in no more training steps than BMR-S&S",
 }
-#: Claim 6: the speed-up and the accuracy margin (1 point) it asks for, at this batch size.
-STRUCTURED_SPEEDUP, STRUCTURED_ACC_MARGIN, STRUCTURED_BATCH = 3.0, 0.01, 128
+#: Claim 6: the speed-up asked of each network, the accuracy margin (1 point, asked of the networks listed), the
+#: batch size.
+STRUCTURED_SPEEDUP = {"mlp": 5.0, "lenet": 2.0}
+STRUCTURED_ACC_MARGIN, STRUCTURED_ACC_ARCHS, STRUCTURED_BATCH = 0.01, ("mlp",), 128
 #: The methods the paper compares (claim 2 ranks these); the pruning baselines of claim 5.
 PAPER_METHODS = ("flat_map", "flat_ff", "tiered_ff", "bmr_ss")
 BASELINE_METHODS = ("magnitude_ss", "snr_ss")
 #: Claim 3's exception, as the paper states it: LeNet-5 on FashionMNIST (dataset, network).
 PRUNING_EXCEPTION = ("fashion_mnist", "lenet")
-#: Claim 6 is about this network (the MLP).
-STRUCTURED_ARCH = "mlp"
 HOLDS, FAILS, NA = "holds", "does not hold", "not applicable"
 
 
@@ -258,28 +260,45 @@ def _claim_baselines(scope: pd.DataFrame) -> tuple[str, str]:
 
 
 def _claim_structured(inference: pd.DataFrame, dataset: str, arch: str) -> tuple[str, str, str]:
-    """Claim 6 in one scope from the measured inference table: (verdict, evidence, seeds)."""
-    if arch != STRUCTURED_ARCH:
-        return NA, f"the claim is about {NETWORKS[STRUCTURED_ARCH].label}", ""
+    """Claim 6 in one scope from the measured inference table: (verdict, evidence, seeds). It holds in a seed when
+    one structured method that prunes reaches the network's speed-up (and, for the MLP, the accuracy margin) in no
+    more training steps than BMR-S&S (not asked when the table has no BMR-S&S rows or no steps)."""
+    target = STRUCTURED_SPEEDUP.get(arch)
+    if target is None:
+        return NA, f"the claim is about {', '.join(NETWORKS[a].label for a in STRUCTURED_SPEEDUP)}", ""
     sel = inference[(inference["dataset"] == dataset) & (inference["arch"] == arch)
                     & (inference["batch"] == STRUCTURED_BATCH)]
     dense = sel[(sel["method"] == "flat_ff") & (sel["format"] == "dense")].set_index("seed")
-    small = sel[(sel["method"] == "bmr_struct") & (sel["format"] == "compact")].set_index("seed")
-    seeds = sorted(set(dense.index) & set(small.index))
+    structured = [m for m in dict.fromkeys(sel["method"]) if m in METHODS and METHODS[m].structured
+                  and METHODS[m].prunes]
+    small = sel[sel["method"].isin(structured) & (sel["format"] == "compact")]
+    seeds = sorted(set(dense.index) & set(small["seed"]))
     if not seeds:
-        return NA, f"no flat_ff dense and bmr_struct compact rows at batch {STRUCTURED_BATCH}", ""
+        return NA, f"no flat_ff dense and structured BMR compact rows at batch {STRUCTURED_BATCH}", ""
+    steps_ref = sel[sel["method"] == "bmr_ss"].groupby("seed")["train_steps"].max() if "train_steps" in sel else {}
     ok, parts = [], []
     for seed in seeds:
-        speedup = float(small.loc[seed, "speedup"])
-        drop = float(dense.loc[seed, "acc"] - small.loc[seed, "acc"])
-        ok.append(speedup >= STRUCTURED_SPEEDUP and drop <= STRUCTURED_ACC_MARGIN)
-        s, d = small.loc[seed], dense.loc[seed]
-        parts.append(f"seed {seed}: {speedup:.2f}x ({float(s['ms_per_batch']):.3g} vs "
-                     f"{float(d['ms_per_batch']):.3g} ms per batch), "
-                     f"acc {100 * s['acc']:.2f} vs {100 * d['acc']:.2f} %, "
-                     f"{100 * s['params_kept_fraction']:.1f} % of the parameters")
+        d = dense.loc[seed]
+        best = False
+        for row in small[small["seed"] == seed].itertuples():
+            speedup, drop = float(row.speedup), float(d["acc"] - row.acc)
+            steps = float(getattr(row, "train_steps", math.nan))
+            ref = float(steps_ref.get(seed, math.nan)) if len(steps_ref) else math.nan
+            fast = speedup >= target
+            accurate = drop <= STRUCTURED_ACC_MARGIN or arch not in STRUCTURED_ACC_ARCHS
+            cheap = not (steps > ref)  # unknown steps (NaN) do not fail it
+            best = best or (fast and accurate and cheap)
+            same = getattr(row, "speedup_same_runtime", math.nan)
+            parts.append(f"seed {seed} {row.method}: {speedup:.2f}x ({float(row.ms_per_batch):.3g} vs "
+                         f"{float(d['ms_per_batch']):.3g} ms per batch; {float(same):.2f}x in the same runtime), "
+                         f"acc {100 * row.acc:.2f} vs {100 * d['acc']:.2f} %, widths {row.widths}, "
+                         f"{float(row.mac_ratio):.1f}x fewer multiply-adds, {steps:.0f} steps (BMR-S&S {ref:.0f})")
+        ok.append(best)
     device = ", ".join(sorted(set(sel["device"].astype(str)))) if "device" in sel else "?"
-    evidence = f"measured on {device}, batch {STRUCTURED_BATCH}, posterior means: " + "; ".join(parts)
+    need = f"{target:g}x" + (f" within {100 * STRUCTURED_ACC_MARGIN:g} point" if arch in STRUCTURED_ACC_ARCHS
+                             else "")
+    evidence = (f"needs {need}; measured on {device}, batch {STRUCTURED_BATCH}, posterior means: "
+                + "; ".join(parts))
     return (HOLDS if all(ok) else FAILS), evidence, f"{sum(ok)} of {len(ok)}"
 
 

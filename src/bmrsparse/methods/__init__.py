@@ -68,7 +68,7 @@ __all__ = [
 # The model code (and JAX) is imported on first use, so reading the registry (the workflow's planning) stays fast.
 _MODEL = {"build", "Built", "layer_posteriors", "weights_from_latents", "all_kept"}
 #: Modules of this package that are not methods (priors, guides): discovery does not import them.
-_HELPERS = {"flat", "guides", "tiered"}
+_HELPERS = {"flat", "guides", "tiered", "units"}
 
 
 def __getattr__(name):

@@ -10,11 +10,11 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro import handlers
 
-from . import flat, guides, tiered
+from . import flat, guides, tiered, units
 from ._layers import Layer, Layout
 from ._registry import Method
 
-_PRIORS = {"flat": flat, "tiered": tiered}
+_PRIORS = {"flat": flat, "tiered": tiered, "units": units}
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def build(
     """
     prior = _PRIORS[method.prior]
     sites = prior.sites(layers)
-    kw = {"gamma0": gamma0} if method.prior == "flat" else {"tau0": tau0}
+    kw = {"tau0": tau0} if method.prior == "tiered" else {"gamma0": gamma0}
 
     def weights(masks=None):
         return prior.weights(layers, masks, **kw)

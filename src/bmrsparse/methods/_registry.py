@@ -56,7 +56,7 @@ ENTRY_POINT_GROUP = "bmrsparse.methods"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 STARTS = ("scratch", "warmup")
 GUIDES = ("mean_field", "point")
-PRIORS = ("flat", "tiered")
+PRIORS = ("flat", "tiered", "units")
 #: The method whose first ``warmup_steps`` are the warm-up of every method declared with ``start="warmup"``.
 WARMUP_METHOD = "flat_ff"
 #: Training settings a warm-up takes from the method that starts from it (the rest are Flat-FF's); with the
@@ -100,6 +100,9 @@ class Method:
         a mean-field guide).
       per_epoch: one workflow job per epoch (methods that prune between epochs) instead of one job for all epochs;
         needs ``start="warmup"``.
+      warmup_method: the method whose model the warm-up trains: None for the shared Flat-FF warm-up
+        (:data:`WARMUP_METHOD`), or the method's own name for a method whose model has latents the flat model lacks
+        (its warm-up trains its own model for ``warmup_steps``, without pruning, as its epoch 0).
       prune: ``prune(ctx, params, masks, reference) -> masks``, called for one seed before each epoch of a
         per-epoch method (:class:`PruneContext`; ``params``: constrained guide params; ``masks``: current
         keep-masks ``{layer: {leaf: bool}}``, ``True`` = kept; ``reference``: the keep-masks of the
@@ -107,6 +110,13 @@ class Method:
         (``ctx.head``) must stay whole. None: the method never prunes.
       reference: name of a per-epoch method whose state of the same epoch this method's epoch job reads (a DAG edge
         between methods), or None.
+      structured: the method removes whole units (an MLP neuron, a convolution's output channel) or finds them
+        through :attr:`compact_masks`, so its network shrinks: the workflow exports its compact network
+        (:mod:`bmrsparse.compact`) and times it (:mod:`bmrsparse.inference`).
+      compact_masks: for a structured method that does not prune, ``compact_masks(ctx, params) -> masks``: the
+        keep-masks ``{layer: {leaf: bool}}`` of the units its posterior switches off (:class:`PruneContext` without
+        key, seed and epoch; constrained guide params of one seed), by a rule the method states (Tiered-FF: its
+        per-unit scales). None: the state's keep-masks.
       dropout: the network uses dropout while training (``training.dropout``).
       settings: training settings only this method reads (a job of another method does not receive them, so
         changing them reruns only this method's jobs).
@@ -122,9 +132,12 @@ class Method:
     learning_rate: float = 1e-3
     start: str = "scratch"
     per_epoch: bool = False
+    warmup_method: str | None = None
     prune: Callable | None = field(default=None, compare=False)
     reference: str | None = None
     dropout: bool = False
+    structured: bool = False
+    compact_masks: Callable | None = field(default=None, compare=False)
     settings: tuple = ()
     order: float = 100.0
     description: str = ""
@@ -139,14 +152,23 @@ class Method:
             problems.append(f"guide must be one of {GUIDES}")
         if self.start not in STARTS:
             problems.append(f"start must be one of {STARTS}")
-        if self.start == "warmup" and (self.prior != "flat" or self.guide != "mean_field"):
-            problems.append("start='warmup' continues the Flat-FF warm-up: it needs prior='flat', guide='mean_field'")
+        if self.warmup_method not in (None, self.name):
+            problems.append("warmup_method must be None (the Flat-FF warm-up) or the method's own name")
+        if self.warmup_method is not None and self.start != "warmup":
+            problems.append("warmup_method needs start='warmup'")
+        if self.start == "warmup" and self.warmup_method is None and (self.prior != "flat"
+                                                                     or self.guide != "mean_field"):
+            problems.append("start='warmup' continues the Flat-FF warm-up: it needs prior='flat', guide='mean_field' "
+                            "(or warmup_method=<its own name>)")
         if self.per_epoch and self.start != "warmup":
             problems.append("per_epoch=True needs start='warmup'")
         if self.prune is not None and not self.per_epoch:
             problems.append("a method that prunes between epochs needs per_epoch=True")
         if self.reference is not None and (self.prune is None or self.reference == self.name):
             problems.append("reference is read by the prune function: it needs prune= and another method's name")
+        if self.compact_masks is not None and (self.prune is not None or not self.structured):
+            problems.append("compact_masks is for a structured method that does not prune (its keep-masks come "
+                            "from the posterior, not from pruning)")
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
             problems.append("learning_rate must be a positive number")
         if problems:

@@ -207,6 +207,7 @@ METHOD = Method(
     start="warmup",
     per_epoch=True,
     prune=prune,
+    structured=True,
     settings=("alpha0", "beta0", "bmr_iters", "bmr_keep"),
     order=45,
     description="BMR with a spike-and-slab prior over whole units and channels, pruning before every epoch",

@@ -58,7 +58,7 @@ def check_patch_grid(x, patch_size: int, what: str) -> None:
 
 #: The lowering :func:`conv_valid` uses when none is given (None: by backend); set by :func:`conv_lowering`.
 _DEFAULT_LOWERING: contextvars.ContextVar[str | None] = contextvars.ContextVar("conv_lowering", default=None)
-CONV_LOWERINGS = ("patches", "conv")
+CONV_LOWERINGS = ("patches", "conv", "rows")
 
 
 @contextlib.contextmanager
@@ -101,6 +101,8 @@ def conv_valid(x: jax.Array, kernel: jax.Array, *, lowering: str | None = None) 
         raise ValueError(f"conv_valid: input {x.shape} does not match the kernel {kernel.shape} (HWIO)")
     if lowering == "conv":
         return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    if lowering == "rows":
+        return _conv_rows(x, kernel)
     if lowering != "patches":
         raise ValueError(f"conv_valid: lowering must be one of {CONV_LOWERINGS} or None, got {lowering!r}")
     h, w = x.shape[1] - kh + 1, x.shape[2] - kw + 1
@@ -113,6 +115,22 @@ def conv_valid(x: jax.Array, kernel: jax.Array, *, lowering: str | None = None) 
         return jnp.einsum("pbhw,pd->bhwd", cols, kernel.reshape(kh * kw, c_out))
     cols = jnp.concatenate(shifts, axis=-1)  # [B, h, w, kh*kw*C_in], ordered as the kernel's (kh, kw, C_in)
     return cols @ kernel.reshape(kh * kw * c_in, c_out)
+
+
+def _conv_rows(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """:func:`conv_valid` as one matrix product over image rows: each output row is the ``kh`` input rows it reads,
+    concatenated (``[kh * W * C_in]``), times a banded matrix ``[kh * W * C_in, W' * C_out]`` built from the kernel
+    (each kernel row's taps on the diagonals). Its arithmetic is ``W / kw`` times the convolution's, but it runs as
+    one well-shaped matrix product with no ``kh * kw``-fold copy of the input, so its time follows ``C_in * C_out``:
+    the lowering of the compact networks' forward pass (:func:`bmrsparse.compact.apply`)."""
+    kh, kw, c_in, c_out = kernel.shape
+    b, h_in, w_in, _ = x.shape
+    h, w = h_in - kh + 1, w_in - kw + 1
+    rows = x.reshape(b, h_in, w_in * c_in)
+    stacked = jnp.concatenate([rows[:, i:i + h] for i in range(kh)], axis=-1)  # [B, h, kh * W * C_in]
+    shifts = jnp.stack([jnp.eye(w_in, w, -j, dtype=kernel.dtype) for j in range(kw)])  # [kw, W, W']
+    band = jnp.einsum("jab,ijco->iacbo", shifts, kernel).reshape(kh * w_in * c_in, w * c_out)
+    return (stacked @ band).reshape(b, h, w, c_out)
 
 
 class ConvValid(nn.Module):
