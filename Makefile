@@ -6,7 +6,9 @@
 #                    SMK_ARGS="--config 'archs=[mlp]'" (passed to Snakemake: a subset).
 #                    Before training it prints the plan: jobs per rule and the estimated wall time on this machine
 #                    (python -m bmrsparse.plan, from a short timing of each network's step on this device, cached
-#                    per device and library version; PLAN=0 skips it).
+#                    per device and library version; PLAN=0 skips it). When the estimate is over one hour and make
+#                    runs on a terminal, it asks whether to go on (tools/confirm_cost.py); YES=1, or no terminal,
+#                    goes on without asking.
 # make plan-choice : print that choice and the values make uses; installs and runs nothing
 # make plan        : print the plan and its estimate without training (sets up .venv first)
 # make test        : set up .venv with the CPU build (first time), run the test suite
@@ -16,12 +18,19 @@
 #                    records the run's host, pid and start time)
 # make lock        : regenerate requirements/cpu.lock and requirements/cuda.lock from pyproject.toml (needs PyPI;
 #                    UPGRADE=1 takes the newest versions pyproject.toml allows)
+# make envs        : regenerate envs/bmrsparse.yaml and envs/bmrsparse-gpu.yaml (conda) from the locks (make lock
+#                    runs it; tools/lockfile.py envs)
+# make wheels      : download every file the build's lock pins into WHEELS (default wheels/), for an offline set-up
+#                    on a machine of the same platform and Python: PIP_NO_INDEX=1 PIP_FIND_LINKS=$PWD/wheels make ...
 #
-# Set-up installs the build's lock file with hashes (pip install --require-hashes -r requirements/<build>.lock),
-# then the project itself without dependencies (pip install --no-deps -e .). It is redone when the lock or
-# pyproject.toml changes, and when the build switches between CPU and CUDA (stamp files .venv/.installed-cpu and
-# .venv/.installed-cuda; installing one removes the other's stamp, and the CPU install removes the packages only
-# the CUDA lock pins: tools/lockfile.py).
+# Set-up first checks $(PYTHON) (tools/check_python.py: pyproject.toml's requires-python, the venv module; a message
+# says what is missing), then installs the build's lock file with hashes (pip install --require-hashes -r
+# requirements/<build>.lock, which pins the build back-end, setuptools and wheel, too), then the project itself
+# without dependencies and without an isolated build environment (pip install --no-deps --no-build-isolation -e .),
+# so pip needs nothing beyond the lock's files: with PIP_NO_INDEX=1 and PIP_FIND_LINKS=<folder> it runs offline.
+# It is redone when the lock or pyproject.toml changes, and when the build switches between CPU and CUDA (stamp
+# files .venv/.installed-cpu and .venv/.installed-cuda; installing one removes the other's stamp, and the CPU
+# install removes the packages only the CUDA lock pins: tools/lockfile.py).
 
 PYTHON ?= python3
 VENV := .venv
@@ -33,8 +42,16 @@ REPORT ?= results/report.html
 DEVICE ?=
 SMK_ARGS ?=
 PLAN ?= 1
+YES ?=
+# the plan of `make reproduce`, with the question when it estimates over an hour (tools/confirm_cost.py)
+CONFIRM_COST = $(VENV)/bin/python tools/confirm_cost.py $(if $(filter 1,$(YES)),--yes) --
 CPU_LOCK := requirements/cpu.lock
 CUDA_LOCK := requirements/cuda.lock
+WHEELS ?= wheels
+# $(PYTHON) is there, new enough and can make a venv (else a message that says what to do, and make stops)
+REQUIRES_PYTHON := $(shell sed -n 's/^requires-python *= *"\(.*\)"/\1/p' pyproject.toml)
+CHECK_PYTHON = command -v $(PYTHON) >/dev/null 2>&1 || { echo "bmrsparse: no $(PYTHON) on PATH; install Python \
+    $(REQUIRES_PYTHON) or name one: make ... PYTHON=/path/to/python3" >&2; exit 1; }; $(PYTHON) tools/check_python.py
 
 # An explicit CONFIG (command line or environment) wins over the profile the device chooses.
 CONFIG_GIVEN := $(if $(filter command environment override,$(origin CONFIG)),$(CONFIG))
@@ -55,7 +72,7 @@ BMR_LINE = $(wordlist 5,$(words $(BMR_CHOICE)),$(BMR_CHOICE))
 BMR_RESOURCES = $(if $(filter cuda,$(BMR_DEVICE)),--resources gpu=$(BMR_GPUS))
 
 .PHONY: reproduce plan plan-choice test dryrun-paper report setup install-cpu install-cuda clean-results unlock \
-    lock
+    lock wheels envs
 
 setup:
 	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
@@ -69,19 +86,21 @@ install-cuda: $(VENV)/.installed-cuda
 # The CPU build (dependencies + the `test` extra): what a CUDA install added is removed (JAX would pick the GPU
 # with its plugin).
 $(VENV)/.installed-cpu: $(CPU_LOCK) pyproject.toml
+	@test -x $(VENV)/bin/python || { $(CHECK_PYTHON); }
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	rm -f $(VENV)/.installed-cuda $(VENV)/.installed
 	$(VENV)/bin/python -m pip install --require-hashes -r $(CPU_LOCK)
-	$(VENV)/bin/python -m pip install --no-deps -e .
+	$(VENV)/bin/python -m pip install --no-deps --no-build-isolation -e .
 	$(VENV)/bin/python tools/lockfile.py remove-others $(CPU_LOCK) $(CUDA_LOCK)
 	touch $@
 
 # JAX's CUDA 12 build (+ pyproject's `cuda` extra: the wheels bring the CUDA libraries; the machine needs the driver).
 $(VENV)/.installed-cuda: $(CUDA_LOCK) pyproject.toml
+	@test -x $(VENV)/bin/python || { $(CHECK_PYTHON); }
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	rm -f $(VENV)/.installed-cpu $(VENV)/.installed
 	$(VENV)/bin/python -m pip install --require-hashes -r $(CUDA_LOCK)
-	$(VENV)/bin/python -m pip install --no-deps -e .
+	$(VENV)/bin/python -m pip install --no-deps --no-build-isolation -e .
 	touch $@
 
 plan-choice:
@@ -97,7 +116,7 @@ reproduce:
 	@$(MAKE) --no-print-directory install-$(BMR_DEVICE)
 	$(VENV)/bin/python tools/unlock_stale.py .
 ifneq ($(PLAN),0)
-	$(VENV)/bin/python -m bmrsparse.plan -- --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
+	$(CONFIRM_COST) $(VENV)/bin/python -m bmrsparse.plan -- --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
 endif
 	$(RUN_SNAKEMAKE) --profile $(PROFILE) --configfile $(BMR_CONFIG) $(BMR_RESOURCES) $(SMK_ARGS)
 	$(MAKE) --no-print-directory report DEVICE=$(BMR_DEVICE) CONFIG=$(BMR_CONFIG)
@@ -130,18 +149,35 @@ clean-results:
 # One universal lock per build (every platform and Python >= 3.11, markers choosing the lines) with the hashes of
 # every file of each pinned version. Pins already in a lock are kept unless pyproject.toml needs others. uv itself
 # is pinned and installed into .lock-tools/ (ignored by git).
+# requirements/build.in is pyproject.toml's [build-system] requires (tools/lockfile.py check compares them): the
+# locks pin the build back-end, so that `pip install --no-build-isolation -e .` needs no index.
 UV_VERSION := 0.13.9
 UV := .lock-tools/bin/uv
+LOCK_PY := .lock-tools/bin/python
+BUILD_IN := requirements/build.in
 LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes
-LOCK_CPU_CMD := uv pip compile pyproject.toml --extra test $(LOCK_FLAGS) -o $(CPU_LOCK)
-LOCK_CUDA_CMD := uv pip compile pyproject.toml --extra cuda --extra test $(LOCK_FLAGS) -o $(CUDA_LOCK)
+LOCK_CPU_CMD := uv pip compile pyproject.toml $(BUILD_IN) --extra test $(LOCK_FLAGS) -o $(CPU_LOCK)
+LOCK_CUDA_CMD := uv pip compile pyproject.toml $(BUILD_IN) --extra cuda --extra test $(LOCK_FLAGS) -o $(CUDA_LOCK)
 
-$(UV):
+$(LOCK_PY):
+	@$(CHECK_PYTHON)
 	$(PYTHON) -m venv .lock-tools
-	.lock-tools/bin/python -m pip install -q uv==$(UV_VERSION)
+
+$(UV): $(LOCK_PY)
+	$(LOCK_PY) -m pip install -q uv==$(UV_VERSION)
+
+# Every file the lock pins for this platform and Python (wheels, and the sdists of packages that publish no wheel)
+wheels: $(LOCK_PY)
+	$(LOCK_PY) -m pip download --no-deps --require-hashes -r requirements/$(BMR_DEVICE).lock -d $(WHEELS)
+	@echo "offline set-up from it: PIP_NO_INDEX=1 PIP_FIND_LINKS=$(abspath $(WHEELS)) make ... DEVICE=$(BMR_DEVICE)"
 
 lock: $(UV)
 	.lock-tools/bin/$(LOCK_CPU_CMD) --quiet $(if $(filter 1,$(UPGRADE)),--upgrade) \
 	    --custom-compile-command "make lock  (= $(LOCK_CPU_CMD); uv $(UV_VERSION))"
 	.lock-tools/bin/$(LOCK_CUDA_CMD) --quiet $(if $(filter 1,$(UPGRADE)),--upgrade) \
 	    --custom-compile-command "make lock  (= $(LOCK_CUDA_CMD); uv $(UV_VERSION))"
+	@$(MAKE) --no-print-directory envs
+
+# The conda environments pin what the locks pin (with the CPU .venv's tools/lockfile.py, which needs `packaging`)
+envs: $(VENV)/.installed-cpu
+	$(VENV)/bin/python tools/lockfile.py envs

@@ -72,10 +72,10 @@ def _dry_reproduce(project: Path, *args: str, env: dict | None = None) -> list[s
 #: how make starts Snakemake: as the folder's recorded owner (tools/unlock_stale.py --run)
 OWNER_RUN = ".venv/bin/python tools/unlock_stale.py --run . -- "
 CPU_INSTALL = [".venv/bin/python -m pip install --require-hashes -r requirements/cpu.lock",
-               ".venv/bin/python -m pip install --no-deps -e .",
+               ".venv/bin/python -m pip install --no-deps --no-build-isolation -e .",
                ".venv/bin/python tools/lockfile.py remove-others requirements/cpu.lock requirements/cuda.lock"]
 CUDA_INSTALL = [".venv/bin/python -m pip install --require-hashes -r requirements/cuda.lock",
-                ".venv/bin/python -m pip install --no-deps -e ."]
+                ".venv/bin/python -m pip install --no-deps --no-build-isolation -e ."]
 
 
 def _snakemake_runs(lines: list[str]) -> list[str]:
@@ -84,10 +84,15 @@ def _snakemake_runs(lines: list[str]) -> list[str]:
             if line.startswith(OWNER_RUN + ".venv/bin/snakemake") and "--report" not in line]
 
 
+#: how make reproduce runs the plan: through the question when it estimates over an hour (tools/confirm_cost.py)
+CONFIRM = ".venv/bin/python tools/confirm_cost.py -- "
+
+
 def _plans(lines: list[str]) -> list[str]:
     """The arguments of the plan step (python -m bmrsparse.plan -- SNAKEMAKE ARGS), spaces normalised."""
-    prefix = ".venv/bin/python -m bmrsparse.plan -- "
-    return [" ".join(line[len(prefix):].split()) for line in lines if line.startswith(prefix)]
+    prefix = CONFIRM + ".venv/bin/python -m bmrsparse.plan -- "
+    return [" ".join(line[len(prefix):].split()) for line in (" ".join(x.split()) + " " for x in lines)
+            if line.startswith(prefix)]
 
 
 def _installs(lines: list[str]) -> list[str]:
@@ -237,8 +242,8 @@ def test_the_first_line_of_a_real_run_is_the_choice(project):
     assert out[0].startswith("bmrsparse: NVIDIA GPU found (nvidia-smi -L: GPU 0: NVIDIA H100 80GB HBM3): CUDA build")
     ran = [line for line in out if line.startswith(("python ", "snakemake "))]
     assert ran == ["python tools/unlock_stale.py .",
-                   "python -m bmrsparse.plan -- --profile profiles/local --configfile config/paper.yaml "
-                   "--resources gpu=1 --config archs=[mlp]",
+                   "python tools/confirm_cost.py -- .venv/bin/python -m bmrsparse.plan -- --profile profiles/local "
+                   "--configfile config/paper.yaml --resources gpu=1 --config archs=[mlp]",
                    "python tools/unlock_stale.py --run . -- .venv/bin/snakemake --profile profiles/local "
                    "--configfile config/paper.yaml --resources gpu=1 --config archs=[mlp]",
                    "python tools/unlock_stale.py .",

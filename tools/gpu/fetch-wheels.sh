@@ -10,6 +10,9 @@
 # FashionMNIST is taken from $BMRSPARSE_DATA_DIR, else Debian's /usr/share/datasets/fashion-mnist
 # (apt-get install dataset-fashion-mnist), else the library's download cache (~/.cache/bmrsparse/fashion_mnist).
 set -euo pipefail
+case ${1:-} in  # -h/--help: the usage and the comment block above, nothing run
+    -h | --help) echo "usage: [SKIP_DATA=1] [PYTHON=python3] tools/gpu/fetch-wheels.sh"; echo; sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' "$0"; exit 0 ;;
+esac
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$root"

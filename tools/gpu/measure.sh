@@ -42,6 +42,9 @@
 #   PROFILE_SEEDS=8; PROFILE_STEPS=50 (smoke: 2)
 #   PY=python3  SITE=/tmp/site  WHEELS=tools/gpu/.whl  DATA_DIR=tools/gpu/.data
 set -u -o pipefail
+case ${1:-} in  # -h/--help: the usage and the comment block above, nothing run
+    -h | --help) echo "usage: [VAR=value ...] tools/gpu/measure.sh   (run on the device machine; the variables are listed below)"; echo; sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' "$0"; exit 0 ;;
+esac
 START=$SECONDS
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"

@@ -509,6 +509,9 @@ def docs_dir(out) -> str:
 
 
 def main(argv):
+    if len(argv) >= 2 and argv[1] in ("-h", "--help"):
+        print("usage: summary.py {xla|plan|profile|repro|summary} ARGS ...\n\n" + __doc__)
+        return
     if len(argv) < 2:
         sys.exit(__doc__)
     cmd, args = argv[1], argv[2:]
