@@ -41,7 +41,7 @@ def test_every_line_has_hashes_and_the_header_names_the_command(build):
     text = LOCKS[build].read_text()
     header = text.splitlines()[1]
     extras = " ".join(f"--extra {e}" for e in lockfile.LOCK_EXTRAS[build])
-    assert header.startswith("#    make lock  (= uv pip compile pyproject.toml " + extras), header
+    assert header.startswith("#    make lock  (= uv pip compile pyproject.toml requirements/build.in " + extras), header
     assert f"-o requirements/{build}.lock" in header and "--generate-hashes" in header and "--universal" in header
     # every pinned line is followed by at least one sha256 hash (pip --require-hashes needs them all)
     blocks = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 2)[2])
@@ -136,3 +136,23 @@ def test_a_build_switch_removes_only_what_the_other_lock_alone_pins(monkeypatch)
     # cpu -> cuda12: the CPU lock pins nothing the CUDA lock lacks, and nothing of CUDA 13's is installed
     removed.clear()
     assert lockfile.remove_others(LOCKS["cuda12"], LOCKS["cpu"], LOCKS["cuda13"]) == [] and removed == []
+
+
+def test_the_locks_pin_the_build_back_end():
+    """`pip install --no-build-isolation -e .` builds with what the lock installed: pyproject.toml's
+    [build-system] requires are pinned in both locks (and listed in requirements/build.in, which `make lock`
+    compiles), so an offline set-up needs nothing beyond the lock's files (issue 31.2)."""
+    build = lockfile.build_requirements(PYPROJECT)
+    assert {r.name for r in build} >= {"setuptools", "wheel"}
+    assert sorted(map(str, lockfile.read_requirements_in(ROOT / lockfile.BUILD_IN))) == sorted(map(str, build))
+    env = lockfile.target_environment(lockfile.TARGETS[0])
+    for build_lock in LOCKS.values():
+        pins = {p.name: p.version for p in lockfile.parse_lock(build_lock) if p.applies(env)}
+        for req in build:
+            assert req.name in pins and req.specifier.contains(pins[req.name]), (build_lock.name, str(req))
+    # a build.in that no longer says what pyproject.toml says is reported
+    changed = copy.deepcopy(PYPROJECT)
+    changed["build-system"]["requires"] = ["setuptools>=99", "wheel"]
+    problems = lockfile.check(changed, LOCKS["cpu"], lockfile.LOCK_EXTRAS["cpu"])
+    assert any("setuptools" in p and "does not allow" in p for p in problems), problems
+

@@ -89,7 +89,7 @@ def _install(build: str) -> list[str]:
     """The set-up of ``build`` (cpu, cuda12, cuda13): its lock, the project, and away with what only the others pin."""
     others = " ".join(f"requirements/{b}.lock" for b in ("cpu", "cuda12", "cuda13") if b != build)
     return [f".venv/bin/python -m pip install --require-hashes -r requirements/{build}.lock",
-            ".venv/bin/python -m pip install --no-deps -e .",
+            ".venv/bin/python -m pip install --no-deps --no-build-isolation -e .",
             f".venv/bin/python tools/lockfile.py remove-others requirements/{build}.lock {others}"]
 
 
@@ -102,10 +102,15 @@ def _snakemake_runs(lines: list[str]) -> list[str]:
             if line.startswith(OWNER_RUN + ".venv/bin/snakemake") and "--report" not in line]
 
 
+#: how make reproduce runs the plan: through the question when it estimates over an hour (tools/confirm_cost.py)
+CONFIRM = ".venv/bin/python tools/confirm_cost.py -- "
+
+
 def _plans(lines: list[str]) -> list[str]:
     """The arguments of the plan step (python -m bmrsparse.plan -- SNAKEMAKE ARGS), spaces normalised."""
-    prefix = ".venv/bin/python -m bmrsparse.plan -- "
-    return [" ".join(line[len(prefix):].split()) for line in lines if line.startswith(prefix)]
+    prefix = CONFIRM + ".venv/bin/python -m bmrsparse.plan -- "
+    return [" ".join(line[len(prefix):].split()) for line in (" ".join(x.split()) + " " for x in lines)
+            if line.startswith(prefix)]
 
 
 def _installs(lines: list[str]) -> list[str]:
@@ -296,8 +301,8 @@ def test_the_first_line_of_a_real_run_is_the_choice(project):
     assert out[0].startswith(f"bmrsparse: {FOUND.format(cuda='13.0')}: CUDA 13 build")
     ran = [line for line in out if line.startswith(("python ", "snakemake "))]
     assert ran == ["python tools/unlock_stale.py .",
-                   "python -m bmrsparse.plan -- --profile profiles/local --configfile config/paper.yaml "
-                   "--resources gpu=1 --config archs=[mlp]",
+                   "python tools/confirm_cost.py -- .venv/bin/python -m bmrsparse.plan -- --profile profiles/local "
+                   "--configfile config/paper.yaml --resources gpu=1 --config archs=[mlp]",
                    "python tools/unlock_stale.py --run . -- .venv/bin/snakemake --profile profiles/local "
                    "--configfile config/paper.yaml --resources gpu=1 --config archs=[mlp]",
                    "python tools/unlock_stale.py .",

@@ -17,6 +17,12 @@ set -u
 
 case ${1:-} in
     "" | --make) ;;
+    -h | --help)
+        echo "usage: tools/choose_device.sh [--make]"
+        echo
+        sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' "$0"
+        exit 0
+        ;;
     *)
         echo "usage: tools/choose_device.sh [--make]" >&2
         exit 2

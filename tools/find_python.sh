@@ -4,6 +4,13 @@
 # fail and are skipped), then pyenv's installed versions ($PYENV_ROOT, default ~/.pyenv). Exit 1 when none is found.
 #   tools/find_python.sh [VERSION]
 set -u
+case ${1:-} in
+    -h | --help)
+        echo "usage: tools/find_python.sh [VERSION]"
+        sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'
+        exit 0
+        ;;
+esac
 want=${1:-3.12}
 
 fits() {

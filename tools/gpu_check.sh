@@ -39,7 +39,7 @@ prepare() {
     py=$(command -v "${PY:-$ROOT/.venv/bin/python}")  # an absolute path: the dry run runs in another folder
     rm -rf "$GPU/wheels" "$GPU/plan"
     mkdir -p "$GPU/wheels" "$GPU/plan"
-    "$py" -m pip wheel -q --no-deps -w "$GPU/wheels" .
+    "$py" -m pip wheel -q --no-deps --no-build-isolation -w "$GPU/wheels" .
     "$py" -m pip download -q --no-deps --only-binary=:all: -d "$GPU/wheels" numpyro==0.22.0
     # the grid's jobs as a fresh checkout sees them (results/ of this one may hold finished jobs)
     local copy
@@ -212,6 +212,10 @@ EOF
 case ${1:-} in
     prepare) prepare ;;
     run) run ;;
+    -h | --help)
+        echo "usage: tools/gpu_check.sh prepare|run"
+        sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+        ;;
     *)
         echo "usage: tools/gpu_check.sh prepare|run  (see the header of tools/gpu_check.sh)" >&2
         exit 2
