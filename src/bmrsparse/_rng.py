@@ -28,7 +28,8 @@ import math
 
 import numpy as np
 
-#: Threefry-2x32's rotation distances, four rounds each, alternating (Salmon et al. 2011, table 4)
+#: Threefry-2x32's rotation distances, four rounds each, alternating (Salmon et al. 2011, "Parallel random numbers:
+#: as easy as 1, 2, 3")
 ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 #: Threefry's key-schedule parity constant
 PARITY = 0x1BD11BDA
