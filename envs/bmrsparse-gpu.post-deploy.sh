@@ -9,5 +9,6 @@ if [[ ! -f "$root/pyproject.toml" || ! -d "$root/src/bmrsparse" ]]; then
         "run the workflow from a checkout of the project" >&2
     exit 1
 fi
-# --no-deps: the environment file already lists every dependency (the same as pyproject.toml).
-python -m pip install --no-deps -e "$root"
+# --no-deps: the environment file already pins every dependency (generated from the lock, as the build back-end
+# it also pins: --no-build-isolation builds with it instead of fetching setuptools and wheel).
+python -m pip install --no-deps --no-build-isolation -e "$root"

@@ -19,6 +19,12 @@ by one iteration:
 The fixed point is far from converged after four iterations, so the two differ a lot (see
 :func:`first_prune_fraction`).
 
+Inputs are checked at this front door: NaN or infinite means, standard deviations that are not > 0, shapes that
+do not fit and parameters out of range raise a :class:`ValueError` that names the argument (and the layer and leaf)
+and the problem, instead of a NaN result or a mask that prunes everything. Inside ``jax.jit``/``jax.vmap`` (the
+training's prune step) the arrays are tracers: their shapes are checked, their values are not (the program stays
+free of host callbacks).
+
 Sign convention (the paper's): :math:`\Delta F > 0` means the reduced model has the larger evidence, i.e. it is the
 better explanation of the data.
 
@@ -29,10 +35,14 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import digamma
 
+from ._checks import as_numbers, check_count, check_finite, check_positive, check_scalar, traced, where
 from ._layerwise import join_split
 
 __all__ = ["KEEP_RULES", "check_keep", "delta_f", "delta_f_zero", "spike_and_slab", "spike_and_slab_layers",
@@ -70,7 +80,22 @@ def delta_f(mu, sigma, theta):
       >>> float(delta_f(0.0, 1.0, 0.0))   # posterior equals the prior: no evidence either way
       0.0
     """
-    mu, sigma, theta = jnp.asarray(mu), jnp.asarray(sigma), jnp.asarray(theta)
+    ((mu, sigma), (_, s)), t = _posterior(mu, sigma, numbers=True), _theta(theta)
+    _check_shapes(("mu", mu), ("sigma", sigma), ("theta", theta))
+    if s is not None and t is not None:
+        s2, t2 = np.square(s), np.square(t)
+        bad = t2 + s2 * (1.0 - t2) <= 0
+        if bad.any():
+            s_bad, t_bad = np.broadcast_arrays(s, t)
+            raise ValueError(
+                "sigma and theta give rho^2 = theta^2 + sigma^2 - theta^2 sigma^2 <= 0 "
+                f"(e.g. sigma={s_bad[bad].ravel()[0]}, theta={t_bad[bad].ravel()[0]}{where(bad)}): Delta F(theta) is "
+                "undefined there; it needs sigma < 1 or theta <= 1 (or theta^2 < sigma^2 / (sigma^2 - 1))")
+    return _delta_f(mu, sigma, jnp.asarray(theta))
+
+
+def _delta_f(mu, sigma, theta):
+    """:func:`delta_f` on arrays already checked."""
     s2 = jnp.square(sigma)
     t2 = jnp.square(theta)
     rho2 = t2 + s2 * (1.0 - t2)
@@ -79,9 +104,92 @@ def delta_f(mu, sigma, theta):
 
 
 def delta_f_zero(mu, sigma):
-    r""":math:`\Delta F(\lambda = 0) = -\tfrac12[\ln \sigma^2 + \mu^2/\sigma^2]`, eq. (19) at :math:`\theta = 0`."""
-    mu, sigma = jnp.asarray(mu), jnp.asarray(sigma)
+    r""":math:`\Delta F(\lambda = 0) = -\tfrac12[\ln \sigma^2 + \mu^2/\sigma^2]`, eq. (19) at :math:`\theta = 0`.
+
+    ``mu`` finite, ``sigma`` finite and > 0, broadcastable to each other (else :class:`ValueError`).
+    """
+    mu, sigma = _posterior(mu, sigma)
+    return _delta_f_zero(mu, sigma)
+
+
+def _delta_f_zero(mu, sigma):
     return -0.5 * (2.0 * jnp.log(sigma) + jnp.square(mu / sigma))
+
+
+def _check_shapes(*named, fit=None):
+    """The named arrays broadcast together (and, with ``fit``, to the shape of the array named ``fit``)."""
+    shapes = {name: jnp.shape(value) for name, value in named}
+    try:
+        shape = np.broadcast_shapes(*shapes.values())
+    except ValueError:
+        raise ValueError("shapes that do not broadcast together: "
+                         + ", ".join(f"{n} {s}" for n, s in shapes.items())) from None
+    if fit is not None and shape != shapes[fit]:
+        others = ", ".join(f"{n} {s}" for n, s in shapes.items() if n != fit)
+        raise ValueError(f"{others} does not fit {fit} {shapes[fit]} (one value per weight)")
+    return shape
+
+
+def _numbers(name, value):
+    """A concrete value as numpy numbers in the dtype the computation uses (JAX's: without x64 a float64 becomes
+    float32, where 1e-50 is 0 and 1e300 infinite); None for a tracer. Checked on the host, so that nothing is added
+    to a program being traced (inside jit, even a constant's ``jnp.asarray`` is a tracer)."""
+    if traced(value):
+        return None
+    array = as_numbers(name, value)
+    return array.astype(jax.dtypes.canonicalize_dtype(array.dtype), copy=False)
+
+
+def _posterior(mu, sigma, *, prefix="", same_shape=False, numbers=False):
+    """``mu``, ``sigma`` as JAX arrays after the front door's checks (values only when concrete); with ``numbers``
+    also the checked numpy values (None for a tracer)."""
+    names = (f"{prefix}mu", f"{prefix}sigma")
+    m, s = _numbers(names[0], mu), _numbers(names[1], sigma)
+    if m is not None:
+        check_finite(names[0], m)
+    if s is not None:
+        check_positive(names[1], s)
+    _check_shapes((names[0], mu), (names[1], sigma), fit=names[0] if same_shape else None)
+    out = (jnp.asarray(mu), jnp.asarray(sigma))
+    return (out, (m, s)) if numbers else out
+
+
+def _theta(theta):
+    """The checked numpy value of ``theta`` (None for a tracer)."""
+    t = _numbers("theta", theta)
+    if t is not None:
+        check_positive("theta", t, allow_zero=True, what="the reduced prior's standard deviation; 0 is the spike")
+    return t
+
+
+def _check_fixed_point_args(alpha0, beta0, iters, keep):
+    """alpha0, beta0 > 0 (Beta prior), iters a whole number >= 0, a known keep rule; as (float, float, int)."""
+    check_keep(keep)
+    return check_scalar("alpha0", alpha0), check_scalar("beta0", beta0), check_count("iters", iters)
+
+
+def _layers(posterior, name="posterior"):
+    """``{layer: {leaf: (mu, sigma)}}`` with every pair checked (values only when concrete)."""
+    if not isinstance(posterior, Mapping):
+        raise ValueError(f"{name} must be a mapping {{layer: {{leaf: (mu, sigma)}}}}, got {type(posterior).__name__}")
+    out = {}
+    for layer, leaves in posterior.items():
+        if not isinstance(leaves, Mapping) or not leaves:
+            raise ValueError(f"{name}[{layer!r}] must be a non-empty mapping {{leaf: (mu, sigma)}}, got {leaves!r}")
+        out[layer] = {}
+        for leaf, pair in leaves.items():
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ValueError(f"{name}[{layer!r}][{leaf!r}] must be a pair (mu, sigma), got {type(pair).__name__}")
+            out[layer][leaf] = _posterior(*pair, prefix=f"{name}[{layer!r}][{leaf!r}] ", same_shape=True)
+    return out
+
+
+def _check_frozen(posterior, frozen):
+    if isinstance(frozen, str):
+        raise ValueError(f"frozen must be a collection of layer names, got the string {frozen!r} (write ({frozen!r},))")
+    unknown = [f for f in frozen if f not in posterior]
+    if unknown:
+        raise ValueError(f"frozen names {unknown} that posterior does not have (its layers: {list(posterior)})")
 
 
 def _fixed_point(df0, alpha0, beta0, iters):
@@ -143,8 +251,9 @@ def spike_and_slab(mu, sigma, alpha0: float = 1.0, beta0: float = 1.0, iters: in
       ``(q, keep)``: ``q`` the keep-probabilities (same shape as ``mu``): :math:`q^{k_{max}+1}` for
       ``keep="zeta"``, :math:`q^{k_{max}}` for ``keep="q"``; and the mask ``q >= 1/2`` (bool).
     """
-    df0 = delta_f_zero(mu, sigma)
-    q = _keep_q(df0, float(alpha0), float(beta0), int(iters), keep)
+    alpha0, beta0, iters = _check_fixed_point_args(alpha0, beta0, iters, keep)
+    mu, sigma = _posterior(mu, sigma, same_shape=True)
+    q = _keep_q(_delta_f_zero(mu, sigma), alpha0, beta0, iters, keep)
     return q, q >= 0.5
 
 
@@ -165,18 +274,38 @@ def spike_and_slab_layers(posterior, masks, *, alpha0: float = 1.0, beta0: float
       relaxes back towards the prior :math:`\mathcal{N}(0, 1)` (:math:`\Delta F \to 0`), so it neither pushes
       :math:`\zeta` down (which would prune ever more in a ratchet) nor comes back (masks accumulate).
     """
-    check_keep(keep)
+    alpha0, beta0, iters = _check_fixed_point_args(alpha0, beta0, iters, keep)
+    posterior = _layers(posterior)
+    _check_frozen(posterior, frozen)
+    _check_masks(posterior, masks)
     new_masks, qs = {}, {}
     for layer, leaves in posterior.items():
         if layer in frozen:
             new_masks[layer] = dict(masks[layer])
-            qs[layer] = {k: jnp.ones_like(jnp.asarray(mu)) for k, (mu, _) in leaves.items()}
+            qs[layer] = {k: jnp.ones_like(mu) for k, (mu, _) in leaves.items()}
             continue
         # one zeta per layer: its leaves (kernel and bias) are decided as one vector
-        df0 = {k: delta_f_zero(*pair) for k, pair in leaves.items()}
-        qs[layer] = join_split(lambda d: _keep_q(d, float(alpha0), float(beta0), int(iters), keep), df0, xp=jnp)
+        df0 = {k: _delta_f_zero(*pair) for k, pair in leaves.items()}
+        qs[layer] = join_split(lambda d: _keep_q(d, alpha0, beta0, iters, keep), df0, xp=jnp)
         new_masks[layer] = {k: jnp.logical_and(jnp.asarray(masks[layer][k]), q >= 0.5) for k, q in qs[layer].items()}
     return new_masks, qs
+
+
+def _check_masks(posterior, masks):
+    """``masks`` has the posterior's layers and leaves, each of its leaf's shape."""
+    if not isinstance(masks, Mapping):
+        raise ValueError(f"masks must be a mapping {{layer: {{leaf: bool array}}}}, got {type(masks).__name__}")
+    for layer, leaves in posterior.items():
+        if layer not in masks or not isinstance(masks[layer], Mapping):
+            raise ValueError(f"masks has no layer {layer!r} (posterior's layers: {list(posterior)}; masks': "
+                             f"{list(masks)})")
+        if set(masks[layer]) != set(leaves):
+            raise ValueError(f"masks[{layer!r}] has leaves {sorted(masks[layer])}, posterior[{layer!r}] has "
+                             f"{sorted(leaves)}")
+        for leaf, (mu, _) in leaves.items():
+            if jnp.shape(masks[layer][leaf]) != jnp.shape(mu):
+                raise ValueError(f"masks[{layer!r}][{leaf!r}] has shape {jnp.shape(masks[layer][leaf])}, its posterior "
+                                 f"mu {jnp.shape(mu)}")
 
 
 def first_prune_fraction(posterior, frozen=(), *, iters=(1, 2, 4, 5, 8, 20, None), alpha0: float = 1.0,
@@ -195,22 +324,31 @@ def first_prune_fraction(posterior, frozen=(), *, iters=(1, 2, 4, 5, 8, 20, None
       ``{k: fraction}`` over all weights of the non-frozen layers (``"converged"`` for ``None``), each layer with
       its own :math:`\zeta`.
     """
-    check_keep(keep)
+    alpha0, beta0, _ = _check_fixed_point_args(alpha0, beta0, 0, keep)
+    if isinstance(iters, (str, bytes)) or not hasattr(iters, "__iter__"):
+        raise ValueError(f"iters must be a collection of k_max values (whole numbers >= 0, or None), got {iters!r}")
+    iters = [None if k is None else check_count("iters[]", k) for k in iters]
+    tol = check_scalar("tol", tol)
+    max_iters = check_count("max_iters", max_iters, minimum=1)
+    posterior = _layers(posterior)
+    _check_frozen(posterior, frozen)
     dfs = []
     for layer, leaves in posterior.items():
         if layer in frozen:
             continue
-        dfs.append(jnp.concatenate([jnp.ravel(delta_f_zero(*leaves[k])) for k in leaves]))
+        dfs.append(jnp.concatenate([jnp.ravel(_delta_f_zero(*leaves[k])) for k in leaves]))
     total = sum(int(d.size) for d in dfs)
+    if total == 0:
+        raise ValueError(f"posterior has no weights outside frozen {list(frozen)}: no fraction to compute")
     out = {}
     for k in iters:
         pruned = 0
         for df0 in dfs:
             if k is None:
-                n = _converged_iters(df0, float(alpha0), float(beta0), tol, max_iters)
+                n = _converged_iters(df0, alpha0, beta0, tol, max_iters)
             else:
-                n = int(k)
-            q = _keep_q(df0, float(alpha0), float(beta0), n, keep)
+                n = k
+            q = _keep_q(df0, alpha0, beta0, n, keep)
             pruned += int(jnp.sum(q < 0.5))
         out["converged" if k is None else int(k)] = pruned / total
     return out

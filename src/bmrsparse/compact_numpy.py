@@ -40,26 +40,122 @@ _ACTIVATIONS = {
 
 
 def load(stem: str | os.PathLike) -> dict:
-    """``{"spec": the JSON description, "arrays": {name: array}}`` of the export ``<stem>.json`` / ``<stem>.npz``."""
+    """``{"spec": the JSON description, "arrays": {name: array}}`` of the export ``<stem>.json`` / ``<stem>.npz``.
+
+    Everything is checked before it is returned, so that :func:`predict` cannot turn a bad file into NaN logits:
+    the input's shape, mean, std (> 0) and padding, every layer's type, activation, pooling and shapes along the
+    whole chain (each layer reads what the one before gives), ``input_index`` (whole numbers inside the flattened
+    image), and every array finite. A problem raises :class:`ValueError` naming the file, the layer or key and what
+    is wrong.
+    """
     stem = os.fspath(stem)
     for suffix in (".json", ".npz"):
         if stem.endswith(suffix):
             stem = stem[: -len(suffix)]
     with open(stem + ".json") as handle:
-        spec = json.load(handle)
-    if spec.get("format") != FORMAT or spec.get("version") != VERSION:
+        try:
+            spec = json.load(handle)
+        except ValueError as e:
+            raise ValueError(f"{stem}.json is not JSON ({e})") from None
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT or spec.get("version") != VERSION:
         raise ValueError(f"{stem}.json is not a {FORMAT} description of version {VERSION}")
     with np.load(stem + ".npz", allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
-    for layer in spec["layers"]:
-        for key in ("kernel", "bias"):
-            if layer[key] not in arrays:
-                raise ValueError(f"{stem}.npz lacks the array {layer[key]!r} of layer {layer['name']!r}")
-        kernel, bias = arrays[layer["kernel"]], arrays[layer["bias"]]
-        if kernel.shape[-2:] != (layer["in"], layer["out"]) or bias.shape != (layer["out"],):
-            raise ValueError(f"{stem}: layer {layer['name']!r} has kernel {kernel.shape} and bias {bias.shape}, "
-                             f"the description says {layer['in']} -> {layer['out']}")
+    _check(stem, spec, arrays)
     return {"spec": spec, "arrays": arrays}
+
+
+def _whole(value, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _finite(where: str, array: np.ndarray) -> None:
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise ValueError(f"{where} must hold real numbers, not dtype {array.dtype}")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise ValueError(f"{where} has {int(bad.sum())} non-finite value(s) (NaN or infinity)")
+
+
+def _check(stem: str, spec: dict, arrays: dict) -> None:
+    """The checks of :func:`load` (see there); raises ValueError naming what is wrong."""
+    inp = spec.get("input")
+    if not isinstance(inp, dict):
+        raise ValueError(f"{stem}.json has no \"input\" description")
+    shape = inp.get("shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(_whole(s, 1) for s in shape)):
+        raise ValueError(f"{stem}.json: input shape must be [H, W, C] of whole numbers >= 1, got {shape!r}")
+    channels = shape[2]
+    for key in ("mean", "std"):
+        values = inp.get(key)
+        if not isinstance(values, list) or len(values) != channels:
+            raise ValueError(f"{stem}.json: input {key} must list one number per channel ({channels}), got {values!r}")
+        try:
+            numbers = np.asarray(values, np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{stem}.json: input {key} must be numbers, got {values!r}") from None
+        _finite(f"{stem}.json: input {key}", numbers)
+        if key == "std" and (numbers <= 0).any():
+            raise ValueError(f"{stem}.json: input std must be > 0 (it divides the image), got {values!r}")
+    if not _whole(inp.get("pad"), 0):
+        raise ValueError(f"{stem}.json: input pad must be a whole number >= 0, got {inp.get('pad')!r}")
+    layers = spec.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise ValueError(f"{stem}.json has no layers")
+    for name, array in arrays.items():
+        _finite(f"{stem}.npz: array {name!r}", array)
+    index = spec.get("input_index")
+    here = (shape[0] + 2 * inp["pad"], shape[1] + 2 * inp["pad"], channels)  # what the next layer reads
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict):
+            raise ValueError(f"{stem}.json: layer {i} is not a description, got {layer!r}")
+        name = layer.get("name", i)
+        where = f"{stem}: layer {name!r}"
+        for key in ("kernel", "bias"):
+            if layer.get(key) not in arrays:
+                raise ValueError(f"{stem}.npz lacks the array {layer.get(key)!r} of layer {name!r}")
+        kernel, bias = arrays[layer["kernel"]], arrays[layer["bias"]]
+        if not (_whole(layer.get("in"), 0) and _whole(layer.get("out"), 0)):
+            raise ValueError(f"{where}: in and out must be whole numbers, got {layer.get('in')!r}, {layer.get('out')!r}")
+        if kernel.shape[-2:] != (layer["in"], layer["out"]) or bias.shape != (layer["out"],):
+            raise ValueError(f"{where} has kernel {kernel.shape} and bias {bias.shape}, "
+                             f"the description says {layer['in']} -> {layer['out']}")
+        if layer.get("activation") not in _ACTIVATIONS:
+            raise ValueError(f"{where}: activation must be one of {sorted(_ACTIVATIONS)}, got {layer.get('activation')!r}")
+        pool = layer.get("pool")
+        if not _whole(pool, 0):
+            raise ValueError(f"{where}: pool must be a whole number >= 0 (0: none), got {pool!r}")
+        if layer.get("flatten"):
+            here = (int(np.prod(here)),)
+            if i == 0 and index:
+                if index not in arrays:
+                    raise ValueError(f"{stem}.npz lacks the input_index array {index!r}")
+                idx = arrays[index]
+                if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer) or (idx < 0).any() \
+                        or (idx >= here[0]).any():
+                    raise ValueError(f"{stem}.npz: input_index must be a vector of whole numbers in [0, {here[0]}) "
+                                     f"(pixels of the flattened input), got dtype {idx.dtype} shape {idx.shape} "
+                                     f"range [{idx.min() if idx.size else '-'}, {idx.max() if idx.size else '-'}]")
+                here = (idx.size,)
+        if layer.get("type") == "dense":
+            if kernel.ndim != 2 or here != (layer["in"],):
+                raise ValueError(f"{where} (dense, kernel {kernel.shape}) reads {layer['in']} features, but the "
+                                 f"layer before gives {'x'.join(map(str, here))}")
+            if pool:
+                raise ValueError(f"{where}: a dense layer cannot pool (pool {pool})")
+            here = (layer["out"],)
+        elif layer.get("type") == "conv":
+            size = layer.get("kernel_size")
+            if kernel.ndim != 4 or list(kernel.shape[:2]) != size:
+                raise ValueError(f"{where} (conv) has kernel {kernel.shape}, its kernel_size is {size!r}")
+            if len(here) != 3 or here[2] != layer["in"] or here[0] < size[0] or here[1] < size[1]:
+                raise ValueError(f"{where} (conv, kernel {kernel.shape}) cannot read the "
+                                 f"{'x'.join(map(str, here))} input the layer before gives")
+            here = (here[0] - size[0] + 1, here[1] - size[1] + 1, layer["out"])
+            if pool:
+                here = (here[0] // pool, here[1] // pool, here[2])
+        else:
+            raise ValueError(f"{where}: type must be \"dense\" or \"conv\", got {layer.get('type')!r}")
 
 
 def preprocess(net: dict, images) -> np.ndarray:
@@ -68,6 +164,7 @@ def preprocess(net: dict, images) -> np.ndarray:
     x = np.asarray(images, np.float32)
     if x.ndim != 4 or list(x.shape[1:]) != list(spec["shape"]):
         raise ValueError(f"expected images [B, {', '.join(map(str, spec['shape']))}], got {x.shape}")
+    _finite("images", x)
     x = (x - np.asarray(spec["mean"], np.float32)) / np.asarray(spec["std"], np.float32)
     p = int(spec["pad"])
     if p:
@@ -91,6 +188,12 @@ def forward(net: dict, x) -> np.ndarray:
     """Logits of the preprocessed input ``x`` (see :func:`preprocess`)."""
     spec, arrays = net["spec"], net["arrays"]
     x = np.asarray(x, np.float32)
+    inp = spec["input"]
+    pad = int(inp["pad"])
+    want = [inp["shape"][0] + 2 * pad, inp["shape"][1] + 2 * pad, inp["shape"][2]]
+    if x.ndim != 4 or list(x.shape[1:]) != want:
+        raise ValueError(f"expected preprocessed x [B, {', '.join(map(str, want))}], got {x.shape}")
+    _finite("x", x)
     for i, layer in enumerate(spec["layers"]):
         if layer["flatten"]:
             x = x.reshape(x.shape[0], -1)

@@ -256,7 +256,7 @@ def check_accelerator(environ=None, resources_gpu: int = 0, backend: str | None 
         f"this job was given a GPU ({', '.join(evidence)}) but JAX runs on the CPU: jax {versions['jax']} / "
         f"jaxlib {versions['jaxlib']} found no GPU backend, so training would run on the node's CPUs, many times "
         "slower than the GPU runtime the job's time limit was computed for. Fix one of: install JAX's CUDA build "
-        "into the jobs' environment (`pip install -e '.[cuda]'`, or run Snakemake with `--sdm conda`, which gives "
-        "GPU jobs envs/bmrsparse-gpu.yaml); load the cluster's CUDA driver/module on the GPU nodes; or, to train "
+        "into the jobs' environment (`pip install -e '.[cuda12]'`, or '.[cuda13]' where the driver supports CUDA "
+        "13, or run Snakemake with `--sdm conda`, which gives GPU jobs envs/bmrsparse-gpu.yaml); load the cluster's CUDA driver/module on the GPU nodes; or, to train "
         f"on CPUs on purpose, set `resources.gpu: 0` in the config or export {ALLOW_CPU_ENV}=1."
     )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .bmr import KEEP_RULES, check_keep
+from .methods.bmr_struct import GROUP_INPUTS
 from .nets import NETWORKS
 
 __all__ = ["TrainingSettings", "KEEP_RULES", "ELBOS", "STEP_LOOPS"]
@@ -60,6 +61,9 @@ class TrainingSettings:
       init_radius: mean-field guide locations start uniform in :math:`[-r, r]` (the authors' r = 2).
       init_scale: guide scales start at this value (the authors').
       dropout: Flat-MAP's dropout rate on dense layers (not in the Mixer).
+      bmr_group_inputs: what a group's :math:`\Delta F` sums in structured BMR, one of
+        :data:`bmrsparse.methods.bmr_struct.GROUP_INPUTS` (``"all"``: every weight of the group, the method as
+        specified).
       net: per-network keyword arguments of :func:`bmrsparse.nets.make_net`, e.g. ``{"mlp": {"width": 32}}``.
     """
 
@@ -83,6 +87,7 @@ class TrainingSettings:
     init_radius: float = 2.0
     init_scale: float = 0.1
     dropout: float = 0.2
+    bmr_group_inputs: str = "all"
     net: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -107,7 +112,7 @@ class TrainingSettings:
             check_keep(self.bmr_keep)
         except ValueError as e:
             raise ValueError(f"training.bmr_keep: {e}") from None
-        for key, allowed in (("elbo", ELBOS), ("step_loop", STEP_LOOPS)):
+        for key, allowed in (("elbo", ELBOS), ("step_loop", STEP_LOOPS), ("bmr_group_inputs", GROUP_INPUTS)):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"training.{key} must be one of {list(allowed)}, got {getattr(self, key)!r}")
         unknown = [a for a in self.net if a not in NETWORKS]

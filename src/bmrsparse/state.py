@@ -72,7 +72,7 @@ def save_state(trainer, state, path, *, extra: dict | None = None, index: int | 
 
 def read_state_header(path) -> dict:
     """The JSON header of a state file (data set, architecture, method, seeds, step, ``extra``), verified."""
-    return json.loads(str(load_npz(path, producer=STATE_PRODUCER)["header"]))
+    return _header(path, load_npz(path, producer=STATE_PRODUCER))
 
 
 def read_state(trainer, path, *, require_method: bool = False):
@@ -97,9 +97,39 @@ def read_state(trainer, path, *, require_method: bool = False):
     return _read_one(trainer, path, require_method, trainer.seeds)
 
 
+def _header(path, arrays) -> dict:
+    """The file's JSON header (taken out of ``arrays``), its step a whole number >= 0, its seeds whole numbers."""
+    if "header" not in arrays:
+        raise StateMismatchError(f"{path} has no header: it is not a bmrsparse state file; delete it")
+    try:
+        head = json.loads(str(arrays.pop("header")))
+    except ValueError as e:
+        raise StateMismatchError(f"{path}: its header is not JSON ({e}); delete the file") from None
+    if not isinstance(head, dict):
+        raise StateMismatchError(f"{path}: its header is not a JSON object; delete the file")
+    step = head.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"{path}: header step must be a whole number >= 0, got {step!r}; delete the file")
+    seeds = head.get("seeds")
+    if not isinstance(seeds, list) or not seeds or any(isinstance(x, bool) or not isinstance(x, int) for x in seeds):
+        raise ValueError(f"{path}: header seeds must be a non-empty list of whole numbers, got {seeds!r}; "
+                         "delete the file")
+    return head
+
+
+def _check_numbers(path, name, array) -> None:
+    """A float array of the file must be finite (a run that diverges never writes one: it stops at its last finite
+    checkpoint, :class:`bmrsparse.train.NonFiniteLossError`)."""
+    if np.issubdtype(array.dtype, np.floating):
+        bad = ~np.isfinite(array)
+        if bad.any():
+            raise ValueError(f"{path}: {name} has {int(bad.sum())} non-finite value(s) (NaN or infinity) of "
+                             f"{array.size}; the file was changed or written by a run that diverged: delete it")
+
+
 def _read_one(trainer, path, require_method, seeds):
     arrays = load_npz(path, producer=STATE_PRODUCER)
-    head = json.loads(str(arrays.pop("header")))
+    head = _header(path, arrays)
     mine = trainer.model.header(seeds)
     for k in ("format", "dataset", "arch", "prior", "point_estimate", "layers", "image_shape", "seeds"):
         if head.get(k) != mine.get(k):
@@ -121,12 +151,23 @@ def _read_one(trainer, path, require_method, seeds):
         name = "svi" + _keystr(p)
         if name not in arrays or arrays[name].shape != t.shape:
             raise StateMismatchError(f"{path}: parameter {name} missing or of another shape; delete the file")
+        _check_numbers(path, f"parameter {name}", arrays[name])
         leaves.append(jnp.asarray(arrays[name], t.dtype))
     svi_state = jax.tree_util.tree_unflatten(treedef, leaves)
-    masks = {
-        l.name: {leaf: jnp.asarray(arrays[f"mask/{l.name}/{leaf}"]) for leaf, _ in l.shapes} for l in trainer.layers
-    }
-    return State(svi_state, jnp.asarray(arrays["data_key"]), masks, int(head["step"])), head
+    masks = {}
+    for l in trainer.layers:
+        masks[l.name] = {}
+        for leaf, shape in l.shapes:
+            name, want = f"mask/{l.name}/{leaf}", (n, *shape)
+            if name not in arrays or arrays[name].shape != want or arrays[name].dtype != bool:
+                got = "missing" if name not in arrays else f"{arrays[name].dtype} {arrays[name].shape}"
+                raise StateMismatchError(f"{path}: keep-mask {name} must be bool of shape {want}, got {got}; delete "
+                                         "the file")
+            masks[l.name][leaf] = jnp.asarray(arrays[name])
+    key = template.data_key
+    if "data_key" not in arrays or arrays["data_key"].shape != (n, *key.shape[1:]):
+        raise StateMismatchError(f"{path}: data_key missing or of another shape; delete the file")
+    return State(svi_state, jnp.asarray(arrays["data_key"]), masks, head["step"]), head
 
 
 def load_state(path, data_path=None, *, settings: Mapping | None = None, seeds=None):
@@ -139,6 +180,14 @@ def load_state(path, data_path=None, *, settings: Mapping | None = None, seeds=N
     (default all of them).
     """
     head = read_state_header(path)
+    for key in ("arch", "method", "dataset"):
+        if not isinstance(head.get(key), str):
+            raise StateMismatchError(f"{path}: header {key} must be a name, got {head.get(key)!r}; delete the file")
+    shape = head.get("image_shape")
+    if not isinstance(shape, list) or len(shape) != 3 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
+                                                              for v in shape):
+        raise ValueError(f"{path}: header image_shape must be [H, W, C] of whole numbers >= 1, got {shape!r}; "
+                         "delete the file")
     s = TrainingSettings.from_mapping({**((head.get("extra") or {}).get("settings") or {}), **dict(settings or {})})
     if data_path is not None:
         ds = bdata.load_prepared(data_path)
@@ -162,6 +211,8 @@ def state_layers(path, index: int = 0) -> dict:
     Layers are named as in :func:`bmrsparse.methods.find_layers` (``"head"`` is the output layer); leaves are
     ``"kernel"``, ``"bias"``, ``"scale"`` or ``"value"``.
     """
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        raise ValueError(f"index must be a whole number (the seed's position in the file), got {index!r}")
     trainer, state, head = load_state(path)
     if not 0 <= int(index) < len(trainer.seeds):
         raise IndexError(f"{path} holds {len(trainer.seeds)} seeds; index {index} is out of range")
@@ -170,6 +221,10 @@ def state_layers(path, index: int = 0) -> dict:
     layout = Layout(trainer.layers)
     mu = np.asarray(params["w_hat.loc"])[index]
     sigma = np.asarray(params["w_hat.scale"])[index] if "w_hat.scale" in params else None
+    if sigma is not None and not (sigma > 0).all():  # an unconstrained scale far below zero is 0 in float32
+        bad = ~(sigma > 0)
+        raise ValueError(f"{path}: {int(bad.sum())} posterior standard deviation(s) of seed index {index} are not > 0 "
+                         f"(e.g. {sigma[bad][0]}): not a Gaussian posterior that BMR can read; delete the file")
     out = {}
     for layer in trainer.layers:
         out[layer.name] = {

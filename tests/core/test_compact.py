@@ -104,7 +104,7 @@ def test_a_structured_network_keeps_exactly_its_kept_units(arch):
 
 
 @pytest.mark.parametrize("arch,empty,upstream", [("mlp", "dense_2", 3), ("lenet", "conv_1", 2)])
-def test_removals_cascade_and_empty_layers_still_compute(arch, empty, upstream):
+def test_removals_cascade_and_empty_layers_still_compute(arch, empty, upstream, tmp_path):
     net, params, shape = _net_and_params(arch)
     masks = _masks(params, np.random.default_rng(4), structured=True)
     masks[empty] = {k: np.zeros_like(v) for k, v in masks[empty].items()}  # a whole layer removed
@@ -117,6 +117,12 @@ def test_removals_cascade_and_empty_layers_still_compute(arch, empty, upstream):
     for arrays in (small.arrays, compact.band_matrices(small.spec, small.arrays)):
         got = np.asarray(compact.apply(small.spec, arrays, jnp.asarray(x)))
         np.testing.assert_allclose(got, _masked_logits(net, params, masks, x), atol=1e-5, rtol=0)
+    # the numpy loader's checks (issue 31.1) take the export with its empty layers
+    from bmrsparse import compact_numpy
+
+    compact.export(small, tmp_path / "net")
+    np.testing.assert_allclose(compact_numpy.forward(compact_numpy.load(tmp_path / "net"), x),
+                               _masked_logits(net, params, masks, x), atol=1e-5, rtol=0)
 
 
 def test_the_compactable_architectures_are_registered_networks_and_the_others_are_refused():

@@ -58,8 +58,8 @@ def test_cpu_backend_with_a_gpu_is_refused_with_cause_and_fix():
     with pytest.raises(prov.GPUFallbackError) as err:
         prov.check_accelerator(GIVEN_GPU, resources_gpu=1, backend="cpu")
     message = str(err.value)
-    for part in ("CUDA_VISIBLE_DEVICES=0", "JAX runs on the CPU", "'.[cuda]'", "--sdm conda", "resources.gpu: 0",
-                 f"{prov.ALLOW_CPU_ENV}=1"):
+    for part in ("CUDA_VISIBLE_DEVICES=0", "JAX runs on the CPU", "'.[cuda12]'", "'.[cuda13]'", "--sdm conda",
+                 "resources.gpu: 0", f"{prov.ALLOW_CPU_ENV}=1"):
         assert part in message
 
 

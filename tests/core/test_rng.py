@@ -1,10 +1,13 @@
-"""The straight-line Threefry lowering on CPU: the same random bits, the same training, and it really switches."""
+"""The straight-line Threefry on CPU (bmrsparse._rng): the same random bits as jax.random, through public JAX only,
+the switch really switches, and training gives the same numbers with it. Run on the locked JAX (`make test`) and on
+the newest (`make test-newest`)."""
 
 from __future__ import annotations
 
 import contextlib
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -15,33 +18,90 @@ from bmrsparse.train import Trainer
 
 from conftest import TINY_NETS
 
-pytestmark = pytest.mark.skipif(not _rng.available(), reason="this JAX lacks the private lowering names")
-
 
 def _draws(key):
-    return jax.random.normal(key, (4097,)), jax.random.bernoulli(jax.random.fold_in(key, 1), 0.8, (1000,))
+    """Each kind of draw the library makes through _rng.once, and a few more shapes and widths."""
+    return (
+        _rng.once(key, lambda k: jax.random.normal(k, (4097,))),
+        _rng.once(key, lambda k: jax.random.bernoulli(k, 0.8, (33, 31))),
+        _rng.once(key, lambda k: jax.random.uniform(k, (7, 5, 3))),
+        _rng.once(key, lambda k: jax.random.bits(k, (3, 4), jnp.uint8)),
+        _rng.once(key, lambda k: jax.random.bits(k, (1,), jnp.uint16)),
+        _rng.once(key, lambda k: jax.random.bits(k, (), jnp.uint32)),
+    )
 
 
-def test_same_bits_and_the_switch_takes_effect_after_an_earlier_lowering():
-    key = jax.random.PRNGKey(3)
-    rolled = jax.jit(_draws).lower(key)  # lowered first with the default rule: cached inside JAX
-    with _rng.straight_line_threefry():
-        straight = jax.jit(_draws).lower(key)
-    after = jax.jit(_draws).lower(key)
-    if jax.default_backend() == "cpu":
-        assert "while" in rolled.as_text() and "while" in after.as_text()
-        assert "while" not in straight.as_text()  # the straight-line form, despite the cached earlier lowering
-    a, b = rolled.compile()(key), straight.compile()(key)
-    for x, y in zip(a, b):
+def _lower(fun, *args, straight: bool):
+    """``fun`` lowered for ``args`` with or without the switch; a fresh function each time (jit caches traces per
+    function, and the switch acts when a program is traced)."""
+    with _rng.straight_line_threefry() if straight else contextlib.nullcontext():
+        return jax.jit(lambda *a: fun(*a)).lower(*args)
+
+
+def _assert_same(a, b):
+    for x, y in zip(a, b, strict=True):
+        assert x.dtype == y.dtype and x.shape == y.shape
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+@pytest.mark.parametrize("make_key", [jax.random.PRNGKey, jax.random.key], ids=["uint32-key", "typed-key"])
+def test_the_same_bits_with_either_route(make_key):
+    for seed in (3, 2**31 + 7):
+        key = make_key(seed)
+        _assert_same(_lower(_draws, key, straight=False).compile()(key),
+                     _lower(_draws, key, straight=True).compile()(key))
+    # several keys at once (vmapped, as for several seeds)
+    keys = jax.vmap(make_key)(jnp.arange(3))
+    _assert_same(_lower(jax.vmap(_draws), keys, straight=False).compile()(keys),
+                 _lower(jax.vmap(_draws), keys, straight=True).compile()(keys))
+
+
+def test_random_bits_is_jaxs_threefry():
+    key = jax.random.PRNGKey(5)
+    for dtype in (jnp.uint8, jnp.uint16, jnp.uint32):
+        for shape in ((), (1,), (6, 7), (2, 3, 5)):
+            want = jax.random.bits(key, shape, dtype)
+            got = _rng.random_bits(key, jnp.iinfo(dtype).bits, shape)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+def test_the_switch_takes_effect_and_only_within_the_block():
+    key = jax.random.PRNGKey(3)
+    draw = lambda k: _rng.once(k, lambda kk: jax.random.normal(kk, (1000,)))  # noqa: E731
+    before = _lower(draw, key, straight=False)
+    straight = _lower(draw, key, straight=True)
+    after = _lower(draw, key, straight=False)
+    jaxpr = lambda: str(jax.make_jaxpr(lambda k: draw(k))(key))  # noqa: E731 (a fresh function: traced anew)
+    with _rng.straight_line_threefry():
+        assert "bmrfry" in jaxpr()  # this module's implementation draws the bits
+    assert "bmrfry" not in jaxpr()
+    if jax.default_backend() == "cpu":
+        # JAX's CPU lowering of its Threefry is a loop; the straight-line form has none
+        assert "while" in before.as_text() and "while" in after.as_text()
+        assert "while" not in straight.as_text()
+
+
+def test_other_keys_and_jaxs_other_bit_layout_keep_the_default_route():
+    with _rng.straight_line_threefry():
+        rbg = jax.random.key(1, impl="rbg")
+        assert _rng.straight_key(rbg) is rbg
+        key = jax.random.PRNGKey(2)
+        assert "bmrfry" in str(_rng.straight_key(key).dtype)
+        assert "bmrfry" in str(_rng.straight_key(jax.random.key(2)).dtype)  # a typed Threefry key too
+        jax.config.update("jax_threefry_partitionable", False)
+        try:
+            assert _rng.straight_key(key) is key
+        finally:
+            jax.config.update("jax_threefry_partitionable", True)
+
+
 @pytest.mark.parametrize("method", ["flat_map", "flat_ff"])
-def test_training_gives_the_same_numbers_with_either_lowering(monkeypatch, method):
+def test_training_gives_the_same_numbers_with_either_route(monkeypatch, method):
     """Flat-MAP's dropout masks and Flat-FF's normal draws (MLP, CPU) use the straight-line form: the same random
-    numbers, but XLA fuses the step differently around them, so float rounding differs in the last digits
-    (measured: 10 % of the Flat-MAP weights differ, by at most 3e-6, after 40 steps of this tiny network). The
-    default profile's Flat-MAP MLP job, rerun with it, gave the same metrics to every printed digit."""
+    numbers, but XLA fuses the step differently around them, so float rounding may differ in the last digits
+    (measured with the earlier private lowering: 10 % of the Flat-MAP weights differed, by at most 3e-6, after 40
+    steps of this tiny network)."""
     settings = TrainingSettings.from_mapping({"batch_size": 32, "net": TINY_NETS})
     ds = synthetic_dataset("fashion_mnist", "mlp", n_train=256, n_test=16)
     entered = []

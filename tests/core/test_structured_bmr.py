@@ -127,7 +127,7 @@ def test_prune_step_removes_whole_units_never_the_head_and_accumulates(arch, net
         kernel = m["kernel"].reshape(-1, m["kernel"].shape[-1])
         assert (kernel == m["bias"][None]).all()  # a unit is kept or removed whole
         df = np.asarray(bmr_struct.group_delta_f(post[layer.name]))
-        want = _transcription(df, s["alpha0"], s["beta0"], s["bmr_iters"], s["bmr_keep"]) >= 0.5
+        want = _transcription(df, s.alpha0, s.beta0, s.bmr_iters, s.bmr_keep) >= 0.5
         np.testing.assert_array_equal(m["bias"], want)
     # masks accumulate: a second step never brings a unit back
     second = jax.tree.map(lambda m: np.asarray(m)[0], jax.device_get(trainer.prune(first).masks))
@@ -238,6 +238,6 @@ def test_the_prune_step_in_training_reads_the_group_inputs_setting(option, monke
     monkeypatch.setattr(bmr_struct, "structured_prune", spy)
     trainer = _trainer("mlp", {"width": 16, "depth": 2})
     if option is not None:
-        trainer.settings = {**trainer.settings, "bmr_group_inputs": option}
+        trainer.settings = trainer.settings.replace(bmr_group_inputs=option)
     trainer.prune(trainer.init())
     assert seen == [option or "all"]

@@ -158,7 +158,7 @@ def test_lenet_evaluation_uses_xla_convolutions_with_the_same_numbers(fmnist_sma
 def test_non_finite_loss_stops_with_step_and_writes_nothing(fmnist_small, tmp_path):
     """A real divergence (absurd step size): the run stops naming the step and the setting to change."""
     with pytest.raises(NonFiniteLossError, match=r"non-finite at step \d+") as err:
-        _stage(fmnist_small, tmp_path, "flat_map", [50], tag="run", learning_rate={"flat_map": 1e30})
+        _stage(fmnist_small, tmp_path, "flat_map", [50], tag="run", learning_rate=1e30)
     assert "training.learning_rate.flat_map" in str(err.value)
     assert not (tmp_path / "run.npz").exists() and not (tmp_path / "run.csv").exists()
 

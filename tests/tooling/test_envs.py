@@ -1,9 +1,12 @@
-"""One source of truth for the software: the conda env files and the CUDA extra agree with pyproject.toml.
+"""One source of truth for the software: the conda env files are generated from the locks, which agree with
+pyproject.toml (issue 31.4).
 
 `snakemake --sdm conda` cannot run here (no conda on the test machine), so these tests check the files' content:
-envs/bmrsparse.yaml lists exactly pyproject.toml's dependencies, envs/bmrsparse-gpu.yaml those plus the `cuda`
-extra, the CUDA plugin's version equals JAX's, training rules use the GPU env when the config asks for GPUs, and
-the post-deploy script installs the project from the workflow's own folder whatever the working directory.
+envs/bmrsparse.yaml and envs/bmrsparse-gpu.yaml are exactly what `tools/lockfile.py envs` writes from
+requirements/cpu.lock and requirements/cuda12.lock (every line an exact pin of the lock's version), they pin every
+dependency of pyproject.toml (the GPU env the `cuda12` extra too) within its bounds, the CUDA plugin's version equals
+JAX's, training rules use the GPU env when the config asks for GPUs, and the post-deploy script installs the project
+from the workflow's own folder whatever the working directory.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 ENVS = ROOT / "envs"
+sys.path.insert(0, str(ROOT / "tools"))
+import lockfile  # noqa: E402
 
 
 def _pip_list(name: str) -> list[str]:
@@ -45,22 +50,47 @@ def _pins(reqs: list[str]) -> dict[str, str]:
     return out
 
 
-def test_cpu_env_is_pyproject_dependencies():
-    assert list(map(_norm, _pip_list("bmrsparse.yaml"))) == list(map(_norm, PYPROJECT["project"]["dependencies"]))
+@pytest.mark.parametrize("name", sorted(lockfile.ENVS))
+def test_the_env_is_generated_from_its_lock(name):
+    assert (ENVS / name).read_text() == lockfile.conda_env(name), (
+        f"envs/{name} is not what `make envs` (tools/lockfile.py envs) writes from the lock")
+    assert subprocess.run([sys.executable, str(ROOT / "tools" / "lockfile.py"), "envs", "--check"],
+                          capture_output=True, timeout=120).returncode == 0
 
 
-def test_gpu_env_is_dependencies_plus_cuda_extra():
-    expected = PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"]["cuda"]
-    assert list(map(_norm, _pip_list("bmrsparse-gpu.yaml"))) == list(map(_norm, expected))
+@pytest.mark.parametrize("name", sorted(lockfile.ENVS))
+def test_every_env_line_is_the_locks_pin_and_covers_pyproject(name):
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    build, extras, _ = lockfile.ENVS[name]
+    lock = {(p.name, str(p.marker) if p.marker else None): p.version
+            for p in lockfile.parse_lock(ROOT / "requirements" / f"{build}.lock")}
+    pins = {}
+    for line in _pip_list(name):
+        req = Requirement(line)
+        (spec,) = req.specifier  # exactly one specifier: ==version
+        assert spec.operator == "==", f"{name}: {line} is not an exact pin"
+        key = (canonicalize_name(req.name), str(req.marker) if req.marker else None)
+        assert str(lock[key]) == spec.version, f"{name}: {line}, the lock pins {lock[key]}"
+        pins.setdefault(key[0], []).append(spec.version)
+    env = lockfile.target_environment(lockfile.TARGETS[0])  # CPython 3.11 on Linux x86_64, the env's Python
+    for req in lockfile.requirements(PYPROJECT, extras) + lockfile.build_requirements(PYPROJECT):
+        if req.marker is not None and not req.marker.evaluate(dict(env, extra="")):
+            continue
+        versions = pins.get(canonicalize_name(req.name), [])
+        assert versions and all(req.specifier.contains(v, prereleases=True) for v in versions), (name, str(req))
+    assert "pytest" not in pins and "snakemake" not in pins  # the test and workflow extras stay out
 
 
-def test_cuda_plugin_version_equals_jax():
-    cuda = PYPROJECT["project"]["optional-dependencies"]["cuda"]
+@pytest.mark.parametrize("extra", ["cuda12", "cuda13"])
+def test_cuda_plugin_version_equals_jax(extra):
+    cuda = PYPROJECT["project"]["optional-dependencies"][extra]
     pins = _pins(cuda)
-    for name in ("jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda12-pjrt"):
-        assert name in pins, f"the cuda extra does not pin {name} with ==: {cuda}"
+    for name in ("jax", "jaxlib", f"jax-{extra}-plugin", f"jax-{extra}-pjrt"):
+        assert name in pins, f"the {extra} extra does not pin {name} with ==: {cuda}"
     assert len(set(pins.values())) == 1, f"JAX and its CUDA plugin disagree: {pins}"
-    assert any(_norm(r).startswith("jax[cuda12]") for r in cuda)
+    assert any(_norm(r).startswith(f"jax[{extra}]") for r in cuda)
     # the pinned JAX satisfies the base dependency's lower bound
     base = next(r for r in PYPROJECT["project"]["dependencies"] if re.match(r"jax\b(?!lib)", r))
     low = re.search(r">=([0-9.]+)", base).group(1)
@@ -82,7 +112,8 @@ def test_post_deploy_scripts_install_from_the_workflow_folder(tmp_path):
     for name in ("bmrsparse.post-deploy.sh", "bmrsparse-gpu.post-deploy.sh"):
         # Snakemake runs it as `<shebang interpreter> <path of the script>`
         subprocess.run(["/usr/bin/env", "bash", str(ENVS / name)], cwd=elsewhere, env=env, check=True)
-        assert record.read_text().split() == ["-m", "pip", "install", "--no-deps", "-e", str(ROOT)]
+        assert record.read_text().split() == ["-m", "pip", "install", "--no-deps", "--no-build-isolation", "-e",
+                                              str(ROOT)]
     # A copy of envs/ outside a project checkout refuses with a message instead of installing the wrong folder.
     lone = tmp_path / "lone" / "envs"
     lone.mkdir(parents=True)

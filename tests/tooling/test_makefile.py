@@ -1,5 +1,7 @@
 """`make reproduce` picks the JAX build and the profile by hardware (tools/choose_device.sh), tested with a fake
-`nvidia-smi` on PATH and dry runs (`make -n`) in a copy of the Makefile: nothing is installed or run.
+`nvidia-smi` on PATH and dry runs (`make -n`) in a copy of the Makefile: nothing is installed or run. The fake lists
+its GPUs for `nvidia-smi -L` and prints the header of a plain `nvidia-smi`, whose "CUDA Version" (the newest CUDA
+the driver supports) picks JAX's CUDA 13 or CUDA 12 build.
 
 Each test runs make with a PATH of its own: links to the few tools the Makefile and the script use, a fake
 `nvidia-smi` where the test wants a GPU, and fake `python3`, `pip` and `snakemake` that leave a mark if anything
@@ -17,6 +19,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 H100 = "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-5d1f6f3e-0c5b-7a2e-9b57-3c1d2f4e6a88)"
+#: what a plain `nvidia-smi` prints first (driver 580 on the lent H100s: CUDA 13.0)
+HEADER = """Sun Dec  6 10:00:00 2026
++-----------------------------------------------------------------------------------------+
+| NVIDIA-SMI 580.159.04             Driver Version: 580.159.04     CUDA Version: {cuda}     |
++-----------------------------------------+------------------------+----------------------+"""
+FOUND = "NVIDIA GPU found (nvidia-smi -L: GPU 0: NVIDIA H100 80GB HBM3; driver for CUDA {cuda})"
 TOOLS = ("sh", "echo", "grep", "sed", "head", "tr", "timeout", "cat", "rm", "touch", "test")
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
@@ -34,7 +42,7 @@ def project(tmp_path):
     (proj / "tools").mkdir(parents=True)
     (proj / "requirements").mkdir()
     for part in ("Makefile", "pyproject.toml", "tools/choose_device.sh", "requirements/cpu.lock",
-                 "requirements/cuda.lock"):
+                 "requirements/cuda12.lock", "requirements/cuda13.lock"):
         shutil.copy2(ROOT / part, proj / part)
     bindir = tmp_path / "bin"
     bindir.mkdir()
@@ -48,9 +56,13 @@ def project(tmp_path):
     return proj
 
 
-def _fake_gpu(project: Path, listing: str, status: int = 0) -> None:
+def _fake_gpu(project: Path, listing: str, status: int = 0, cuda: str | None = "13.0") -> None:
+    """`nvidia-smi -L` prints ``listing``; a plain `nvidia-smi` the header with "CUDA Version: ``cuda``" (none: a
+    header without it). Both exit with ``status``."""
+    header = HEADER.format(cuda=cuda) if cuda else HEADER.split("\n")[0]
     _script(project.parent / "bin" / "nvidia-smi", f'echo "$*" >> "{project.parent / "nvidia-smi.args"}"\n'
-            f"cat <<'END'\n{listing}\nEND\nexit {status}\n")
+            f'if [ "$1" = -L ]; then cat <<\'END\'\n{listing}\nEND\nelse cat <<\'END\'\n{header}\nEND\nfi\n'
+            f"exit {status}\n")
 
 
 def _make(project: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -71,11 +83,17 @@ def _dry_reproduce(project: Path, *args: str, env: dict | None = None) -> list[s
 
 #: how make starts Snakemake: as the folder's recorded owner (tools/unlock_stale.py --run)
 OWNER_RUN = ".venv/bin/python tools/unlock_stale.py --run . -- "
-CPU_INSTALL = [".venv/bin/python -m pip install --require-hashes -r requirements/cpu.lock",
-               ".venv/bin/python -m pip install --no-deps -e .",
-               ".venv/bin/python tools/lockfile.py remove-others requirements/cpu.lock requirements/cuda.lock"]
-CUDA_INSTALL = [".venv/bin/python -m pip install --require-hashes -r requirements/cuda.lock",
-                ".venv/bin/python -m pip install --no-deps -e ."]
+
+
+def _install(build: str) -> list[str]:
+    """The set-up of ``build`` (cpu, cuda12, cuda13): its lock, the project, and away with what only the others pin."""
+    others = " ".join(f"requirements/{b}.lock" for b in ("cpu", "cuda12", "cuda13") if b != build)
+    return [f".venv/bin/python -m pip install --require-hashes -r requirements/{build}.lock",
+            ".venv/bin/python -m pip install --no-deps --no-build-isolation -e .",
+            f".venv/bin/python tools/lockfile.py remove-others requirements/{build}.lock {others}"]
+
+
+CPU_INSTALL, CUDA12_INSTALL, CUDA13_INSTALL = _install("cpu"), _install("cuda12"), _install("cuda13")
 
 
 def _snakemake_runs(lines: list[str]) -> list[str]:
@@ -84,10 +102,15 @@ def _snakemake_runs(lines: list[str]) -> list[str]:
             if line.startswith(OWNER_RUN + ".venv/bin/snakemake") and "--report" not in line]
 
 
+#: how make reproduce runs the plan: through the question when it estimates over an hour (tools/confirm_cost.py)
+CONFIRM = ".venv/bin/python tools/confirm_cost.py -- "
+
+
 def _plans(lines: list[str]) -> list[str]:
     """The arguments of the plan step (python -m bmrsparse.workflow.plan -- SNAKEMAKE ARGS), spaces normalised."""
-    prefix = ".venv/bin/python -m bmrsparse.workflow.plan -- "
-    return [" ".join(line[len(prefix):].split()) for line in lines if line.startswith(prefix)]
+    prefix = CONFIRM + ".venv/bin/python -m bmrsparse.workflow.plan -- "
+    return [" ".join(line[len(prefix):].split()) for line in (" ".join(x.split()) + " " for x in lines)
+            if line.startswith(prefix)]
 
 
 def _installs(lines: list[str]) -> list[str]:
@@ -109,18 +132,57 @@ def test_a_gpu_listed_by_nvidia_smi_picks_the_cuda_build_and_the_papers_grid(pro
     _fake_gpu(project, H100)
     lines = _dry_reproduce(project)
     assert lines[0] == (
-        "echo 'bmrsparse: NVIDIA GPU found (nvidia-smi -L: GPU 0: NVIDIA H100 80GB HBM3): CUDA build of JAX, "
+        f"echo 'bmrsparse: {FOUND.format(cuda='13.0')}: CUDA 13 build of JAX, "
         "config/paper.yaml (make reproduce DEVICE=cpu for the quick profile on the CPU)'")
-    assert _installs(lines) == CUDA_INSTALL
-    assert "touch .venv/.installed-cuda" in lines and "touch .venv/.installed-cpu" not in lines
+    assert _installs(lines) == CUDA13_INSTALL
+    assert "touch .venv/.installed-cuda13" in lines and "touch .venv/.installed-cpu" not in lines
+    assert "rm -f .venv/.installed-cpu .venv/.installed-cuda12 .venv/.installed-cuda .venv/.installed" in lines
     assert _snakemake_runs(lines) == [
         ".venv/bin/snakemake --profile profiles/local --configfile config/paper.yaml --resources gpu=1"]
     # the plan (jobs, ETA) of the same run comes before it
     assert _plans(lines) == ["--profile profiles/local --configfile config/paper.yaml --resources gpu=1"]
     assert lines.index(next(line for line in lines if "bmrsparse.workflow.plan" in line)) < lines.index(
         next(line for line in lines if line.startswith(OWNER_RUN)))
-    # asked only `nvidia-smi -L` (once for reproduce, once for the report's make)
-    assert set((project.parent / "nvidia-smi.args").read_text().split("\n")) == {"-L", ""}
+    # asked only `nvidia-smi -L` and a plain `nvidia-smi` (once each for reproduce, once each for the report's make)
+    assert (project.parent / "nvidia-smi.args").read_text().split("\n") == ["-L", "", "-L", "", ""]
+
+
+@pytest.mark.parametrize("cuda, build, note", [
+    ("13.0", "cuda13", ""),
+    ("13.2", "cuda13", ""),
+    ("12.8", "cuda12", ""),
+    ("11.8", "cuda12", " (needs a driver for CUDA 12 or newer: update the NVIDIA driver)"),
+])
+def test_the_drivers_cuda_version_picks_the_cuda_build(project, cuda, build, note):
+    _fake_gpu(project, H100, cuda=cuda)
+    lines = _dry_reproduce(project, "CONFIG=config/test.yaml")
+    assert lines[0] == (f"echo 'bmrsparse: {FOUND.format(cuda=cuda)}: CUDA {build[4:]} build of JAX{note}, "
+                        "config/test.yaml (CONFIG given)'")
+    assert _installs(lines) == _install(build)
+    assert f"touch .venv/.installed-{build}" in lines
+
+
+def test_a_driver_that_names_no_cuda_version_and_the_cuda_override(project):
+    _fake_gpu(project, H100, cuda=None)
+    lines = _dry_reproduce(project)
+    assert lines[0].startswith(f"echo 'bmrsparse: {FOUND.format(cuda='version not shown')}: CUDA 12 build of JAX "
+                               "(CUDA=13 for the CUDA 13 build), config/paper.yaml")
+    assert _installs(lines) == CUDA12_INSTALL
+    lines = _dry_reproduce(project, "CUDA=13")
+    assert "CUDA 13 build of JAX (CUDA=13 given)" in lines[0] and _installs(lines) == CUDA13_INSTALL
+    _fake_gpu(project, H100, cuda="13.0")
+    lines = _dry_reproduce(project, "CUDA=12")
+    assert "CUDA 12 build of JAX (CUDA=12 given)" in lines[0] and _installs(lines) == CUDA12_INSTALL
+    done = _make(project, "-n", "reproduce", "CUDA=11")
+    assert done.returncode != 0 and "CUDA=11: use CUDA=12, CUDA=13 or leave it unset" in done.stderr
+
+
+def test_install_cuda_without_a_gpu_takes_cuda_12_unless_told(project):
+    """`make install-cuda` on a login node (no GPU): the CUDA 12 build, or CUDA=13's; nothing else is chosen."""
+    assert _installs(_make(project, "-n", "install-cuda").stdout.splitlines()) == CUDA12_INSTALL
+    assert _installs(_make(project, "-n", "install-cuda", "CUDA=13").stdout.splitlines()) == CUDA13_INSTALL
+    _fake_gpu(project, H100, cuda="13.0")
+    assert _installs(_make(project, "-n", "install-cuda").stdout.splitlines()) == CUDA13_INSTALL
 
 
 def test_without_nvidia_smi_the_cpu_build_and_the_quick_profile(project):
@@ -148,17 +210,17 @@ def test_an_nvidia_smi_that_fails_or_lists_nothing_means_no_gpu(project):
 def test_device_cpu_with_a_gpu_picks_the_quick_profile_on_the_cpu(project):
     _fake_gpu(project, H100)
     lines = _dry_reproduce(project, "DEVICE=cpu")
-    assert lines[0] == ("echo 'bmrsparse: DEVICE=cpu given; NVIDIA GPU found (nvidia-smi -L: GPU 0: NVIDIA H100 80GB "
-                        "HBM3): CPU build of JAX, config/config.yaml'")
+    assert lines[0] == (f"echo 'bmrsparse: DEVICE=cpu given; {FOUND.format(cuda='13.0')}: CPU build of JAX, "
+                        "config/config.yaml'")
     assert _installs(lines) == CPU_INSTALL
     assert [line.split() for line in _snakemake_runs(lines)][0][-1] == "config/config.yaml"
 
 
 def test_device_cuda_without_a_gpu_and_an_explicit_config_win(project):
     lines = _dry_reproduce(project, "DEVICE=cuda", "CONFIG=config/test.yaml")
-    assert lines[0] == ("echo 'bmrsparse: DEVICE=cuda given; no NVIDIA GPU (nvidia-smi not found): CUDA build of JAX, "
-                        "config/test.yaml (CONFIG given)'")
-    assert _installs(lines) == CUDA_INSTALL
+    assert lines[0] == ("echo 'bmrsparse: DEVICE=cuda given; no NVIDIA GPU (nvidia-smi not found): CUDA 12 build of "
+                        "JAX (CUDA=13 for the CUDA 13 build), config/test.yaml (CONFIG given)'")
+    assert _installs(lines) == CUDA12_INSTALL
     assert _snakemake_runs(lines) == [
         ".venv/bin/snakemake --profile profiles/local --configfile config/test.yaml --resources gpu=1"]
     # the report is built from the same choice
@@ -183,8 +245,8 @@ def test_plan_choice_prints_the_choice_and_installs_nothing(project):
     done = _make(project, "plan-choice")
     assert done.returncode == 0, done.stderr
     out = done.stdout.splitlines()
-    assert out[0].startswith("bmrsparse: NVIDIA GPU found (nvidia-smi -L: GPU 0: NVIDIA H100 80GB HBM3)")
-    assert out[1] == "DEVICE=cuda EXTRAS=test,cuda CONFIG=config/paper.yaml GPUS=1"
+    assert out[0].startswith(f"bmrsparse: {FOUND.format(cuda='13.0')}: CUDA 13 build of JAX")
+    assert out[1] == "DEVICE=cuda BUILD=cuda13 EXTRAS=test,cuda13 CONFIG=config/paper.yaml GPUS=1"
     assert not (project / ".venv").exists() and not (project.parent / "ran").exists()
 
 
@@ -200,10 +262,11 @@ def test_make_test_keeps_the_cpu_install_and_does_not_ask_nvidia_smi(project):
 def test_stamps_switch_the_install_and_follow_pyproject_and_the_lock(project):
     stamp = _installed(project, "cpu")
     old = stamp.stat().st_mtime - 10
-    for lock in ("cpu", "cuda"):
+    for lock in ("cpu", "cuda12", "cuda13"):
         os.utime(project / "requirements" / f"{lock}.lock", (old, old))
     assert "pip install" not in _make(project, "-n", "install-cpu").stdout  # current
-    assert _installs(_make(project, "-n", "install-cuda").stdout.splitlines()) == CUDA_INSTALL  # a switch
+    assert _installs(_make(project, "-n", "install-cuda12").stdout.splitlines()) == CUDA12_INSTALL  # a switch
+    assert _installs(_make(project, "-n", "install-cuda13").stdout.splitlines()) == CUDA13_INSTALL
     os.utime(project / "pyproject.toml", (old + 20, old + 20))
     assert _installs(_make(project, "-n", "install-cpu").stdout.splitlines()) == CPU_INSTALL  # pyproject changed
     os.utime(stamp, (old + 30, old + 30))
@@ -211,8 +274,9 @@ def test_stamps_switch_the_install_and_follow_pyproject_and_the_lock(project):
     os.utime(project / "requirements" / "cpu.lock", (old + 40, old + 40))
     assert _installs(_make(project, "-n", "install-cpu").stdout.splitlines()) == CPU_INSTALL  # the lock changed
     os.utime(stamp, (old + 45, old + 45))
-    os.utime(project / "requirements" / "cuda.lock", (old + 50, old + 50))
-    assert "pip install" not in _make(project, "-n", "install-cpu").stdout  # the other build's lock: no matter
+    os.utime(project / "requirements" / "cuda12.lock", (old + 50, old + 50))
+    os.utime(project / "requirements" / "cuda13.lock", (old + 50, old + 50))
+    assert "pip install" not in _make(project, "-n", "install-cpu").stdout  # the other builds' locks: no matter
 
 
 def test_an_unknown_device_stops_with_a_message(project):
@@ -230,15 +294,15 @@ def test_the_first_line_of_a_real_run_is_the_choice(project):
     (venv / "bin").mkdir(parents=True)
     for name in ("python", "snakemake"):
         _script(venv / "bin" / name, f'echo "{name} $*"\n')
-    _installed(project, "cuda")
+    _installed(project, "cuda13")
     done = _make(project, "reproduce", "SMK_ARGS=--config 'archs=[mlp]'")
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout.splitlines()
-    assert out[0].startswith("bmrsparse: NVIDIA GPU found (nvidia-smi -L: GPU 0: NVIDIA H100 80GB HBM3): CUDA build")
+    assert out[0].startswith(f"bmrsparse: {FOUND.format(cuda='13.0')}: CUDA 13 build")
     ran = [line for line in out if line.startswith(("python ", "snakemake "))]
     assert ran == ["python tools/unlock_stale.py .",
-                   "python -m bmrsparse.workflow.plan -- --profile profiles/local --configfile config/paper.yaml "
-                   "--resources gpu=1 --config archs=[mlp]",
+                   "python tools/confirm_cost.py -- .venv/bin/python -m bmrsparse.workflow.plan -- --profile profiles/local "
+                   "--configfile config/paper.yaml --resources gpu=1 --config archs=[mlp]",
                    "python tools/unlock_stale.py --run . -- .venv/bin/snakemake --profile profiles/local "
                    "--configfile config/paper.yaml --resources gpu=1 --config archs=[mlp]",
                    "python tools/unlock_stale.py .",

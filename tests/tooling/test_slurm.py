@@ -196,7 +196,9 @@ def test_test_workflow_on_slurm_requests_gpus_and_matches_local_run(local_slurm,
     # does), Flat-FF, Flat-MAP, Tiered-FF and one per BMR-S&S epoch.
     config = yaml.safe_load((slurm_dir / "config" / "test.yaml").read_text())
     assert sorted(config["methods"]) == sorted(["flat_map", "flat_ff", "tiered_ff", "bmr_ss"])
-    rates = config["training"]["learning_rate"]
+    from bmrsparse.methods import METHODS  # test.yaml gives no rates: each method's declared one
+
+    rates = {m: config["training"].get("learning_rate", {}).get(m, METHODS[m].learning_rate) for m in METHODS}
     assert rates["flat_ff"] != rates["bmr_ss"]
     assert len(jobs) == (5 + config["schedule"]["num_epochs"]) * len(config["seeds"]) + 1  # + time_steps
     for rule in LIGHT_RULES:

@@ -18,6 +18,9 @@
 # The script writes /etc/slurm/slurm.conf and /etc/slurm/gres.conf and marks them with a header
 # line; it refuses to overwrite a slurm.conf that it did not write.
 set -euo pipefail
+case ${1:-} in  # -h/--help: the usage and the comment block above, nothing run
+    -h | --help) echo "usage: tools/slurm/local-slurm.sh start|stop|status"; echo; sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' "$0"; exit 0 ;;
+esac
 
 readonly MARKER="# written by bmrsparse tools/slurm/local-slurm.sh"
 readonly CONF_DIR=/etc/slurm

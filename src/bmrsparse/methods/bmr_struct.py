@@ -187,13 +187,13 @@ def structured_prune(posterior, masks, layers, head, *, alpha0=1.0, beta0=1.0, i
 
 
 def prune(ctx, params, masks, reference):
-    """One structured BMR-S&S step with the run's settings (alpha0, beta0, bmr_iters, bmr_keep), every weight of a
-    group summed (``group_inputs="all"``)."""
+    """One structured BMR-S&S step with the run's settings (alpha0, beta0, bmr_iters, bmr_keep, bmr_group_inputs)."""
     from ._model import layer_posteriors
 
     s = ctx.settings
     return structured_prune(layer_posteriors(ctx.built, params), masks, ctx.built.layers, ctx.head,
-                            alpha0=s.alpha0, beta0=s.beta0, iters=int(s.bmr_iters), keep=s.bmr_keep)
+                            alpha0=s.alpha0, beta0=s.beta0, iters=int(s.bmr_iters), keep=s.bmr_keep,
+                            group_inputs=s.bmr_group_inputs)
 
 
 METHOD = Method(

@@ -40,13 +40,13 @@ def standard_normal(key, shape):
     """``jax.random.normal(key, shape)``, computed once per step into its own buffer (the same numbers).
 
     On CPU by :func:`bmrsparse._rng.once`: otherwise XLA evaluates the draw's Threefry hash and inverse error function
-    again in each of its consumers over every weight of the network, and the straight-line Threefry lowering
+    again in each of its consumers over every weight of the network, and the straight-line Threefry
     (:func:`bmrsparse._rng.straight_line_threefry`) would repeat its longer hash per consumer. Elsewhere an
     ``optimization_barrier`` (which GPU compilers keep).
     """
     if jax.default_backend() != "cpu":
         return jax.lax.optimization_barrier(jax.random.normal(key, shape))
-    return _rng.once(key, lambda: jax.random.normal(key, shape))
+    return _rng.once(key, lambda k: jax.random.normal(k, shape))
 
 
 class _Normal(dist.Normal):

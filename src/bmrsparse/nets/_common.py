@@ -30,7 +30,7 @@ class Dropout(nn.Module):
             return jnp.zeros_like(inputs)
         keep_prob = 1.0 - self.rate
         rng = self.make_rng("dropout")
-        mask = _rng.once(rng, lambda: jax.random.bernoulli(rng, p=keep_prob, shape=inputs.shape))
+        mask = _rng.once(rng, lambda k: jax.random.bernoulli(k, p=keep_prob, shape=inputs.shape))
         return jax.lax.select(mask, inputs / keep_prob, jnp.zeros_like(inputs))
 
 
