@@ -61,7 +61,7 @@ class TrainingSettings:
       init_radius: mean-field guide locations start uniform in :math:`[-r, r]` (the authors' r = 2).
       init_scale: guide scales start at this value (the authors').
       dropout: Flat-MAP's dropout rate on dense layers (not in the Mixer).
-      bmr_group_inputs: what a group's :math:`\Delta F` sums in structured BMR, one of
+      bmr_group_inputs: what a group's :math:`\\Delta F` sums in structured BMR, one of
         :data:`bmrsparse.methods.bmr_struct.GROUP_INPUTS` (``"all"``: every weight of the group, the method as
         specified).
       net: per-network keyword arguments of :func:`bmrsparse.nets.make_net`, e.g. ``{"mlp": {"width": 32}}``.

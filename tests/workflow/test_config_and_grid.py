@@ -41,7 +41,7 @@ def test_a_job_receives_only_what_can_change_its_result():
     assert bmr["init_radius"] == 0.5 and "init_radius" not in tiered  # set for BMR-S&S only
     assert tiered["net"] == {"mlp": {"width": 8}} and "net" not in bmr  # this job's network only
     assert bmr["learning_rate"] == 1e-2 and tiered["learning_rate"] == 5e-3
-    assert not any(value is None for key, value in bmr.items() if key != "test_subset")  # nulls left out
+    assert not any(value is None for key, value in bmr.items() if key not in ("test_subset", "final_test_subset"))  # nulls left out
 
 
 def test_runtimes_follow_the_step_counts():
@@ -53,8 +53,9 @@ def test_runtimes_follow_the_step_counts():
 
 def test_the_grid_of_the_quick_profile():
     grid = Grid(config())
-    assert grid.run_methods == ["flat_map", "flat_ff", "tiered_ff", "bmr_ss", "bmr_struct"]
-    assert grid.warmups == {"lr0.005": "flat_ff", "lr0.01": "bmr_ss"}  # BMR-S&S and bmr_struct share one
+    assert grid.run_methods == ["flat_map", "flat_ff", "tiered_ff", "bmr_ss", "bmr_rhs", "bmr_units"]
+    # BMR-S&S and BMR-RHS share the flat warm-up at 1e-2; BMR over units warms up its own model (scales included)
+    assert grid.warmups == {"lr0.005": "flat_ff", "lr0.01": "bmr_ss", "bmr_units-lr0.01": "bmr_units"}
     parts = grid.metrics_parts()
     bmr = [path for path, method in parts if method == "bmr_ss" and "/mlp/" in path]
     assert bmr[0] == "results/warmup/fashion_mnist/mlp/lr0.01/seed0/metrics.csv"  # its epoch 0 first
@@ -65,7 +66,8 @@ def test_the_grid_of_the_quick_profile():
     assert grid.final_posterior("fashion_mnist", "mlp", "bmr_ss", 0).endswith("bmr_ss/seed0/epoch5/posterior.npz")
     with pytest.raises(ValueError, match="outside 1..schedule.num_epochs"):
         grid.epoch_init("fashion_mnist", "mlp", "bmr_ss", 0, 6)
-    assert grid.methods_regex(per_epoch=True) == "bmr_ss|bmr_struct"
+    assert grid.methods_regex(per_epoch=True) == "bmr_ss|bmr_rhs|bmr_units"
+    assert grid.compact_methods() == ["tiered_ff", "bmr_rhs", "bmr_units"]  # the structured ones
 
 
 def test_seeds_trained_together_name_every_seed():

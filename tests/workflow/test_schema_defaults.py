@@ -23,7 +23,8 @@ SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text
 TRAINING = SCHEMA["properties"]["training"]["properties"]
 EVALUATION = SCHEMA["properties"]["evaluation"]["properties"]
 #: the evaluation section's keys under their training-setting names
-EVALUATION_KEYS = {"num_samples": "num_eval_samples", "test_subset": "test_subset", "eval_batch_size": "eval_batch_size"}
+EVALUATION_KEYS = {"num_samples": "num_eval_samples", "test_subset": "test_subset", "eval_batch_size": "eval_batch_size",
+                   "final_num_samples": "final_eval_samples", "final_test_subset": "final_test_subset"}
 
 
 def _schema_entries():
