@@ -26,7 +26,7 @@ from ..methods import METHODS
 from ..nets import NETWORKS
 from .tables import final_metrics, last_epochs as _last_epochs
 
-__all__ = ["CLAIMS", "paper_claims", "HOLDS", "FAILS", "NA"]
+__all__ = ["CLAIMS", "paper_claims", "claim_calibration", "HOLDS", "FAILS", "NA"]
 
 #: The claims, by number.
 CLAIMS = {
@@ -65,7 +65,7 @@ def _claim_accuracy(scope: pd.DataFrame, tolerance: float) -> tuple[str, str]:
     return verdict, f"max - min = {100 * spread:.2f} points (tolerance {100 * tolerance:g}); acc: {accs}"
 
 
-def _claim_calibration(scope: pd.DataFrame) -> tuple[str, str]:
+def claim_calibration(scope: pd.DataFrame) -> tuple[str, str]:
     methods = set(scope["method"])
     if not {"bmr_ss", "tiered_ff"} <= methods:
         return NA, f"needs bmr_ss and tiered_ff; the grid has {sorted(methods)}"
@@ -182,7 +182,7 @@ def _judge(claim_id: int, scope: pd.DataFrame, dataset: str, arch: str, acc_tole
     if claim_id == 1:
         return _claim_accuracy(scope, acc_tolerance)
     if claim_id == 2:
-        return _claim_calibration(scope)
+        return claim_calibration(scope)
     if claim_id == 3:
         return _claim_pruning(scope, dataset, arch, pruned_threshold)
     if claim_id == 4:
