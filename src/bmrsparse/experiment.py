@@ -223,6 +223,14 @@ def _write_outputs(trainer: Trainer, state: State, rows: list[dict], out_states,
     return df
 
 
+def _final_test(ds, s: TrainingSettings, final_epoch: int | None):
+    """(final epoch, images, labels) of the last epoch's evaluation, or None when the stage does not know it."""
+    if final_epoch is None:
+        return None
+    n = min(int(s.final_test_subset or len(ds.x_test)), len(ds.x_test))
+    return int(final_epoch), np.asarray(ds.x_test[:n]), np.asarray(ds.y_test[:n])
+
+
 def run_stage(
     *,
     data_path,
@@ -293,12 +301,9 @@ def run_stage(
         init_state=_names(init_state), settings=s.to_dict(), reference_state=_names(reference_state),
         final_epoch=final_epoch,
     )
-    final_test = None
-    if final_epoch is not None:
-        n = min(int(s.final_test_subset or len(ds.x_test)), len(ds.x_test))
-        final_test = (int(final_epoch), np.asarray(ds.x_test[:n]), np.asarray(ds.y_test[:n]))
     stage = _Stage(trainer, dataset=dataset, schedule=schedule, first_epoch=first_epoch, ckpt=ckpt,
-                   fingerprint=fingerprint, reference=reference, progress=progress, final_test=final_test)
+                   fingerprint=fingerprint, reference=reference, progress=progress,
+                   final_test=_final_test(ds, s, final_epoch))
     state = stage.run(stage.start(init_state))
     df = _write_outputs(trainer, state, stage.rows, out_states, out_csvs)
     if os.path.exists(ckpt):

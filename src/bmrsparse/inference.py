@@ -44,10 +44,17 @@ import statistics
 import time
 from collections.abc import Mapping, Sequence
 
+import jax
 import numpy as np
 import pandas as pd
 
-from . import compact, compact_numpy
+from . import compact, compact_numpy, nets
+from . import data as bdata
+from .methods import PruneContext
+from .provenance import device_description
+from .settings import TrainingSettings
+from .state import read_state
+from .train import Trainer
 
 __all__ = ["COLUMNS", "FORMATS", "load_network", "export_compact", "inference_table"]
 
@@ -74,13 +81,6 @@ def load_network(state_path, data_path) -> dict:
     a method that does not prune), ``preprocess`` the raw-image standardisation and padding (see
     :mod:`bmrsparse.compact_numpy`), ``total`` the number of parameters of the unpruned network.
     """
-    import jax
-
-    from . import data as bdata, nets
-    from .settings import TrainingSettings
-    from .state import read_state
-    from .train import Trainer
-
     with np.load(state_path, allow_pickle=False) as z:
         head = json.loads(str(z["header"]))
     settings = TrainingSettings.from_mapping({**((head.get("extra") or {}).get("settings") or {}), "test_subset": None})
@@ -92,8 +92,6 @@ def load_network(state_path, data_path) -> dict:
     if trainer.method.prunes:
         masks = jax.tree.map(lambda m: np.asarray(m)[0], jax.device_get(state.masks))
     elif trainer.method.compact_masks is not None:  # the units the method's posterior switches off (Tiered-FF)
-        from .methods import PruneContext
-
         one = jax.tree.map(lambda a: a[0], trainer.params(trainer.select(state, 0)))
         ctx = PruneContext(trainer.built, trainer.head, trainer.settings)
         masks = jax.tree.map(np.asarray, jax.device_get(trainer.method.compact_masks(ctx, one)))
@@ -134,7 +132,6 @@ def _logits(fn, args, x: np.ndarray, batch: int = 1000) -> np.ndarray:
 def _case_fns(n: Mapping, method: str, formats: Sequence[str], exported: str | None):
     """``{format: (jitted fn(args, x), args, params kept, description)}`` of one network; the description
     (:mod:`bmrsparse.compact_numpy`'s) gives the widths and multiply-adds the format computes with."""
-    import jax
     from jax.experimental import sparse
 
     out = {}
@@ -217,10 +214,6 @@ def inference_table(states: Mapping[str, str], data_path, *, exported: Mapping[s
     Returns:
       A table with :data:`COLUMNS`, one row per method, format and batch size.
     """
-    import jax
-
-    from .provenance import device_description
-
     if dense not in states:
         raise ValueError(f"the dense reference {dense!r} is not among the states {sorted(states)}")
     exported, training = dict(exported or {}), dict(training or {})
