@@ -3,8 +3,8 @@
 
     python tools/confirm_cost.py [--above SECONDS] [--yes] -- PLAN COMMAND ...
 
-`make reproduce` runs the plan (python -m bmrsparse.plan -- <the run's Snakemake arguments>) through this tool. The
-plan's lines pass through as they come; its last "estimated wall time: ..." line is read. Then:
+`make reproduce` runs the plan (python -m bmrsparse.workflow.plan -- <the run's Snakemake arguments>) through this
+tool. The plan's lines pass through as they come; its last "estimated wall time: ..." line is read. Then:
 
   - the plan failed: its exit status, nothing asked;
   - no estimate, or one of at most --above seconds (default 3600, one hour): exit 0, nothing asked;
@@ -22,8 +22,8 @@ import re
 import subprocess
 import sys
 
-#: The plan's estimate line (bmrsparse.plan.format_plan) and its durations (bmrsparse.plan._duration: "S s",
-#: "M min SS s", "H h MM min").
+#: The plan's estimate line (bmrsparse.workflow.plan.format_plan) and its durations
+#: (bmrsparse.workflow.plan.duration: "S s", "M min SS s", "H h MM min").
 ESTIMATE = re.compile(r"estimated wall time: (?:(?P<h>\d+) h (?P<hm>\d+) min|(?P<m>\d+) min (?P<ms>\d+) s|(?P<s>\d+) s)")
 ONE_HOUR = 3600.0
 

@@ -5,19 +5,24 @@
 #   tools/gpu_check.sh prepare   here, with the project's .venv (`make setup`) and PyPI:
 #       .gpu/wheels/  this project's wheel, and numpyro 0.22 (pure Python; GPU images ship 0.21, which breaks
 #                     TraceGraph_ELBO under jax >= 0.11). JAX, flax, optax, numpy, pandas and yaml are the machine's.
-#       .gpu/plan/    the paper grid's jobs (`snakemake --dry-run` of config/paper.yaml, --cores 16 --resources
-#                     gpu=1, in a clean copy of the workflow) and its merged config: Snakemake need not run there.
+#       .gpu/plan/    the paper grid as plain JSON, so that Snakemake need not be there: Snakemake's dry run of
+#                     --profile profiles/local --configfile config/paper.yaml --cores 16 --resources gpu=1 in a
+#                     clean copy of the workflow, read in this process; jobs.json (each job's Job fields: id, rule,
+#                     wildcards, threads, gpu, inputs, outputs, trained method) and settings.json (the arguments,
+#                     config files, the validated config, cores and GPU limit).
 #   tools/gpu_check.sh run       there, e.g. run(command="bash tools/gpu_check.sh run", carry=[".gpu"],
 #                                timeout_s=600):
 #       1. installs .gpu/wheels into $SITE (first on PYTHONPATH) and stops unless the machine's JAX is in
 #          pyproject.toml's range;
 #       2. prints the device (nvidia-smi, jax.devices(), versions);
 #       3. times FashionMNIST x {MLP, LeNet-5, Mixer, ViT} x {Flat-FF, Tiered-FF} at the paper's network sizes and
-#          minibatch with bmrsparse.plan.time_network (init, compile, 3 x STEPS steps: the median window, one
-#          predictive pass), then one job of GPU_CHECK_SEEDS seeds vmapped (Flat-FF on GPU_CHECK_SEEDS_ARCH);
-#          each row is written as soon as it is measured; what the budget leaves no time for is skipped, said so;
-#       4. estimates the paper grid from the measured times with bmrsparse.plan.estimate and format_plan (its
-#          FashionMNIST part, and the whole grid), naming every step time it had to assume.
+#          minibatch with bmrsparse.steptime.time_network, in this process (init, compile, 3 x STEPS steps: the
+#          median window, one predictive pass), then one job of GPU_CHECK_SEEDS seeds vmapped (Flat-FF on
+#          GPU_CHECK_SEEDS_ARCH); each row is written as soon as it is measured; what the budget leaves no time for
+#          is skipped, said so;
+#       4. estimates the paper grid from the measured times and the jobs rebuilt from .gpu/plan, with
+#          bmrsparse.workflow.plan's estimate and format_plan (its FashionMNIST part, and the whole grid), naming
+#          every step time it had to assume.
 #   Files in $OUT: gpu_check.txt (device, table, estimates), step_times.csv, gpu_check.log (everything printed).
 #
 # Environment: GPU_CHECK_DIR (.gpu: what prepare writes and run reads; ignored by git), OUT (default
@@ -26,8 +31,11 @@
 # call is install, start-up, estimate), GPU_CHECK_KINDS ("flat tiered"), GPU_CHECK_SEEDS (5),
 # GPU_CHECK_SEEDS_ARCH (lenet), GPU_CHECK_TINY (1: config/test.yaml's shrunken networks, for the CPU check in
 # tests/tooling/test_gpu_check.py; the estimate is then of nothing real).
-# bmrsparse.plan functions used: snakemake_settings and dry_run (prepare); parse_dry_run, job_work,
-# timing_settings, time_network, time_startup, estimate, format_plan, KINDS (run).
+# Functions used: prepare: bmrsparse.workflow.plan.dag.dry_run (Snakemake's parser and dry run) and its grid's
+# config.as_dict(); run, without Snakemake (the package bmrsparse.workflow.plan does not import its dag module):
+# bmrsparse.workflow.plan's Job, KINDS, timing_settings, job_work, estimate and format_plan;
+# bmrsparse.steptime.time_network and time_startup; bmrsparse.settings.TrainingSettings.from_mapping and
+# bmrsparse.train.Trainer (the seeds row); bmrsparse.bench.device_name and synthetic_dataset.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -36,7 +44,7 @@ export GPU_CHECK_DIR=$GPU
 
 prepare() {
     local py smk_args="--profile profiles/local --configfile config/paper.yaml --cores 16 --resources gpu=1"
-    py=$(command -v "${PY:-$ROOT/.venv/bin/python}")  # an absolute path: the dry run runs in another folder
+    py=$(command -v "${PY:-$ROOT/.venv/bin/python}")
     rm -rf "$GPU/wheels" "$GPU/plan"
     mkdir -p "$GPU/wheels" "$GPU/plan"
     "$py" -m pip wheel -q --no-deps --no-build-isolation -w "$GPU/wheels" .
@@ -45,17 +53,19 @@ prepare() {
     local copy
     copy=$(mktemp -d)
     cp -r Snakefile workflow config profiles envs "$copy/"
-    (cd "$copy" && "$py" - $smk_args <<'EOF'
+    "$py" - "$copy" "$GPU/plan" $smk_args <<'EOF'
 import json, sys
+from dataclasses import asdict
 from pathlib import Path
-from bmrsparse import plan
-args = sys.argv[1:]
-Path("dry_run.txt").write_text(plan.dry_run(args, Path.cwd()))
-smk = plan.snakemake_settings(args, Path.cwd())
-Path("settings.json").write_text(json.dumps({"args": args, **smk}, indent=1))
+from bmrsparse.workflow.plan.dag import dry_run
+copy, folder, args = Path(sys.argv[1]), Path(sys.argv[2]).resolve(), sys.argv[3:]
+run = dry_run(args, copy)
+(folder / "jobs.json").write_text(json.dumps([asdict(j) for j in run.jobs], indent=1))
+(folder / "settings.json").write_text(json.dumps(
+    {"args": args, "configfiles": run.configfiles, "config": run.grid.config.as_dict(), "cores": run.cores,
+     "gpu_limit": run.gpu_limit}, indent=1))
+print(f"the paper grid: {len(run.jobs)} jobs, {run.cores} cores, GPU limit {run.gpu_limit}")
 EOF
-    )
-    mv "$copy/dry_run.txt" "$copy/settings.json" "$GPU/plan/"
     rm -rf "$copy"
     ls -l "$GPU/wheels" "$GPU/plan"
     du -sh "$GPU"
@@ -87,15 +97,16 @@ EOF
     if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi -L; nvidia-smi | head -n 4; fi
     # 3. and 4. (step_times.csv and gpu_check.txt)
     OUT=$out "$py" - <<'EOF'
-import csv, json, math, os, time
+import csv, json, os, time
 from pathlib import Path
 
 import jax, numpyro, yaml
 
-from bmrsparse import plan
 from bmrsparse.bench import device_name, synthetic_dataset
-from bmrsparse.settings import resolve_settings
+from bmrsparse.settings import TrainingSettings
+from bmrsparse.steptime import time_network, time_startup
 from bmrsparse.train import Trainer
+from bmrsparse.workflow.plan import KINDS, Job, estimate, format_plan, job_work, timing_settings
 
 start = time.perf_counter()
 out = Path(os.environ["OUT"])
@@ -128,13 +139,13 @@ def row(**r):
 timings, longest = {}, 0.0
 for kind in kinds:
     for arch in ("mlp", "lenet", "mixer", "vit"):
-        method = plan.KINDS[kind][1]
+        method = KINDS[kind][1]
         left = budget - (time.perf_counter() - start)
         if left < 1.5 * longest:
-            row(dataset="fashion_mnist", arch=arch, method=method, seeds=1, note=f"skipped: {left:.0f} s left")
+            row(dataset="fashion_mnist", arch=arch, method=method, seeds=1, note=f"skipped: {max(left, 0):.0f} s left")
             continue
         t0 = time.perf_counter()
-        t = plan.time_network("fashion_mnist", arch, kind, plan.timing_settings(cfg, arch), steps)
+        t = time_network("fashion_mnist", arch, method, timing_settings(cfg, arch), steps)
         wall = time.perf_counter() - t0
         longest = max(longest, wall)
         timings[("fashion_mnist", arch, kind)] = t
@@ -147,11 +158,11 @@ seeds_note = ""
 one = timings.get(("fashion_mnist", seeds_arch, "flat"))
 left = budget - (time.perf_counter() - start)
 if one is None or left < 1.5 * longest:
-    seeds_note = f"skipped: {left:.0f} s left" if one is not None else f"skipped: no one-seed {seeds_arch} row"
+    seeds_note = f"skipped: {max(left, 0):.0f} s left" if one is not None else f"skipped: no one-seed {seeds_arch} row"
     row(dataset="fashion_mnist", arch=seeds_arch, method="flat_ff", seeds=n_seeds, note=seeds_note)
 else:
     t0 = time.perf_counter()
-    s = resolve_settings(plan.timing_settings(cfg, seeds_arch))
+    s = TrainingSettings.from_mapping(timing_settings(cfg, seeds_arch))
     ds = synthetic_dataset("fashion_mnist", seeds_arch, n_train=4096, n_test=16)
     tr = Trainer(arch=seeds_arch, method="flat_ff", dataset=ds, seeds=list(range(n_seeds)), settings=s)
     state = tr.init()
@@ -166,8 +177,8 @@ else:
         compile_s=f"{tr.compile_seconds:.1f}", wall_s=f"{time.perf_counter() - t0:.0f}", note=seeds_note)
 
 # 4. the paper grid's estimate from the measured step times
-jobs = plan.parse_dry_run((prepared / "dry_run.txt").read_text())
-startup = plan.time_startup()
+jobs = [Job(**j) for j in json.loads((prepared / "jobs.json").read_text())]  # the Job fields, as prepare wrote them
+startup = time_startup()
 assumed = {}  # measured (data set, arch, kind) -> what it stands in for
 
 def timing_for(dataset, arch, kind):
@@ -176,7 +187,7 @@ def timing_for(dataset, arch, kind):
     for d, k in ((dataset, kind), (dataset, "flat"), ("fashion_mnist", kind), ("fashion_mnist", "flat")):
         if (d, arch, k) in timings:
             if (d, k) != (dataset, kind):
-                assumed.setdefault(f"{d}/{arch} {plan.KINDS[k][0]}", []).append(f"{dataset} {plan.KINDS[kind][0]}")
+                assumed.setdefault(f"{d}/{arch} {KINDS[k][0]}", []).append(f"{dataset} {KINDS[kind][0]}")
             return timings[(d, arch, k)]
     return None
 
@@ -188,17 +199,17 @@ for name, keep in (("the paper grid's FashionMNIST part", {"fashion_mnist"}),
                    ("the whole paper grid", set(cfg["datasets"]))):
     sub = [j for j in jobs if j.wildcards.get("dataset", "fashion_mnist") in keep]
     sub_cfg = dict(cfg, datasets=[d for d in cfg["datasets"] if d in keep])
-    needed = {w for j in sub for w in plan.job_work(j, sub_cfg)}
+    needed = {w for j in sub for w in job_work(j, sub_cfg)}
     assumed.clear()
     grid = {w: timing_for(*w) for w in sorted(needed)}
     if None in grid.values():
         lines += [f"== {name}: no estimate (no step time measured for "
                   f"{', '.join(f'{a} {k}' for (_, a, k), t in grid.items() if t is None)})", ""]
         continue
-    est = plan.estimate(sub, sub_cfg, grid, startup, saved["cores"], saved["gpu_limit"])
-    lines += [f"== {name}", plan.format_plan(sub, est, sub_cfg, grid, device=device, cores=saved["cores"],
-                                             gpu_limit=saved["gpu_limit"], startup_s=startup, cached=False,
-                                             configfiles=saved["configfiles"]),
+    est = estimate(sub, sub_cfg, grid, startup, saved["cores"], saved["gpu_limit"])
+    lines += [f"== {name}", format_plan(sub, est, sub_cfg, grid, device=device, cores=saved["cores"],
+                                        gpu_limit=saved["gpu_limit"], startup_s=startup, cached=False,
+                                        configfiles=saved["configfiles"]),
               "  step times assumed, not measured (the measured row: what it stands in for): "
               + ("; ".join(f"{src}: {', '.join(sorted(set(v)))}" for src, v in sorted(assumed.items())) or "none"),
               ""]

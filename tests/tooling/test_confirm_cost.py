@@ -2,9 +2,10 @@
 tools/confirm_cost.py, which, on a terminal, shows an estimate of more than an hour and asks whether to go on;
 YES=1 or a non-terminal goes on without asking.
 
-The estimate is read from the plan's own output (bmrsparse.plan.format_plan), so the parser is checked against it.
-`make reproduce` runs for real on a pseudo-terminal in a copy of the Makefile, with a .venv whose python prints a
-plan of 12 h 30 min and whose Snakemake only says that it ran.
+The estimate is read from the plan's own output (bmrsparse.workflow.plan.format_plan), so the parser is checked
+against it. `make reproduce` runs for real on a pseudo-terminal in a copy of the Makefile, with a .venv whose python
+(for `-m bmrsparse.workflow.plan`, as the Makefile calls it) prints a plan of 12 h 30 min and whose Snakemake only
+says that it ran.
 """
 
 from __future__ import annotations
@@ -30,16 +31,16 @@ QUESTION = "Go on? [y/N]"
 # --------------------------------------------------------------------------------------- the plan's estimate
 @pytest.mark.parametrize("seconds", [0, 7, 59, 60, 61, 599, 3599, 3600, 3661, 12 * 3600 + 30 * 60 + 29, 40 * 3600])
 def test_the_estimate_is_read_from_the_plans_duration(seconds):
-    from bmrsparse.plan import _duration
+    from bmrsparse.workflow.plan import duration
 
-    text = f"  estimated wall time: {_duration(seconds)} (1 h of work in all; 5 SVI steps)"
+    text = f"  estimated wall time: {duration(seconds)} (1 h of work in all; 5 SVI steps)"
     got, shown = confirm_cost.estimate_seconds(text)
-    assert shown == _duration(seconds)
+    assert shown == duration(seconds)
     assert seconds - 60 < got <= seconds + 30  # "H h MM min" drops the seconds
 
 
 def test_the_estimate_is_read_from_a_whole_plan():
-    from bmrsparse import plan
+    from bmrsparse.workflow import plan
 
     job = plan.Job(jobid=1, rule="train_warmup", wildcards={"dataset": "fashion_mnist", "arch": "mlp", "seed": "0"},
                    threads=2, gpu=0)
@@ -113,7 +114,7 @@ def project(tmp_path):
     (bindir / "python").write_text(
         "#!/bin/sh\n"
         f'if [ "$1" = tools/confirm_cost.py ]; then exec "{sys.executable}" "$@"; fi\n'
-        f'if [ "$1 $2" = "-m bmrsparse.plan" ]; then printf \'%s\' "{PLAN_OUTPUT}"; exit 0; fi\n'
+        f'if [ "$1 $2" = "-m bmrsparse.workflow.plan" ]; then printf \'%s\' "{PLAN_OUTPUT}"; exit 0; fi\n'
         'echo "python $*"\n')
     (bindir / "snakemake").write_text('#!/bin/sh\necho "snakemake $*"\n')
     for script in bindir.iterdir():
