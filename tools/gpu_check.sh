@@ -47,6 +47,7 @@ prepare() {
     py=$(command -v "${PY:-$ROOT/.venv/bin/python}")
     rm -rf "$GPU/wheels" "$GPU/plan"
     mkdir -p "$GPU/wheels" "$GPU/plan"
+    rm -rf build  # a stale build/ would carry files deleted from src/ into the wheel
     "$py" -m pip wheel -q --no-deps --no-build-isolation -w "$GPU/wheels" .
     "$py" -m pip download -q --no-deps --only-binary=:all: -d "$GPU/wheels" numpyro==0.22.0
     # the grid's jobs as a fresh checkout sees them (results/ of this one may hold finished jobs)
