@@ -101,6 +101,20 @@ def test_job_seconds_arithmetic():
                                                                       + 2 * (0.7 + 2 + 100 * 0.010))
 
 
+def test_a_job_of_seeds_trained_together_costs_its_steps_and_evaluations_once_per_seed():
+    outputs = [f"results/train/fashion_mnist/mlp/flat_ff/seed{s}/epoch1/{f}" for s in range(5)
+               for f in ("posterior.npz", "metrics.csv")]
+    vmapped = Job(6, "train_continue", {"dataset": "fashion_mnist", "arch": "mlp", "method": "flat_ff"},
+                  outputs=outputs)
+    assert plan.job_seeds(vmapped) == 5 and plan.job_seeds(Job(3, "plot_performance")) == 1
+    # start-up and compiles once; 200 steps and 2 evaluations per seed
+    assert plan.job_seconds(vmapped, CFG, T, STARTUP) == pytest.approx(3 + 2 + 1 + 5 * (200 * 0.010 + 2 * 0.008))
+    est = plan.estimate([vmapped], CFG, T, STARTUP, cores=2, gpu_limit=None)
+    text = plan.format_plan([vmapped], est, CFG, T, device="cpu", cores=2, gpu_limit=None, startup_s=STARTUP,
+                            cached=True, configfiles=[])
+    assert "1,000 SVI steps" in text and "a job of 5 seeds trained together costing 5 x one seed's" in text
+
+
 def test_makespan_with_cores_threads_gpus_and_dependencies():
     ten = {j: 10.0 for j in "abcd"}
     one = {j: 1 for j in "abcd"}
@@ -192,7 +206,8 @@ def test_the_dry_run_reads_jobs_config_cores_and_gpus_from_snakemake(tmp_path):
     their rule, wildcards, threads, GPUs, files and trained model; the config the Snakefile validated."""
     project = copy_workflow(tmp_path / "wf")
     run = dry_run(["--profile", "profiles/local", "--configfile", "config/paper.yaml", "--config", "archs=[mlp]",
-                   "datasets=[fashion_mnist]", "methods=[flat_map,flat_ff,bmr_ss]", "--cores", "3",
+                   "datasets=[fashion_mnist]", "methods=[flat_map,flat_ff,bmr_ss]", "seeds=[0]", "vmap_seeds=false",
+                   "--cores", "3",
                    "--resources", "gpu=2"], project)
     assert run.configfiles == ["config/paper.yaml"] and run.cores == 3 and run.gpu_limit == 2
     cfg = run.grid.config

@@ -32,10 +32,10 @@ so with ``--resources gpu=1`` they run one at a time, as measured).
 """
 
 from . import timing
-from .estimate import (KINDS, Estimate, Job, dependencies, duration, estimate, format_plan, job_seconds, job_work,
-                       makespan, method_kind, starts_fresh, training_steps)
+from .estimate import (KINDS, Estimate, Job, dependencies, duration, estimate, format_plan, job_seconds, job_seeds,
+                       job_work, makespan, method_kind, starts_fresh, training_steps)
 from .timing import CACHE_ENV, TimingCache, default_cache, device_key, measure, time_in_processes, timing_settings
 
-__all__ = ["timing", "Job", "KINDS", "Estimate", "dependencies", "duration", "estimate", "format_plan", "job_seconds", "job_work",
-           "makespan", "method_kind", "starts_fresh", "training_steps", "CACHE_ENV", "TimingCache", "default_cache",
-           "device_key", "measure", "time_in_processes", "timing_settings"]
+__all__ = ["timing", "Job", "KINDS", "Estimate", "dependencies", "duration", "estimate", "format_plan", "job_seconds",
+           "job_seeds", "job_work", "makespan", "method_kind", "starts_fresh", "training_steps", "CACHE_ENV",
+           "TimingCache", "default_cache", "device_key", "measure", "time_in_processes", "timing_settings"]
