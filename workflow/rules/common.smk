@@ -10,7 +10,8 @@ from snakemake.utils import validate
 from bmrsparse.workflow import Config, Grid, paths
 from bmrsparse.workflow.figures import FIGURES, figure_inputs
 from bmrsparse.workflow.grid import NOTHING
-from bmrsparse.workflow.jobs import SPEED_METHODS, TIMING_REPEATS, runtime_minutes, timing_minutes, timing_steps
+from bmrsparse.workflow.jobs import (SPEED_METHODS, TIMING_REPEATS, gpu_resources, runtime_minutes, timing_minutes,
+                                     timing_steps)
 from bmrsparse.workflow.provenance import config_files, record_command, workflow_library_digest
 from bmrsparse.workflow.schema import config_error, registry_schema, type_command_line
 
@@ -34,6 +35,9 @@ CFG = GRID.config
 #: Library code digest: a param of every rule whose output depends on it (bmrsparse.workflow.provenance).
 LIBRARY_DIGEST = workflow_library_digest(workflow.basedir)
 TRAIN_ENV = GPU_ENV if CFG.resources.gpu >= 1 else ENV
+#: What a job of a GPU rule (bmrsparse.workflow.jobs.GPU_RULES) asks for besides threads, memory and runtime: `gpu`,
+#: and `slurm_partition`/`gpu_model` from resources.gpu_partition/gpu_model when set (none for the other rules).
+GPU_JOB = gpu_resources(CFG)
 #: The config files in the order they were merged (named by every table).
 CONFIG_FILES = config_files(workflow.configfiles, workflow.overwrite_configfiles)
 # This run's command line, for the message of a damaged file (bmrsparse.io.DamagedFileError), in the jobs' environment.

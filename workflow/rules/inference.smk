@@ -48,11 +48,11 @@ rule inference:
         "logs/inference.log",
     conda:
         TRAIN_ENV
-    # Every core of the machine, so that nothing else runs beside the timing; Snakemake scales a job's threads down to
-    # --cores (locally) or --max-threads by itself.
-    threads: os.cpu_count() or 1
+    # A GPU job's threads (resources.threads), as claim 4's timing: not the submitting host's core count, which on a
+    # cluster would ask for a login node's every core; the script bounds XLA's and NumPy's thread pools to them.
+    threads: CFG.resources.threads
     resources:
-        gpu=CFG.resources.gpu,
+        **GPU_JOB,  # gpu, and the GPU partition and model when set (bmrsparse.workflow.jobs.gpu_resources)
         mem_mb=max(CFG.resources.mem_mb.values()),
         runtime=lambda wildcards, attempt: CFG.resources.overhead_minutes * 3 * attempt,
     params:

@@ -20,7 +20,7 @@ rule sparsity_curve:
         TRAIN_ENV
     threads: CFG.resources.threads
     resources:
-        gpu=CFG.resources.gpu,
+        **GPU_JOB,  # gpu, and the GPU partition and model when set (bmrsparse.workflow.jobs.gpu_resources)
         runtime=lambda wildcards, attempt: CFG.resources.overhead_minutes * 3 * attempt,
         mem_mb=train_mem_mb,
     params:

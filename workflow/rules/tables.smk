@@ -49,7 +49,7 @@ rule time_steps:
     # theirs, not the login node; its `threads` size XLA's CPU thread pools as in training (limit_threads).
     threads: CFG.resources.threads
     resources:
-        gpu=CFG.resources.gpu,
+        **GPU_JOB,  # gpu, and the GPU partition and model when set (bmrsparse.workflow.jobs.gpu_resources)
         mem_mb=max(CFG.resources.mem_mb[arch] for arch in CFG.archs),  # the largest timed network's
         runtime=timing_runtime,
     params:
