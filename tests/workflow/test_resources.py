@@ -1,6 +1,6 @@
 """What each rule's jobs ask a scheduler for (issue 31, item 5), without a cluster: the GPU rules' partition, GPU
 model and threads from the config, the other rules' nothing of the kind; no script takes more threads than its job
-was given.
+was given; and a subset run's summary folder.
 
 The dry run is Snakemake's own: the resources it prints are those snakemake-executor-plugin-slurm turns into sbatch
 options (``slurm_partition`` -> ``-p``, ``gpu``/``gpu_model`` -> ``--gpus=<model>:<n>``, ``threads`` ->
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import copy_workflow
 
-from bmrsparse.workflow import Config
+from bmrsparse.workflow import Config, Grid, paths
 from bmrsparse.workflow.jobs import GPU_RULES, gpu_resources
 from bmrsparse.workflow.schema import validated
 
@@ -124,3 +124,21 @@ def test_no_rule_or_script_asks_for_the_hosts_core_count():
         text = path.read_text()
         assert "cpu_count" not in text and "sched_getaffinity" not in text, path.name
 
+
+# ---------------------------------------------------------------------------------------------------------- subsets
+
+
+def test_a_subset_is_a_run_that_leaves_out_part_of_the_config_files_grid():
+    files = {"datasets": ["cifar10"], "archs": ["mlp", "lenet", "mixer", "vit"], "methods": ["flat_ff", "bmr_ss"],
+             "seeds": [0, 1]}
+    assert paths.subset_name(files, files) is None
+    assert paths.subset_name(files, {**files, "archs": ["vit"]}) == "archs-vit"
+    assert paths.subset_name(files, {**files, "seeds": [0, 1, 2]}) is None  # more seeds: no subset
+    assert paths.subset_name(files, {**files, "archs": ["vit"], "seeds": [0, 1, 2]}) == "archs-vit_seeds-0+1+2"
+    assert paths.summary_dir(None) == "results"
+    grid = Grid(_config(), subset="archs-vit")
+    assert grid.summary == "results/subsets/archs-vit"
+    assert grid.metrics == "results/subsets/archs-vit/metrics/metrics.csv"
+    assert all(t.startswith("results/subsets/archs-vit/") for t in grid.final_targets())
+    assert all(t.startswith(("results/metrics/", "results/tables/", "results/figures/"))
+               for t in Grid(_config()).final_targets())

@@ -36,10 +36,10 @@ rule inference:
     input:
         **GRID.inference_inputs(),
         # Every training job must have finished: then this job has the machine to itself.
-        metrics=paths.METRICS,
+        metrics=GRID.metrics,
     output:
         table=report(
-            "results/tables/inference.csv",
+            GRID.inference_table,
             caption="../report/inference.rst",
             category="Tables",
             labels={"table": "measured inference", "format": "CSV"},
@@ -66,17 +66,17 @@ rule inference:
 
 rule plot_speedup_accuracy:
     input:
-        table="results/tables/inference.csv",
+        table=GRID.inference_table,
     output:
         pdf=report(
-            "results/figures/speedup_accuracy.pdf",
+            SUMMARY + "/figures/speedup_accuracy.pdf",
             caption="../report/speedup_accuracy.rst",
             category="Figures",
             subcategory="Inference",
             labels={"figure": "speedup_accuracy", "format": "PDF"},
         ),
         png=report(
-            "results/figures/speedup_accuracy.png",
+            SUMMARY + "/figures/speedup_accuracy.png",
             caption="../report/speedup_accuracy.rst",
             category="Figures",
             subcategory="Inference",

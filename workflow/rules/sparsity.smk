@@ -38,17 +38,17 @@ rule sparsity_curve:
 rule plot_sparsity_accuracy:
     input:
         curves=GRID.sparsity_curves(),
-        metrics=paths.METRICS,
+        metrics=GRID.metrics,
     output:
         pdf=report(
-            "results/figures/sparsity_accuracy.pdf",
+            SUMMARY + "/figures/sparsity_accuracy.pdf",
             caption="../report/sparsity_accuracy.rst",
             category="Figures",
             subcategory="Sparsity",
             labels={"figure": "sparsity_accuracy", "format": "PDF"},
         ),
         png=report(
-            "results/figures/sparsity_accuracy.png",
+            SUMMARY + "/figures/sparsity_accuracy.png",
             caption="../report/sparsity_accuracy.rst",
             category="Figures",
             subcategory="Sparsity",
