@@ -10,8 +10,8 @@ from snakemake.utils import validate
 from bmrsparse.workflow import Config, Grid, paths
 from bmrsparse.workflow.figures import FIGURES, figure_inputs
 from bmrsparse.workflow.grid import NOTHING
-from bmrsparse.workflow.jobs import (SPEED_METHODS, TIMING_REPEATS, gpu_resources, runtime_minutes, timing_minutes,
-                                     timing_steps)
+from bmrsparse.workflow.jobs import SPEED_METHODS, TIMING_REPEATS, runtime_minutes, timing_minutes, timing_steps
+from bmrsparse.workflow.jobs import gpu_resources
 from bmrsparse.workflow.paths import subset_name
 from bmrsparse.workflow.provenance import config_files, files_config, record_command, workflow_library_digest
 from bmrsparse.workflow.schema import config_error, registry_schema, type_command_line
