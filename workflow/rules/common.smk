@@ -42,7 +42,7 @@ SUMMARY = GRID.summary
 #: Library code digest: a param of every rule whose output depends on it (bmrsparse.workflow.provenance).
 LIBRARY_DIGEST = workflow_library_digest(workflow.basedir)
 TRAIN_ENV = GPU_ENV if CFG.resources.gpu >= 1 else ENV
-#: What a job of a GPU rule (bmrsparse.workflow.jobs.GPU_RULES) asks for besides threads, memory and runtime: `gpu`,
+#: The resources by which the GPU rules' jobs (bmrsparse.workflow.jobs.GPU_RULES) ask for the accelerator: `gpu`,
 #: and `slurm_partition`/`gpu_model` from resources.gpu_partition/gpu_model when set (none for the other rules).
 GPU_JOB = gpu_resources(CFG)
 # This run's command line, for the message of a damaged file (bmrsparse.io.DamagedFileError), in the jobs' environment.

@@ -69,14 +69,14 @@ rule plot_speedup_accuracy:
         table=GRID.inference_table,
     output:
         pdf=report(
-            SUMMARY + "/figures/speedup_accuracy.pdf",
+            f"{SUMMARY}/figures/speedup_accuracy.pdf",
             caption="../report/speedup_accuracy.rst",
             category="Figures",
             subcategory="Inference",
             labels={"figure": "speedup_accuracy", "format": "PDF"},
         ),
         png=report(
-            SUMMARY + "/figures/speedup_accuracy.png",
+            f"{SUMMARY}/figures/speedup_accuracy.png",
             caption="../report/speedup_accuracy.rst",
             category="Figures",
             subcategory="Inference",

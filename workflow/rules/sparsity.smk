@@ -41,14 +41,14 @@ rule plot_sparsity_accuracy:
         metrics=GRID.metrics,
     output:
         pdf=report(
-            SUMMARY + "/figures/sparsity_accuracy.pdf",
+            f"{SUMMARY}/figures/sparsity_accuracy.pdf",
             caption="../report/sparsity_accuracy.rst",
             category="Figures",
             subcategory="Sparsity",
             labels={"figure": "sparsity_accuracy", "format": "PDF"},
         ),
         png=report(
-            SUMMARY + "/figures/sparsity_accuracy.png",
+            f"{SUMMARY}/figures/sparsity_accuracy.png",
             caption="../report/sparsity_accuracy.rst",
             category="Figures",
             subcategory="Sparsity",

@@ -16,7 +16,7 @@ rule collect_metrics:
             category="Tables",
             labels={"table": "per-epoch metrics", "format": "CSV"},
         ),
-        metrics_sha256=GRID.metrics + ".sha256",  # checked by its readers (bmrsparse.io)
+        metrics_sha256=f"{GRID.metrics}.sha256",  # checked by its readers (bmrsparse.io)
     log:
         "logs/collect_metrics.log",
     conda:
@@ -41,7 +41,7 @@ rule time_steps:
             category="Tables",
             labels={"table": "step speed, timed alone", "format": "CSV"},
         ),
-        timing_sha256=GRID.timing + ".sha256",
+        timing_sha256=f"{GRID.timing}.sha256",
     log:
         "logs/time_steps.log",
     conda:
@@ -72,25 +72,25 @@ rule tables:
         metrics=GRID.metrics,
     output:
         final_csv=report(
-            SUMMARY + "/tables/final_metrics.csv",
+            f"{SUMMARY}/tables/final_metrics.csv",
             caption="../report/final_metrics.rst",
             category="Tables",
             labels={"table": "final metrics", "format": "CSV"},
         ),
         final_md=report(
-            SUMMARY + "/tables/final_metrics.md",
+            f"{SUMMARY}/tables/final_metrics.md",
             caption="../report/final_metrics.rst",
             category="Tables",
             labels={"table": "final metrics", "format": "Markdown"},
         ),
         claims_csv=report(
-            SUMMARY + "/tables/paper_claims.csv",
+            f"{SUMMARY}/tables/paper_claims.csv",
             caption="../report/paper_claims.rst",
             category="Tables",
             labels={"table": "paper claims", "format": "CSV"},
         ),
         claims_md=report(
-            SUMMARY + "/tables/paper_claims.md",
+            f"{SUMMARY}/tables/paper_claims.md",
             caption="../report/paper_claims.rst",
             category="Tables",
             labels={"table": "paper claims", "format": "Markdown"},
@@ -116,13 +116,13 @@ rule provenance:
         GRID.metrics_files(),
     output:
         csv=report(
-            SUMMARY + "/tables/provenance.csv",
+            f"{SUMMARY}/tables/provenance.csv",
             caption="../report/provenance.rst",
             category="Tables",
             labels={"table": "provenance", "format": "CSV"},
         ),
         md=report(
-            SUMMARY + "/tables/provenance.md",
+            f"{SUMMARY}/tables/provenance.md",
             caption="../report/provenance.rst",
             category="Tables",
             labels={"table": "provenance", "format": "Markdown"},
