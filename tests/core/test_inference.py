@@ -175,17 +175,18 @@ def test_inference_rules_run_on_the_test_profile(tmp_path, monkeypatch):
     structured-BMR epoch, not test.yaml's two: the exported network is the final posterior either way; chained epoch
     jobs are the end-to-end workflow test's subject (BMR-S&S, the same per-epoch rule), pruning that accumulates over
     epochs test_bmr_struct's."""
-    project = copy_workflow(tmp_path / "project", "schedule: {num_epochs: 1}\n")
+    # the grid in a config file (a --config subset would write its tables under results/subsets/)
+    project = copy_workflow(tmp_path / "project",
+                            "schedule: {num_epochs: 1}\nmethods: [flat_ff, bmr_struct]\narchs: [mlp, lenet]\n")
     monkeypatch.setenv("PYTHONPATH", str(ROOT / "src"))
     targets = ["results/tables/inference.csv", "results/figures/speedup_accuracy.png",
                "results/tables/paper_claims.csv"]
     run = subprocess.run([sys.executable, "-m", "snakemake", *targets, "--cores", "2",
-                          "--configfile", "config/test.yaml", "override.yaml", "--config",
-                          "methods=[flat_ff,bmr_struct]", "archs=[mlp,lenet]"],
+                          "--configfile", "config/test.yaml", "override.yaml"],
                          cwd=project, capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     table = pd.read_csv(project / "results/tables/inference.csv")
-    assert list(table.columns) == list(inference.COLUMNS)
+    assert list(table.columns) == [*inference.COLUMNS, "xla_threads"]  # the job's threads, written by the rule
     assert set(table.arch) == {"mlp", "lenet"} and set(table.batch) == {1, 128}
     assert set(zip(table.method, table.format)) == {("flat_ff", "dense"), ("flat_ff", "compact"),
                                                     ("bmr_struct", "masked"), ("bmr_struct", "compact")}

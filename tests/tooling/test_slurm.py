@@ -4,9 +4,11 @@ Needs root and a SLURM brought up by ``tools/slurm/local-slurm.sh start`` (the t
 Skips when that is impossible, unless ``BMRSPARSE_REQUIRE_SLURM=1`` (set in CI), where it fails instead.
 
 Checks, from SLURM's own records (``scontrol show job``; the local cluster has no accounting, finished jobs stay
-visible for MinJobAge=600 s): every training job went through sbatch under this run's job name, asked for and was
-given one GPU (the cluster's fake ``gpu`` gres), and completed; light rules did not go to SLURM. Then the final
-metrics equal those of a plain local run of the same config, which runs beside the SLURM run.
+visible for MinJobAge=600 s): every training job (and claim 4's timing, the measured inference) went through sbatch
+under this run's job name to the partition ``gpu`` (``resources.gpu_partition``), asked for and was given one GPU of
+the model ``fake`` (``resources.gpu_model``; the cluster's fake ``gpu:fake`` gres), and completed; the CPU job (the
+compact-network export) went to the cluster's default partition ``debug`` without a GPU; light rules did not go to
+SLURM. Then the final metrics equal those of a plain local run of the same config, which runs beside the SLURM run.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_SLURM = ROOT / "tools" / "slurm" / "local-slurm.sh"
 TRAINING_RULES = ("train_warmup", "train_continue", "train_scratch", "train_epoch")
+#: The rules whose jobs the test run submits with a GPU (bmrsparse.workflow.jobs.GPU_RULES that the tables need:
+#: claim 4's timing and the measured inference besides training), and without one (the compact-network export).
+GPU_JOB_RULES = (*TRAINING_RULES, "time_steps", "inference")
+CPU_JOB_RULES = ("compact_network",)
 LIGHT_RULES = ("prepare_dataset", "collect_metrics", "tables")
 TARGET = "results/tables/final_metrics.csv"
 #: What a SLURM without accounting (the local test cluster) needs on top of profiles/slurm.
@@ -41,10 +47,13 @@ LOCAL_CLUSTER_ARGS = (
     "5",
 )
 COMPARED_COLUMNS = ["acc", "ece", "nll", "pruned_fraction"]
+#: The local cluster's partitions and the model of its fake GPU (tools/slurm/local-slurm.sh).
+DEFAULT_PARTITION, GPU_PARTITION, GPU_MODEL = "debug", "gpu", "fake"
 #: Merged over config/test.yaml: one architecture still runs every training rule and method (six jobs, which the
 #: single fake GPU runs one after another); all four would take ~4x longer on a 2-core CI machine. test.yaml asks
-#: for no GPU (a CPU profile); this run asks for one, as config/paper.yaml does on a cluster.
-CONFIG_OVERRIDE = "archs: [mlp]\nresources: {gpu: 1}\n"
+#: for no GPU (a CPU profile); this run asks for one, as config/paper.yaml does on a cluster, in the GPU partition
+#: and of the fake GPU's model (issue 31: the CPU jobs stay in the default partition).
+CONFIG_OVERRIDE = f"archs: [mlp]\nresources: {{gpu: 1, gpu_partition: {GPU_PARTITION}, gpu_model: {GPU_MODEL}}}\n"
 
 pytestmark = pytest.mark.slow
 
@@ -183,15 +192,23 @@ def test_test_workflow_on_slurm_requests_gpus_and_matches_local_run(local_slurm,
     jobs = [_scontrol_job(job_id) for job_id in submitted]
     rules = [re.match(r"rule_(\w+?)(_wildcards_|$)", job["Comment"]).group(1) for job in jobs]
 
+    gpu_cpus = {job["NumCPUs"] for job, rule in zip(jobs, rules) if rule in GPU_JOB_RULES}
     for job, rule in zip(jobs, rules):
-        assert job["JobState"] == "COMPLETED", f"SLURM job {job['JobId']} ({rule}) is {job['JobState']}"
-        # claim 4's timing (time_steps) runs as a job like the training jobs, not on the submitting host
-        assert rule in (*TRAINING_RULES, "time_steps"), f"rule {rule} went to SLURM; it should run locally"
-        assert job.get("TresPerJob") == "gres:gpu:1", f"job {job['JobId']} ({rule}) did not ask for a GPU: {job}"
-        assert job.get("JOB_GRES") == "gpu:1", f"job {job['JobId']} ({rule}) was not given the GPU: {job}"
+        name = f"SLURM job {job['JobId']} ({rule})"
+        assert job["JobState"] == "COMPLETED", f"{name} is {job['JobState']}"
         assert job["WorkDir"] == str(slurm_dir)
-        assert job["NumCPUs"] == jobs[0]["NumCPUs"], f"job {job['JobId']} ({rule}) got other CPUs: {job}"
-    assert set(rules) == {*TRAINING_RULES, "time_steps"}, f"rules seen by SLURM: {sorted(set(rules))}"
+        # claim 4's timing (time_steps) and the measured inference run as jobs like the training jobs, not on the
+        # submitting host: in the GPU partition, asking for a GPU of the configured model, on the same CPUs
+        if rule in GPU_JOB_RULES:
+            assert job["Partition"] == GPU_PARTITION, f"{name} ran in {job['Partition']}"
+            assert job.get("TresPerJob") == f"gres:gpu:{GPU_MODEL}:1", f"{name} asked for no {GPU_MODEL} GPU: {job}"
+            assert job.get("JOB_GRES") == f"gpu:{GPU_MODEL}:1", f"{name} was not given the GPU: {job}"
+        else:  # a CPU job: the cluster's default partition, no GPU
+            assert rule in CPU_JOB_RULES, f"rule {rule} went to SLURM; it should run locally"
+            assert job["Partition"] == DEFAULT_PARTITION, f"{name} ran in {job['Partition']}, not the default"
+            assert "TresPerJob" not in job and job.get("JOB_GRES") in (None, "(null)"), f"{name} has a GPU: {job}"
+    assert len(gpu_cpus) == 1, f"the GPU jobs got different CPUs: {gpu_cpus}"
+    assert set(rules) == {*GPU_JOB_RULES, *CPU_JOB_RULES}, f"rules seen by SLURM: {sorted(set(rules))}"
     # One SLURM job per training job: two warm-ups (Flat-FF's learning rate and BMR-S&S's own, as the authors' code
     # does), Flat-FF, Flat-MAP, Tiered-FF and one per BMR-S&S epoch.
     config = yaml.safe_load((slurm_dir / "config" / "test.yaml").read_text())
@@ -200,7 +217,8 @@ def test_test_workflow_on_slurm_requests_gpus_and_matches_local_run(local_slurm,
 
     rates = {m: config["training"].get("learning_rate", {}).get(m, METHODS[m].learning_rate) for m in METHODS}
     assert rates["flat_ff"] != rates["bmr_ss"]
-    assert len(jobs) == (5 + config["schedule"]["num_epochs"]) * len(config["seeds"]) + 1  # + time_steps
+    # + time_steps, inference and Tiered-FF's compact network (the grid's structured method)
+    assert len(jobs) == (5 + config["schedule"]["num_epochs"] + 1) * len(config["seeds"]) + 2
     for rule in LIGHT_RULES:
         assert re.search(rf"^localrule {rule}:$", out, flags=re.M), f"{rule} did not run on the submitting host"
 
@@ -257,6 +275,8 @@ def test_timed_out_job_is_retried_with_more_time_and_resumes_bit_identical(local
     states = [(job["JobState"], job["TimeLimit"]) for job in map(_scontrol_job, submitted)]
     # attempt 1: 1 minute, killed by SLURM at its limit; the next attempt asks for 2 (then 3) minutes and completes
     assert states[0] == ("TIMEOUT", "00:01:00"), (steps, states)
+    # test.yaml's CPU training (resources.gpu: 0) asks for no GPU partition: the cluster's default
+    assert {job["Partition"] for job in map(_scontrol_job, submitted)} == {DEFAULT_PARTITION}
     assert states[-1][0] == "COMPLETED", (steps, states)
     assert [limit for _, limit in states] == [f"00:0{k}:00" for k in range(1, len(states) + 1)], states
     log = (slurm_dir / "logs/train_warmup/fashion_mnist/mlp/lr0.005/seed0.log").read_text()

@@ -137,7 +137,11 @@ def test_figures_follow_the_grid(project):
     assert "plot_pruned_fraction" not in jobs and "plot_posterior_cdf" not in jobs and "train_warmup" not in jobs
     assert jobs["train_scratch"] == 2 and jobs["plot_performance"] == 1
     result = snakemake(project, "--dry-run", "--config", "methods=[flat_map,tiered_ff]", "archs=[vit]")
-    assert "results/figures/fig1.pdf" in result.stdout and "fig2.pdf" not in result.stdout
+    # a subset of config/config.yaml's grid: its figures and tables go to a folder of its own, not over the grid's
+    subset = "results/subsets/archs-vit_methods-flat_map+tiered_ff"
+    assert f"{subset}/figures/fig1.pdf" in result.stdout and "fig2.pdf" not in result.stdout
+    assert f"{subset}/tables/final_metrics.csv" in result.stdout and f"{subset}/metrics/metrics.csv" in result.stdout
+    assert not re.search(r"results/(figures|tables|metrics|bench)/", result.stdout), result.stdout[-3000:]
 
 
 def test_training_jobs_ask_for_gpu_runtime_and_memory(project):
@@ -251,7 +255,9 @@ def test_vmap_seeds_runs_and_writes_every_seed(tmp_path):
     run = snakemake(project, "--cores", "2", "--configfile", "config/test.yaml", "--config", "vmap_seeds=true",
                     "seeds=[0,1]", "archs=[mlp]", "methods=[flat_ff,bmr_ss,magnitude_ss]", timeout=1800)
     assert run.returncode == 0, failure_report(project, run)
-    metrics = pd.read_csv(project / "results" / "metrics" / "metrics.csv")
+    # a subset of config/test.yaml's grid (one network, other methods): its metrics in its own summary folder
+    metrics = pd.read_csv(project / "results/subsets/archs-mlp_methods-flat_ff+bmr_ss+magnitude_ss_seeds-0+1"
+                          / "metrics" / "metrics.csv")
     assert sorted(set(metrics.seed)) == [0, 1]
     per_seed = metrics.groupby("seed").size()
     assert per_seed[0] == per_seed[1] == 3 * (load("test")["schedule"]["num_epochs"] + 1)
@@ -273,8 +279,10 @@ def test_time_steps_is_a_job_with_a_training_jobs_resources(project):
     text = (ROOT / "workflow" / "rules" / "tables.smk").read_text() + (ROOT / "Snakefile").read_text()
     assert "_cores" not in text, "Snakemake's private workflow._cores is back"
     assert not re.search(r"localrules:[^:]*\btime_steps\b", text, flags=re.S)
-    result = snakemake(project, "results/bench/speed.csv", "--dry-run", "--cores", "16", "--configfile",
-                       "config/paper.yaml", "--config", "datasets=[fashion_mnist]", "archs=[mlp,lenet]")
+    # a subset of paper.yaml's grid: its timing in its summary folder
+    result = snakemake(project, "results/subsets/datasets-fashion_mnist_archs-mlp+lenet/bench/speed.csv", "--dry-run",
+                       "--cores", "16", "--configfile", "config/paper.yaml", "--config", "datasets=[fashion_mnist]",
+                       "archs=[mlp,lenet]")
     assert result.returncode == 0, result.stderr[-3000:]
     timing, training = _rule_block(result.stdout, "time_steps"), _rule_block(result.stdout, "train_warmup")
     res = load("paper")["resources"]

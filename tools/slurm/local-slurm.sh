@@ -6,10 +6,12 @@
 #   tools/slurm/local-slurm.sh stop     # stop slurmctld, slurmd and the munged this script started
 #   tools/slurm/local-slurm.sh status   # exit 0 if the node answers and is usable
 #
-# The node advertises one fake GPU (gres gpu:1 backed by an empty file), so that jobs asking for
-# `--gpus=1` / `--gres=gpu:1` are scheduled exactly as on a GPU cluster; the jobs themselves run on
-# the CPU. There is no accounting database: use `squeue`/`scontrol show job` (finished jobs stay
-# visible for MinJobAge seconds), not `sacct`.
+# The node advertises one fake GPU of model `fake` (gres gpu:fake:1 backed by an empty file), so that
+# jobs asking for `--gpus=1`, `--gpus=fake:1` or `--gres=gpu:1` are scheduled exactly as on a GPU
+# cluster; the jobs themselves run on the CPU. Two partitions hold the node, as on a cluster with CPU
+# and GPU partitions: `debug` (the default) and `gpu` (its one node is the same node, so the partition
+# a job ran in is recorded, not enforced by hardware). There is no accounting database: use
+# `squeue`/`scontrol show job` (finished jobs stay visible for MinJobAge seconds), not `sacct`.
 #
 # Environment:
 #   BMRSPARSE_SLURM_DIR      state, spool, pid and log folder (default /var/lib/bmrsparse-slurm)
@@ -27,6 +29,8 @@ readonly CONF_DIR=/etc/slurm
 readonly STATE_DIR="${BMRSPARSE_SLURM_DIR:-/var/lib/bmrsparse-slurm}"
 readonly TIMEOUT="${BMRSPARSE_SLURM_TIMEOUT:-60}"
 readonly PARTITION=debug
+readonly GPU_PARTITION=gpu
+readonly GPU_MODEL=fake
 
 log() { printf 'local-slurm: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -98,7 +102,8 @@ write_config() {
     tmp="$(mktemp "$CONF_DIR/.slurm.conf.XXXXXX")"
     cat > "$tmp" <<EOF
 $MARKER
-# Single-node test cluster: one node, one partition, one fake GPU, no accounting.
+# Single-node test cluster: one node in two partitions (default $PARTITION, and $GPU_PARTITION), one fake GPU
+# of model $GPU_MODEL, no accounting.
 ClusterName=bmrsparse-local
 SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
@@ -132,14 +137,15 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 GresTypes=gpu
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb Gres=gpu:1 State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb Gres=gpu:$GPU_MODEL:1 State=UNKNOWN
 PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP
+PartitionName=$GPU_PARTITION Nodes=$host Default=NO MaxTime=INFINITE State=UP
 EOF
     install_file "$tmp" "$CONF_DIR/slurm.conf"
 
     tmp="$(mktemp "$CONF_DIR/.gres.conf.XXXXXX")"
-    printf '%s\n# A fake GPU: an empty file stands in for /dev/nvidia0.\nNodeName=%s Name=gpu File=%s\n' \
-        "$MARKER" "$host" "$STATE_DIR/fake-gpu0" > "$tmp"
+    printf '%s\n# A fake GPU: an empty file stands in for /dev/nvidia0.\nNodeName=%s Name=gpu Type=%s File=%s\n' \
+        "$MARKER" "$host" "$GPU_MODEL" "$STATE_DIR/fake-gpu0" > "$tmp"
     install_file "$tmp" "$CONF_DIR/gres.conf"
 }
 

@@ -11,7 +11,9 @@ from bmrsparse.workflow import Config, Grid, paths
 from bmrsparse.workflow.figures import FIGURES, figure_inputs
 from bmrsparse.workflow.grid import NOTHING
 from bmrsparse.workflow.jobs import SPEED_METHODS, TIMING_REPEATS, runtime_minutes, timing_minutes, timing_steps
-from bmrsparse.workflow.provenance import config_files, record_command, workflow_library_digest
+from bmrsparse.workflow.jobs import gpu_resources
+from bmrsparse.workflow.paths import subset_name
+from bmrsparse.workflow.provenance import config_files, files_config, record_command, workflow_library_digest
 from bmrsparse.workflow.schema import config_error, registry_schema, type_command_line
 
 ENV = "../../envs/bmrsparse.yaml"
@@ -29,13 +31,20 @@ with registry_schema(workflow.source_path("../schemas/config.schema.yaml")) as s
         raise config_error(config, schema.content, error) from None
 
 
-GRID = Grid(Config.from_mapping(config))
+#: The config files in the order they were merged (named by every table).
+CONFIG_FILES = config_files(workflow.configfiles, workflow.overwrite_configfiles)
+# A run whose --config leaves out part of the config files' grid (e.g. 'archs=[vit]') is a subset run: its metrics
+# table, timing, tables and figures go to results/subsets/<name>/ (GRID.summary), not over the whole grid's in results/.
+GRID = Grid(Config.from_mapping(config), subset=subset_name(files_config(CONFIG_FILES), config))
 CFG = GRID.config
+#: The folder of this run's metrics table, timing, tables and figures: results, or results/subsets/<name>.
+SUMMARY = GRID.summary
 #: Library code digest: a param of every rule whose output depends on it (bmrsparse.workflow.provenance).
 LIBRARY_DIGEST = workflow_library_digest(workflow.basedir)
 TRAIN_ENV = GPU_ENV if CFG.resources.gpu >= 1 else ENV
-#: The config files in the order they were merged (named by every table).
-CONFIG_FILES = config_files(workflow.configfiles, workflow.overwrite_configfiles)
+#: The resources by which the GPU rules' jobs (bmrsparse.workflow.jobs.GPU_RULES) ask for the accelerator: `gpu`,
+#: and `slurm_partition`/`gpu_model` from resources.gpu_partition/gpu_model when set (none for the other rules).
+GPU_JOB = gpu_resources(CFG)
 # This run's command line, for the message of a damaged file (bmrsparse.io.DamagedFileError), in the jobs' environment.
 record_command(sys.argv)
 

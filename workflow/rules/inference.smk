@@ -36,10 +36,10 @@ rule inference:
     input:
         **GRID.inference_inputs(),
         # Every training job must have finished: then this job has the machine to itself.
-        metrics=paths.METRICS,
+        metrics=GRID.metrics,
     output:
         table=report(
-            "results/tables/inference.csv",
+            GRID.inference_table,
             caption="../report/inference.rst",
             category="Tables",
             labels={"table": "measured inference", "format": "CSV"},
@@ -48,11 +48,11 @@ rule inference:
         "logs/inference.log",
     conda:
         TRAIN_ENV
-    # Every core of the machine, so that nothing else runs beside the timing; Snakemake scales a job's threads down to
-    # --cores (locally) or --max-threads by itself.
-    threads: os.cpu_count() or 1
+    # A GPU job's threads (resources.threads), as claim 4's timing: not the submitting host's core count, which on a
+    # cluster would ask for a login node's every core; the script bounds XLA's and NumPy's thread pools to them.
+    threads: CFG.resources.threads
     resources:
-        gpu=CFG.resources.gpu,
+        **GPU_JOB,  # gpu, and the GPU partition and model when set (bmrsparse.workflow.jobs.gpu_resources)
         mem_mb=max(CFG.resources.mem_mb.values()),
         runtime=lambda wildcards, attempt: CFG.resources.overhead_minutes * 3 * attempt,
     params:
@@ -66,17 +66,17 @@ rule inference:
 
 rule plot_speedup_accuracy:
     input:
-        table="results/tables/inference.csv",
+        table=GRID.inference_table,
     output:
         pdf=report(
-            "results/figures/speedup_accuracy.pdf",
+            f"{SUMMARY}/figures/speedup_accuracy.pdf",
             caption="../report/speedup_accuracy.rst",
             category="Figures",
             subcategory="Inference",
             labels={"figure": "speedup_accuracy", "format": "PDF"},
         ),
         png=report(
-            "results/figures/speedup_accuracy.png",
+            f"{SUMMARY}/figures/speedup_accuracy.png",
             caption="../report/speedup_accuracy.rst",
             category="Figures",
             subcategory="Inference",

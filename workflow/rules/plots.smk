@@ -12,14 +12,14 @@ rule plot_performance:
         unpack(get_figure_inputs),
     output:
         pdf=report(
-            "results/figures/{figure}.pdf",
+            f"{SUMMARY}/figures/{{figure}}.pdf",
             caption="../report/figure.rst",
             category="Figures",
             subcategory="Performance",
             labels={"figure": "{figure}", "format": "PDF"},
         ),
         png=report(
-            "results/figures/{figure}.png",
+            f"{SUMMARY}/figures/{{figure}}.png",
             caption="../report/figure.rst",
             category="Figures",
             subcategory="Performance",
@@ -48,14 +48,14 @@ rule plot_pruned_fraction:
         unpack(get_figure_inputs),
     output:
         pdf=report(
-            "results/figures/{figure}.pdf",
+            f"{SUMMARY}/figures/{{figure}}.pdf",
             caption="../report/figure.rst",
             category="Figures",
             subcategory="Sparsity",
             labels={"figure": "{figure}", "format": "PDF"},
         ),
         png=report(
-            "results/figures/{figure}.png",
+            f"{SUMMARY}/figures/{{figure}}.png",
             caption="../report/figure.rst",
             category="Figures",
             subcategory="Sparsity",
@@ -84,14 +84,14 @@ rule plot_posterior_cdf:
         unpack(get_figure_inputs),
     output:
         pdf=report(
-            "results/figures/{figure}.pdf",
+            f"{SUMMARY}/figures/{{figure}}.pdf",
             caption="../report/figure.rst",
             category="Figures",
             subcategory="Sparsity",
             labels={"figure": "{figure}", "format": "PDF"},
         ),
         png=report(
-            "results/figures/{figure}.png",
+            f"{SUMMARY}/figures/{{figure}}.png",
             caption="../report/figure.rst",
             category="Figures",
             subcategory="Sparsity",
@@ -120,14 +120,14 @@ rule plot_first_layer:
         unpack(get_figure_inputs),
     output:
         pdf=report(
-            "results/figures/{figure}.pdf",
+            f"{SUMMARY}/figures/{{figure}}.pdf",
             caption="../report/figure.rst",
             category="Figures",
             subcategory="Sparsity",
             labels={"figure": "{figure}", "format": "PDF"},
         ),
         png=report(
-            "results/figures/{figure}.png",
+            f"{SUMMARY}/figures/{{figure}}.png",
             caption="../report/figure.rst",
             category="Figures",
             subcategory="Sparsity",
@@ -156,14 +156,14 @@ rule plot_figure:
         unpack(get_figure_inputs),
     output:
         pdf=report(
-            "results/figures/{figure}.pdf",
+            f"{SUMMARY}/figures/{{figure}}.pdf",
             caption="../report/figure.rst",
             category="Figures",
             subcategory="Beyond the paper",
             labels={"figure": "{figure}", "format": "PDF"},
         ),
         png=report(
-            "results/figures/{figure}.png",
+            f"{SUMMARY}/figures/{{figure}}.png",
             caption="../report/figure.rst",
             category="Figures",
             subcategory="Beyond the paper",

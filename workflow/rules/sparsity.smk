@@ -20,7 +20,7 @@ rule sparsity_curve:
         TRAIN_ENV
     threads: CFG.resources.threads
     resources:
-        gpu=CFG.resources.gpu,
+        **GPU_JOB,  # gpu, and the GPU partition and model when set (bmrsparse.workflow.jobs.gpu_resources)
         runtime=lambda wildcards, attempt: CFG.resources.overhead_minutes * 3 * attempt,
         mem_mb=train_mem_mb,
     params:
@@ -38,17 +38,17 @@ rule sparsity_curve:
 rule plot_sparsity_accuracy:
     input:
         curves=GRID.sparsity_curves(),
-        metrics=paths.METRICS,
+        metrics=GRID.metrics,
     output:
         pdf=report(
-            "results/figures/sparsity_accuracy.pdf",
+            f"{SUMMARY}/figures/sparsity_accuracy.pdf",
             caption="../report/sparsity_accuracy.rst",
             category="Figures",
             subcategory="Sparsity",
             labels={"figure": "sparsity_accuracy", "format": "PDF"},
         ),
         png=report(
-            "results/figures/sparsity_accuracy.png",
+            f"{SUMMARY}/figures/sparsity_accuracy.png",
             caption="../report/sparsity_accuracy.rst",
             category="Figures",
             subcategory="Sparsity",

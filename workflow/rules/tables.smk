@@ -1,8 +1,9 @@
 # Tidy per-epoch metrics of every training stage, the timing of claim 4, the final-metrics table and the
-# paper-claims table.
+# paper-claims table; like the figures, in the run's summary folder (SUMMARY: results/, or results/subsets/<name>/
+# for a run whose --config leaves out part of the config files' grid; bmrsparse.workflow.paths.summary_dir).
 
 #: Claim 4's timing (rule time_steps; bmrsparse.workflow.jobs.SPEED_METHODS), when the grid has both methods.
-SPEED_TIMING = {"timing": paths.TIMING} if GRID.has_timing() else {}
+SPEED_TIMING = {"timing": GRID.timing} if GRID.has_timing() else {}
 
 
 rule collect_metrics:
@@ -10,12 +11,12 @@ rule collect_metrics:
         GRID.metrics_files(),
     output:
         metrics=report(
-            "results/metrics/metrics.csv",
+            GRID.metrics,
             caption="../report/metrics.rst",
             category="Tables",
             labels={"table": "per-epoch metrics", "format": "CSV"},
         ),
-        metrics_sha256="results/metrics/metrics.csv.sha256",  # checked by its readers (bmrsparse.io)
+        metrics_sha256=f"{GRID.metrics}.sha256",  # checked by its readers (bmrsparse.io)
     log:
         "logs/collect_metrics.log",
     conda:
@@ -32,15 +33,15 @@ rule collect_metrics:
 rule time_steps:
     input:
         # Every training job must have finished: no training job of this workflow runs beside it.
-        metrics=paths.METRICS,
+        metrics=GRID.metrics,
     output:
         timing=report(
-            "results/bench/speed.csv",
+            GRID.timing,
             caption="../report/speed.rst",
             category="Tables",
             labels={"table": "step speed, timed alone", "format": "CSV"},
         ),
-        timing_sha256="results/bench/speed.csv.sha256",
+        timing_sha256=f"{GRID.timing}.sha256",
     log:
         "logs/time_steps.log",
     conda:
@@ -49,7 +50,7 @@ rule time_steps:
     # theirs, not the login node; its `threads` size XLA's CPU thread pools as in training (limit_threads).
     threads: CFG.resources.threads
     resources:
-        gpu=CFG.resources.gpu,
+        **GPU_JOB,  # gpu, and the GPU partition and model when set (bmrsparse.workflow.jobs.gpu_resources)
         mem_mb=max(CFG.resources.mem_mb[arch] for arch in CFG.archs),  # the largest timed network's
         runtime=timing_runtime,
     params:
@@ -67,29 +68,29 @@ rule time_steps:
 rule tables:
     input:
         **SPEED_TIMING,
-        **({"inference": paths.INFERENCE_TABLE} if GRID.has_inference() else {}),  # claim 6 (inference.smk)
-        metrics=paths.METRICS,
+        **({"inference": GRID.inference_table} if GRID.has_inference() else {}),  # claim 6 (inference.smk)
+        metrics=GRID.metrics,
     output:
         final_csv=report(
-            "results/tables/final_metrics.csv",
+            f"{SUMMARY}/tables/final_metrics.csv",
             caption="../report/final_metrics.rst",
             category="Tables",
             labels={"table": "final metrics", "format": "CSV"},
         ),
         final_md=report(
-            "results/tables/final_metrics.md",
+            f"{SUMMARY}/tables/final_metrics.md",
             caption="../report/final_metrics.rst",
             category="Tables",
             labels={"table": "final metrics", "format": "Markdown"},
         ),
         claims_csv=report(
-            "results/tables/paper_claims.csv",
+            f"{SUMMARY}/tables/paper_claims.csv",
             caption="../report/paper_claims.rst",
             category="Tables",
             labels={"table": "paper claims", "format": "CSV"},
         ),
         claims_md=report(
-            "results/tables/paper_claims.md",
+            f"{SUMMARY}/tables/paper_claims.md",
             caption="../report/paper_claims.rst",
             category="Tables",
             labels={"table": "paper claims", "format": "Markdown"},
@@ -115,13 +116,13 @@ rule provenance:
         GRID.metrics_files(),
     output:
         csv=report(
-            "results/tables/provenance.csv",
+            f"{SUMMARY}/tables/provenance.csv",
             caption="../report/provenance.rst",
             category="Tables",
             labels={"table": "provenance", "format": "CSV"},
         ),
         md=report(
-            "results/tables/provenance.md",
+            f"{SUMMARY}/tables/provenance.md",
             caption="../report/provenance.rst",
             category="Tables",
             labels={"table": "provenance", "format": "Markdown"},

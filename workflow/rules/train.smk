@@ -33,7 +33,7 @@ rule train_warmup:
         TRAIN_ENV
     threads: CFG.resources.threads
     resources:
-        gpu=CFG.resources.gpu,
+        **GPU_JOB,  # gpu, and the GPU partition and model when set (bmrsparse.workflow.jobs.gpu_resources)
         runtime=train_runtime(CFG.schedule.warmup_steps),
         mem_mb=train_mem_mb,
     params:
@@ -75,7 +75,7 @@ rule train_continue:
         TRAIN_ENV
     threads: CFG.resources.threads
     resources:
-        gpu=CFG.resources.gpu,
+        **GPU_JOB,  # gpu, and the GPU partition and model when set (bmrsparse.workflow.jobs.gpu_resources)
         runtime=train_runtime(CFG.schedule.epoch_steps * CFG.schedule.num_epochs),
         mem_mb=train_mem_mb,
     params:
@@ -110,7 +110,7 @@ rule train_scratch:
         TRAIN_ENV
     threads: CFG.resources.threads
     resources:
-        gpu=CFG.resources.gpu,
+        **GPU_JOB,  # gpu, and the GPU partition and model when set (bmrsparse.workflow.jobs.gpu_resources)
         runtime=train_runtime(CFG.schedule.warmup_steps + CFG.schedule.epoch_steps * CFG.schedule.num_epochs),
         mem_mb=train_mem_mb,
     params:
@@ -146,7 +146,7 @@ rule train_epoch:
         TRAIN_ENV
     threads: CFG.resources.threads
     resources:
-        gpu=CFG.resources.gpu,
+        **GPU_JOB,  # gpu, and the GPU partition and model when set (bmrsparse.workflow.jobs.gpu_resources)
         runtime=train_runtime(CFG.schedule.epoch_steps),
         mem_mb=train_mem_mb,
     params:

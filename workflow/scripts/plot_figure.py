@@ -6,6 +6,10 @@ import sys
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
+from bmrsparse.provenance import limit_threads
+
+limit_threads(snakemake.threads)  # NumPy's BLAS and XLA's CPU pools: the job's `threads`, before they start
+
 if snakemake.config.get("jax_cache_dir"):  # speed only: reuse the programs the training jobs compiled
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.abspath(snakemake.config["jax_cache_dir"]))
 

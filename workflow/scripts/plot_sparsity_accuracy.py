@@ -5,6 +5,10 @@ import sys
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
+from bmrsparse.provenance import limit_threads
+
+limit_threads(snakemake.threads)  # NumPy's BLAS and XLA's CPU pools: the job's `threads`, before they start
+
 import pandas as pd
 
 from bmrsparse.io import read_csv

@@ -89,8 +89,10 @@ class Evaluation:
 class Resources:
     """``resources:``, what a training job asks the scheduler for."""
 
-    gpu: int  #: GPUs per training job (0: CPU only)
-    threads: int  #: CPU threads per training job
+    gpu: int  #: GPUs per job of a GPU rule (jobs.GPU_RULES; 0: CPU only)
+    gpu_partition: str | None  #: SLURM partition of the GPU jobs when gpu >= 1 (None: the cluster's default)
+    gpu_model: str | None  #: GPU model (gres type) the GPU jobs ask for when gpu >= 1 (None: any)
+    threads: int  #: CPU threads per job of a GPU rule
     mem_mb: Mapping[str, int]  #: MB per training job, per architecture
     ms_per_step: Mapping[str, Mapping[str, float]]  #: estimated ms per SVI step, {gpu, cpu} x architecture
     overhead_minutes: int  #: minutes added to every training job's runtime

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 
 from ..data import DATASETS
 from ..figures import FIGURES
-from . import paths
 from .config import Config
 from .reference import AUTHORS_RUNS, comparable_archs, reference_band
 
@@ -62,7 +61,7 @@ def figure_inputs(name: str, grid) -> dict:
     """The inputs of figure ``name``'s job in ``grid`` (a :class:`~bmrsparse.workflow.grid.Grid`)."""
     info = FIGURES[name]
     if info.reads == "metrics":
-        return {"metrics": paths.METRICS, **extra_inputs(name, grid.config)}
+        return {"metrics": grid.metrics, **extra_inputs(name, grid.config)}
     if info.reads == "posteriors":
         return grid.figure_posteriors(name)
     raise ValueError(f"figure {name!r} reads {info.reads!r}, which rule {figure_rule(name)} draws")

@@ -42,13 +42,23 @@ class Grid:
       warmup_of: ``{method: warm-up tag}`` of every trained method that starts from a warm-up.
       warmups: ``{tag: method}``, one warm-up job per tag, data set, network and seed; the method is the first (in
         grid order) that starts from it, whose settings it is trained with.
+      subset: the name of a subset run (:func:`bmrsparse.workflow.paths.subset_name`), or None.
+      summary: the folder of the run's metrics table, timing, tables and figures (``results``, or
+        ``results/subsets/<subset>``; :func:`bmrsparse.workflow.paths.summary_dir`).
+      metrics, timing, inference_table: the run's metrics table, claim 4's timing and the measured-inference table,
+        in that folder.
     """
 
     #: The grid the last Snakefile parsed in this process built (what the plan reads after Snakemake's dry run).
     last: ClassVar["Grid | None"] = None
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, subset: str | None = None):
         self.config = config
+        self.subset = subset
+        self.summary = paths.summary_dir(subset)
+        self.metrics = paths.metrics_table(self.summary)
+        self.timing = paths.timing_table(self.summary)
+        self.inference_table = paths.inference_table(self.summary)
         self.run_methods = _with_references(config.methods)
         self.warmup_of = {m: self._warmup_tag(m) for m in self.run_methods if METHODS[m].start == "warmup"}
         self.warmups: dict[str, str] = {}
@@ -217,12 +227,13 @@ class Grid:
         return all(m in self.config.methods for m in SPEED_METHODS)
 
     def final_targets(self) -> list[str]:
-        """What a run ends with (rule all): the metrics, the tables, every applicable figure, the inference table."""
-        targets = [paths.METRICS]
+        """What a run ends with (rule all): the metrics, the tables, every applicable figure, the inference table,
+        in its summary folder."""
+        targets = [self.metrics]
         for table in ("final_metrics", "paper_claims", "provenance"):
-            targets += paths.table_files(table)
+            targets += paths.table_files(table, self.summary)
         for name in self.figures():
-            targets += paths.figure_files(name)
+            targets += paths.figure_files(name, self.summary)
         if self.has_inference():
-            targets += [paths.INFERENCE_TABLE, *paths.figure_files("speedup_accuracy")]
+            targets += [self.inference_table, *paths.figure_files("speedup_accuracy", self.summary)]
         return targets

@@ -24,7 +24,7 @@ from ..methods import METHODS, WARMUP_METHOD
 from .config import Config
 
 __all__ = ["job_settings", "warmup_settings", "warmup_tag", "WARMUP_INHERITS", "runtime_minutes", "SPEED_METHODS",
-           "timing_steps", "timing_minutes", "TIMING_REPEATS", "plain"]
+           "timing_steps", "timing_minutes", "TIMING_REPEATS", "plain", "GPU_RULES", "gpu_resources"]
 
 #: Training settings a shared warm-up takes from the method that starts from it (the rest are Flat-FF's); with the
 #: letter that names each in :func:`warmup_tag`.
@@ -36,6 +36,11 @@ _OPTIONAL = ("gamma0", "tau0", "alpha0", "beta0", "bmr_iters", "bmr_keep", "elbo
 #: The timing of claim 4 (rule time_steps): the methods it times, the runs of each method per (dataset, arch).
 SPEED_METHODS = ("tiered_ff", "bmr_ss")
 TIMING_REPEATS = 2
+#: The rules whose jobs compute on the accelerator (they train, time or evaluate networks): they ask for
+#: ``resources.gpu`` GPUs, ``resources.threads`` threads and, on a cluster, the GPU partition and model
+#: (:func:`gpu_resources`). Every other rule's job asks for no GPU and stays in the cluster's default partition.
+GPU_RULES = ("train_warmup", "train_continue", "train_scratch", "train_epoch", "time_steps", "sparsity_curve",
+             "inference")
 
 
 def plain(value):
@@ -137,3 +142,18 @@ def timing_minutes(config: Config) -> int:
     runs = len(config.datasets) * len(SPEED_METHODS) * TIMING_REPEATS  # per architecture
     steps = timing_steps(config.schedule.epoch_steps)
     return runs * sum(runtime_minutes(config, arch, steps) for arch in config.archs)
+
+
+def gpu_resources(config: Config) -> dict:
+    """The resources by which a job of a :data:`GPU_RULES` rule asks for the accelerator: ``gpu`` (GPUs per job) and,
+    when that is at least one, ``slurm_partition`` (``resources.gpu_partition``) and ``gpu_model``
+    (``resources.gpu_model``; snakemake-executor-plugin-slurm submits ``--gpus=<model>:<gpu>``), each only when set:
+    an unset one leaves the cluster's default (partition) or any GPU. Other executors ignore the two strings."""
+    res = config.resources
+    out = {"gpu": res.gpu}
+    if res.gpu >= 1:
+        if res.gpu_partition:
+            out["slurm_partition"] = res.gpu_partition
+        if res.gpu_model:
+            out["gpu_model"] = res.gpu_model
+    return out

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Iterable, MutableMapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +14,7 @@ import pandas as pd
 from ..io import COMMAND_ENV, read_csv
 from ..provenance import PROVENANCE_COLUMNS, library_digest
 
-__all__ = ["workflow_library_digest", "config_files", "record_command", "provenance_table"]
+__all__ = ["workflow_library_digest", "config_files", "files_config", "record_command", "provenance_table"]
 
 
 def workflow_library_digest(basedir: str | os.PathLike) -> str:
@@ -36,6 +36,25 @@ def config_files(configfiles: Iterable, overwrite: Iterable | None) -> list[str]
     given_abs = {os.path.abspath(f) for f in given}
     files = [str(f) for f in configfiles if os.path.abspath(f) not in given_abs] + given
     return [os.path.relpath(f) if os.path.isabs(f) else f for f in files]
+
+
+def files_config(files: Iterable) -> dict:
+    """The config that the config ``files`` give, merged in order as Snakemake merges them (without ``--config``):
+    what a run's grid is compared with to tell a subset run (:func:`bmrsparse.workflow.paths.subset_name`)."""
+    import yaml
+
+    merged: dict = {}
+
+    def update(into: dict, new: Mapping) -> None:
+        for key, value in new.items():
+            if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+                update(into[key], value)
+            else:
+                into[key] = dict(value) if isinstance(value, Mapping) else value
+
+    for path in files:
+        update(merged, yaml.safe_load(Path(path).read_text()) or {})
+    return merged
 
 
 def record_command(argv: Sequence[str], environ: MutableMapping = os.environ) -> None:
