@@ -187,7 +187,7 @@ def test_inference_rules_run_on_the_test_profile(tmp_path, monkeypatch):
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     table = pd.read_csv(project / "results/tables/inference.csv")
     assert list(table.columns) == [*inference.COLUMNS, "xla_threads"]  # the job's threads, written by the rule
-    assert set(table.arch) == {"mlp", "lenet"} and set(table.batch) == {1, 128}
+    assert set(table.arch) == {"mlp", "lenet"} and set(table.batch) == {1, 128, 1024}
     assert set(zip(table.method, table.format)) == {("flat_ff", "dense"), ("flat_ff", "compact"),
                                                     ("bmr_struct", "masked"), ("bmr_struct", "compact")}
     for arch in ("mlp", "lenet"):

@@ -63,20 +63,22 @@ def test_paper_profile_with_the_overlay_plans_the_grid(tmp_path):
 
 #: The authors' experiment at 1/10 of the paper's schedule (issue 18), which the quick profile must stay:
 #: the schedule and learning rates of their code, guide locations in [-2, 2] and scales 0.1 for every method.
-#: Beyond the paper it also trains structured BMR (issue 21), at BMR-S&S's rate from BMR-S&S's warm-up. The pruning
-#: baselines are left out for time (issue 18's order: fewer evaluation samples, then the baselines, never the
-#: schedule); their rates stay, for a run that adds them back.
+#: Beyond the paper it also trains BMR over whole units (issue 29): the authors' hierarchical BMR (bmr_rhs, from
+#: BMR-S&S's warm-up) and BMR-S&S over unit scales (bmr_units, its own warm-up), at BMR-S&S's rate. The pruning
+#: baselines and the summed-dF unit baseline (bmr_struct) are left out for time (issue 18's order: fewer evaluation
+#: samples, then the baselines, never the schedule); their rates stay, for a run that adds them back. The last
+#: epoch is evaluated as the authors do (issue 33).
 AUTHORS_AT_ONE_TENTH = {
     "datasets": ["fashion_mnist"],
     "archs": ["mlp", "lenet"],
-    "methods": ["flat_map", "flat_ff", "tiered_ff", "bmr_ss", "bmr_struct"],
+    "methods": ["flat_map", "flat_ff", "tiered_ff", "bmr_ss", "bmr_rhs", "bmr_units"],
     "schedule": {"warmup_steps": 10000, "epoch_steps": 2000, "num_epochs": 5},
     "learning_rate": {"flat_map": 1e-3, "flat_ff": 5e-3, "tiered_ff": 5e-3, "bmr_ss": 1e-2, "magnitude_ss": 1e-2,
-                      "snr_ss": 1e-2, "bmr_struct": 1e-2},
+                      "snr_ss": 1e-2, "bmr_rhs": 1e-2, "bmr_units": 1e-2, "bmr_struct": 1e-2},
     "batch_size": 128,
     "init_radius": 2.0,
     "init_scale": 0.1,
-    "evaluation": {"num_samples": 20, "test_subset": 2000},
+    "evaluation": {"num_samples": 20, "test_subset": 2000, "final_num_samples": 100, "final_test_subset": None},
 }
 
 

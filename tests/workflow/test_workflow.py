@@ -63,6 +63,8 @@ def expected_jobs(config: dict) -> dict[str, int]:
     d, a, m, s = (len(config[k]) for k in ("datasets", "archs", "methods", "seeds"))
     methods, epochs = config["methods"], config["schedule"]["num_epochs"]
     runs = d * a * s
+    # seeds trained together (vmap_seeds) share one job per stage; the other rules still run per seed
+    stages = d * a * (1 if config.get("vmap_seeds") else s)
     # what each trained method declares (a listed method's reference method is trained too)
     trained = list(methods) + [REGISTRY[x].reference for x in methods
                                if REGISTRY[x].reference and REGISTRY[x].reference not in methods]
@@ -70,13 +72,15 @@ def expected_jobs(config: dict) -> dict[str, int]:
     # one warm-up per distinct learning rate of the methods that start from one (e.g. BMR-S&S's 1e-2 beside
     # Flat-FF's 5e-3), as the authors' code fits BMR-S&S's warm-up at its own rate
     rates = config["training"].get("learning_rate", {})
-    warmup_rates = {rates.get(i.name, i.learning_rate) for i in info if i.start == "warmup"}
+    # (and a method that warms up its own model, e.g. BMR over units with its scales, has a warm-up of its own)
+    warmup_rates = {(i.warmup_method if i.warmup_method not in (None, "flat_ff") else "flat_ff",
+                     rates.get(i.name, i.learning_rate)) for i in info if i.start == "warmup"}
     jobs = {
         "prepare_dataset": d,
-        "train_warmup": runs * len(warmup_rates),
-        "train_continue": runs * sum(i.start == "warmup" and not i.per_epoch for i in info),
-        "train_scratch": runs * sum(i.start == "scratch" for i in info),
-        "train_epoch": runs * epochs * sum(i.per_epoch for i in info),
+        "train_warmup": stages * len(warmup_rates),
+        "train_continue": stages * sum(i.start == "warmup" and not i.per_epoch for i in info),
+        "train_scratch": stages * sum(i.start == "scratch" for i in info),
+        "train_epoch": stages * epochs * sum(i.per_epoch for i in info),
         "collect_metrics": 1,
         "tables": 1,
         "time_steps": 1 if {"tiered_ff", "bmr_ss"} <= set(methods) else 0,  # claim 4's timing, taken alone
@@ -89,9 +93,11 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "plot_posterior_cdf": 1 if "fashion_mnist" in config["datasets"] and {"mlp", "lenet"} & set(config["archs"]) else 0,
         "all": 1,
     }
-    # beyond the paper: structured BMR's compact MLPs and LeNet-5s exported, every network timed (inference.smk)
-    timed = {"flat_ff", "bmr_struct"} <= set(methods) and {"mlp", "lenet"} & set(config["archs"])
-    jobs["compact_network"] = d * len({"mlp", "lenet"} & set(config["archs"])) * s if timed else 0
+    # beyond the paper: every structured method's compact MLPs and LeNet-5s exported, every network timed
+    # (inference.smk)
+    structured = [x for x in methods if REGISTRY[x].structured]
+    timed = "flat_ff" in methods and structured and {"mlp", "lenet"} & set(config["archs"])
+    jobs["compact_network"] = d * len({"mlp", "lenet"} & set(config["archs"])) * s * len(structured) if timed else 0
     jobs["inference"] = jobs["plot_speedup_accuracy"] = 1 if timed else 0
     jobs["plot_first_layer"] = jobs["plot_posterior_cdf"]
     return {rule: n for rule, n in jobs.items() if n}
@@ -112,9 +118,10 @@ def test_lint_finds_nothing(project):
 def test_dry_run_paper_plans_the_full_grid(project):
     jobs = planned_jobs(project, "--configfile", "config/paper.yaml")
     assert jobs == expected_jobs(load("paper"))
-    # 3 datasets x 4 architectures x 4 methods = 48 trained models; BMR-S&S as 5 epoch jobs each.
+    # 3 datasets x 4 architectures, five seeds trained together: per pair the shared Flat-FF warm-up and BMR over
+    # units' own, Flat-FF continued, Flat-MAP and Tiered-FF from scratch; the per-epoch methods as 5 epoch jobs each
     assert jobs["prepare_dataset"] == 3
-    assert jobs["train_warmup"] == 12 and jobs["train_continue"] == 12 and jobs["train_scratch"] == 24
+    assert jobs["train_warmup"] == 24 and jobs["train_continue"] == 12 and jobs["train_scratch"] == 24
     per_epoch = [x for x in load("paper")["methods"] if REGISTRY[x].per_epoch]  # BMR-S&S (and the baselines)
     assert "bmr_ss" in per_epoch and jobs["train_epoch"] == 60 * len(per_epoch)
     assert jobs["plot_performance"] == 3  # Fig. 1, S1, S2
@@ -129,7 +136,7 @@ def test_dry_run_profiles(project, name):
 def test_subset_from_the_command_line(project):
     jobs = planned_jobs(project, "--configfile", "config/paper.yaml", "--config", "datasets=[cifar10]", "archs=[vit]")
     assert jobs == expected_jobs({**load("paper"), "datasets": ["cifar10"], "archs": ["vit"]})
-    assert jobs["train_warmup"] == 1 and jobs["train_continue"] == 1 and jobs["train_scratch"] == 2
+    assert jobs["train_warmup"] == 2 and jobs["train_continue"] == 1 and jobs["train_scratch"] == 2
 
 
 def test_figures_follow_the_grid(project):
@@ -239,10 +246,11 @@ def test_test_profile_runs_end_to_end(tmp_path, monkeypatch):
 
 def test_vmap_seeds_groups_seed_jobs(project):
     """vmap_seeds: one training job per stage for all seeds (as many jobs as with one seed)."""
-    one = planned_jobs(project, "--configfile", "config/paper.yaml")
+    one = planned_jobs(project, "--configfile", "config/paper.yaml", "--config", "seeds=[0]")
     together = planned_jobs(project, "--configfile", "config/paper.yaml", "--config", "seeds=[0,1,2]",
                             "vmap_seeds=true")
-    apart = planned_jobs(project, "--configfile", "config/paper.yaml", "--config", "seeds=[0,1,2]")
+    apart = planned_jobs(project, "--configfile", "config/paper.yaml", "--config", "seeds=[0,1,2]",
+                         "vmap_seeds=false")
     for rule in ("train_warmup", "train_continue", "train_scratch", "train_epoch"):
         assert together[rule] == one[rule]
         assert apart[rule] == 3 * one[rule]
