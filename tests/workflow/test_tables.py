@@ -119,6 +119,10 @@ def test_speed_claim_from_a_timing_taken_alone():
     assert sel.loc["fashion_mnist / mlp", "verdict"] == "holds"
     assert "+20.0 %" in sel.loc["fashion_mnist / mlp", "evidence"]  # mean of the two BMR-S&S runs
     assert "timed alone on cpu" in sel.loc["fashion_mnist / mlp", "evidence"]
+    # the paper's claim is a GPU's: a CPU verdict says what both codes measure on a CPU and on the H100
+    assert "judged on this CPU, the paper's claim is a GPU's" in sel.loc["fashion_mnist / mlp", "evidence"]
+    on_gpu = paper_claims(metrics, timing=timing.assign(device="gpu:NVIDIA H100 80GB HBM3"))
+    assert "judged on this CPU" not in " ".join(on_gpu.loc[on_gpu.claim_id == 4, "evidence"])
     assert sel.loc["fashion_mnist / lenet", "verdict"] == "does not hold"  # the metrics say +15 %, ignored
     assert sel.loc["all", "verdict"] == "does not hold" and set(sel["seeds"]) == {"timed alone"}
     claims = paper_claims(metrics, timing=timing[timing.arch == "mlp"])
