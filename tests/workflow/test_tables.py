@@ -170,6 +170,10 @@ def test_describe_settings():
                     "100 predictive samples on all test images")
     reduced = describe_settings({"evaluation": {"num_samples": 20, "test_subset": 2000}})
     assert reduced == "20 predictive samples on the first 2000 test images"
+    final = describe_settings({"evaluation": {"num_samples": 20, "test_subset": 2000, "final_num_samples": 100,
+                                              "final_test_subset": None}})
+    assert final == ("the last epoch (judged here) with 100 predictive samples on all test images, the earlier ones "
+                     "with 20 on the first 2000")
 
 
 def test_markdown_and_write_table(tmp_path):

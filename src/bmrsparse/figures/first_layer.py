@@ -18,8 +18,8 @@ def draw(posteriors):
 
 _CAPTION = """Posterior means of the first layer of the MLP (top row, output unit x input pixel) and LeNet-5 (bottom row, the
 5x5 filters) on FashionMNIST, one panel per method (Fig. 4 of the paper; first seed). Each row has one symmetric
-colour scale shared by its panels, chosen from the data: ± the 99th percentile of |E_q[w]| over the row's unpruned
-weights (the paper fixes ±0.05 and ±0.2, which saturate LeNet-5's filters here); larger values take the end
+colour scale shared by its panels, chosen from the data: ± the 99th percentile of the absolute posterior means over
+the row's unpruned weights (the paper fixes ±0.05 and ±0.2, which saturate LeNet-5's filters here); larger values take the end
 colours. Pruned weights are exactly zero (white)."""
 
 FIGURE = Figure(

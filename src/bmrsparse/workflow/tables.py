@@ -188,7 +188,14 @@ def describe_settings(config: Mapping, configfiles: Sequence[str] = ()) -> str:
     if evaluation:
         subset = evaluation.get("test_subset")
         images = f"the first {subset}" if subset else "all"
-        parts.append(f"{evaluation.get('num_samples')} predictive samples on {images} test images")
+        if "final_num_samples" in evaluation:
+            final = evaluation.get("final_test_subset")
+            final_images = f"the first {final}" if final else "all"
+            parts.append(f"the last epoch (judged here) with {evaluation['final_num_samples']} predictive samples on "
+                         f"{final_images} test images, the earlier ones with {evaluation.get('num_samples')} on "
+                         f"{images}")
+        else:
+            parts.append(f"{evaluation.get('num_samples')} predictive samples on {images} test images")
     return "; ".join(parts)
 
 
