@@ -5,7 +5,7 @@ authors' code (``../shared/tools/ref_bench.py fmnist``, one JSON line per run) a
 
     python tools/claim2_table.py --authors DIR --ours results/metrics/metrics.csv [--arch mlp] [--dataset fashion_mnist]
 
-``DIR`` holds ``{arch}_seed{S}_{method}.jsonl`` with method one of bmrss, tieredff, flatff, flatmap (the files
+``DIR`` holds ``[prefix_]{arch}_seed{S}_{method}.jsonl`` with method one of bmrss, tieredff, flatff, flatmap (the files
 ``ref_bench.py`` writes to stdout, one per method: SEED=S METHODS='BMR-S&S' ...). A seed counts only when all four
 methods are present for it.
 """
@@ -30,8 +30,8 @@ FOUR = ("flat_map", "flat_ff", "tiered_ff", "bmr_ss")
 def authors_finals(folder: Path, arch: str) -> pd.DataFrame:
     """The last epoch's ACC, ECE and NLL of every complete run of the authors' code in ``folder``."""
     rows = []
-    for path in sorted(folder.glob(f"{arch}_seed*_*.jsonl")):
-        m = re.fullmatch(rf"{arch}_seed(\d+)_(\w+)\.jsonl", path.name)
+    for path in sorted(folder.glob(f"*{arch}_seed*_*.jsonl")):
+        m = re.fullmatch(rf"(?:\w+_)?{arch}_seed(\d+)_([a-z]+)\.jsonl", path.name)
         if not m or m.group(2) not in AUTHORS_METHODS:
             continue
         lines = [line for line in path.read_text().splitlines() if line.strip().startswith("{")]
