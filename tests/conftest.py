@@ -93,6 +93,20 @@ TINY_NETS = {
 WORKFLOW_PARTS = ("Snakefile", "workflow", "config", "profiles", "envs")
 
 
+def noise_dataset(n: int = 16):
+    """A FashionMNIST-shaped data set of ``n`` random images (the same ones as train and test set), for tests that
+    need a Trainer's shapes, not learning."""
+    from bmrsparse import data as bdata
+
+    x = np.random.default_rng(0).integers(0, 255, (n, 28, 28, 1), dtype=np.uint8)
+    y = np.arange(n) % 10
+    return bdata.Dataset("fashion_mnist", x, y, x, y, 10)
+
+
+#: The Trainer tests' smallest MLP: one hidden layer of 8 units, minibatch 8.
+TINY_MLP_SETTINGS = {"net": {"mlp": {"width": 8, "depth": 1}}, "batch_size": 8}
+
+
 def copy_workflow(dest: Path, override: str | None = None) -> Path:
     """Copy the workflow into ``dest`` (so runs neither see nor touch the project's results); optionally write
     ``override.yaml`` with the given text."""

@@ -17,6 +17,8 @@ import pytest
 
 from bmrsparse import bmr
 
+from conftest import TINY_MLP_SETTINGS, noise_dataset
+
 RNG = np.random.default_rng(31)
 MU = RNG.normal(0.0, 0.5, 40).astype(np.float32)
 SIGMA = RNG.uniform(0.05, 0.5, 40).astype(np.float32)
@@ -168,14 +170,11 @@ def test_under_jit_concrete_constants_are_still_checked_and_tracers_pass():
 
 def test_the_trainers_prune_step_still_runs_vmapped(tmp_path):
     """BMR-S&S's prune inside the trainer's jit(vmap) program, two seeds, on a network without training data."""
-    from bmrsparse import data as bdata
     from bmrsparse.settings import TrainingSettings
     from bmrsparse.train import Trainer
 
-    x = np.random.default_rng(0).integers(0, 255, (16, 28, 28, 1), dtype=np.uint8)
-    y = np.arange(16) % 10
-    ds = bdata.Dataset("fashion_mnist", x, y, x, y, 10)
-    settings = TrainingSettings.from_mapping({"net": {"mlp": {"width": 8, "depth": 1}}, "batch_size": 8})
+    ds = noise_dataset(16)
+    settings = TrainingSettings.from_mapping(TINY_MLP_SETTINGS)
     for method in ("bmr_ss", "bmr_struct"):
         trainer = Trainer(arch="mlp", method=method, dataset=ds, seeds=[0, 1], settings=settings)
         fractions = trainer.pruned_fraction(trainer.prune(trainer.init(), epoch=1))
@@ -299,16 +298,13 @@ def test_predict_and_forward_refuse_non_finite_or_misshapen_inputs(export):
 @pytest.fixture
 def state_file(tmp_path):
     """A two-seed BMR-S&S state file of a tiny MLP and its arrays (written by save_state)."""
-    from bmrsparse import data as bdata
     from bmrsparse.io import load_npz
     from bmrsparse.settings import TrainingSettings
     from bmrsparse.state import save_state
     from bmrsparse.train import Trainer
 
-    x = np.random.default_rng(0).integers(0, 255, (16, 28, 28, 1), dtype=np.uint8)
-    y = np.arange(16) % 10
-    ds = bdata.Dataset("fashion_mnist", x, y, x, y, 10)
-    settings = TrainingSettings.from_mapping({"net": {"mlp": {"width": 8, "depth": 1}}, "batch_size": 8})
+    ds = noise_dataset(16)
+    settings = TrainingSettings.from_mapping(TINY_MLP_SETTINGS)
     trainer = Trainer(arch="mlp", method="bmr_ss", dataset=ds, seeds=[3, 4], settings=settings)
     path = tmp_path / "state.npz"
     save_state(trainer, trainer.init(), path, extra={"settings": settings})

@@ -13,7 +13,7 @@ from bmrsparse.experiment import METRIC_COLUMNS, posterior_summary, run_stage
 from bmrsparse.settings import TrainingSettings
 from bmrsparse.train import NonFiniteLossError, StateMismatchError
 
-from conftest import TINY_NETS
+from conftest import TINY_MLP_SETTINGS, TINY_NETS, noise_dataset
 
 FAST = {
     "num_eval_samples": 4,
@@ -274,14 +274,12 @@ def test_state_layers_reads_masks_and_posteriors_per_layer(tmp_path):
     """bmrsparse.state.state_layers gives each layer's keep-masks and q(w_hat) of one seed, without the file's layout."""
     import jax
 
-    from bmrsparse import data as bdata, methods
+    from bmrsparse import methods
     from bmrsparse.state import save_state, state_layers
     from bmrsparse.train import Trainer
 
-    x = np.random.default_rng(0).integers(0, 255, (64, 28, 28, 1), dtype=np.uint8)
-    y = np.arange(64) % 10
-    ds = bdata.Dataset("fashion_mnist", x, y, x, y, 10)
-    settings = TrainingSettings.from_mapping({"net": {"mlp": {"width": 8, "depth": 1}}, "batch_size": 8})
+    ds = noise_dataset(64)
+    settings = TrainingSettings.from_mapping(TINY_MLP_SETTINGS)
     trainer = Trainer(arch="mlp", method="bmr_ss", dataset=ds, seeds=[3, 4], settings=settings)
     state = trainer.init()
     first = trainer.layers[0].name
