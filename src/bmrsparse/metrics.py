@@ -183,8 +183,6 @@ def predictive_probs(model, params, masks, keys, x, *, num_samples: int) -> np.n
     import jax
     import jax.numpy as jnp
 
-    from .nets._common import conv_lowering
-
     built, net, pre = model.built, model.net, model.preprocess
     point = model.method.point_estimate
     s = 1 if point else int(num_samples)
@@ -211,11 +209,9 @@ def predictive_probs(model, params, masks, keys, x, *, num_samples: int) -> np.n
             return acc / s
 
         predict = model.compiled[("predict", s)] = jax.jit(jax.vmap(one_seed, in_axes=(0, 0, 0, None)))
-    # forward only, one seed: XLA's own convolution, faster there on CPU than the training step's lowering (traced
-    # within this call, once per shape). Seeds vmapped together keep the backend's choice: vmapped over kernels,
-    # XLA's CPU convolution becomes a grouped one, slower (docs/design-notes.md).
-    with conv_lowering("conv" if len(keys) == 1 else None):
-        probs = np.asarray(predict(params, masks, keys, padded))
+    # the backend's convolution lowering, as the training step's (on CPU the rows' matrix product, which is faster
+    # there than XLA's own convolution, forward only too, and stays so with seeds vmapped: docs/performance.md)
+    probs = np.asarray(predict(params, masks, keys, padded))
     return probs.reshape(len(keys), n_pad, -1)[:, :n]
 
 

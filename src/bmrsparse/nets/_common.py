@@ -67,9 +67,7 @@ def conv_lowering(lowering: str | None) -> Iterator[None]:
     (``None``: the backend's choice). Tracing happens when a jitted function is first called with new shapes, so the
     context must surround that first call.
 
-    Forward-only evaluation of one seed uses ``"conv"`` (:func:`bmrsparse.metrics.predictive_probs`): at its batches of
-    1000 images XLA's forward convolution runs LeNet-5 faster than the patches, whose gain lies in the training step's
-    kernel gradient (measured: docs/design-notes.md, docs/performance.md).
+    Tests and measurements use it to compare lowerings on the same program (docs/performance.md).
     """
     if lowering is not None and lowering not in CONV_LOWERINGS:
         raise ValueError(f"conv_lowering: lowering must be one of {CONV_LOWERINGS} or None, got {lowering!r}")
@@ -84,18 +82,20 @@ def conv_valid(x: jax.Array, kernel: jax.Array, *, lowering: str | None = None) 
     """Stride-1 VALID convolution of ``x`` [B, H, W, C_in] with ``kernel`` [kh, kw, C_in, C_out] (HWIO), as
     ``jax.lax.conv_general_dilated`` computes it (a cross-correlation), without the bias.
 
-    ``lowering``: ``"patches"`` gathers the kh*kw shifted views of ``x`` into one [B, H', W', kh*kw*C_in] array
-    and multiplies it by the reshaped kernel (im2col); ``"conv"`` calls XLA's convolution; ``None`` picks the
-    lowering of the enclosing :func:`conv_lowering` context, else ``"patches"`` on CPU and ``"conv"`` elsewhere.
+    ``lowering``: ``"rows"`` multiplies the image rows by a banded matrix built from the kernel (:func:`_conv_rows`);
+    ``"patches"`` gathers the kh*kw shifted views of ``x`` into one [B, H', W', kh*kw*C_in] array and multiplies it
+    by the reshaped kernel (im2col); ``"conv"`` calls XLA's convolution; ``None`` picks the lowering of the
+    enclosing :func:`conv_lowering` context, else ``"rows"`` on CPU and ``"conv"`` elsewhere.
     Why: XLA's CPU convolution is slow for LeNet-5's few channels, its gradient with respect to the kernel above
-    all, while a matrix product of the same numbers runs at the speed of the MLP's layers (docs/performance.md has
-    the measurement); GPUs convolve well. The two lowerings agree to float rounding (the sums run in another
-    order).
+    all, while matrix products run at the speed of the MLP's layers; of the two products, the rows' is the faster
+    in the training step and forward (LeNet-5's step 19-21 -> 16-17 ms, its forward pass at batch 1000 74 ms
+    against the patches' 178 and XLA's 82; docs/performance.md has the measurements). GPUs convolve well. The
+    lowerings agree to float rounding (the sums run in another order).
     """
     if lowering is None:
         lowering = _DEFAULT_LOWERING.get()
     if lowering is None:
-        lowering = "patches" if jax.default_backend() == "cpu" else "conv"
+        lowering = "rows" if jax.default_backend() == "cpu" else "conv"
     kh, kw, c_in, c_out = kernel.shape
     if x.ndim != 4 or x.shape[-1] != c_in:
         raise ValueError(f"conv_valid: input {x.shape} does not match the kernel {kernel.shape} (HWIO)")
