@@ -230,6 +230,9 @@ def test_the_dry_run_reads_jobs_config_cores_and_gpus_from_snakemake(tmp_path):
     assert run.grid.config.datasets == ("fashion_mnist",)
     default = dry_run(["--profile", "profiles/local"], project)
     assert default.grid.config.archs == ("mlp", "lenet") and default.gpu_limit is None and default.cores >= 1
+    # the two timing jobs run one after the other, never side by side (claim 4's step times, the inference table)
+    timing = {j.rule: j for j in default.jobs if j.rule in ("time_steps", "inference")}
+    assert timing["time_steps"].jobid in plan.dependencies(default.jobs)[timing["inference"].jobid]
 
 
 @pytest.mark.slow
