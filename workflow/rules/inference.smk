@@ -38,8 +38,8 @@ rule inference:
         # Every training job must have finished, and claim 4's timing (rule time_steps, when the grid has it): then
         # this job has the machine to itself (the two timing jobs side by side slowed each other: the dense MLP at
         # batch 128 read 3.25 ms beside time_steps, docs/quick-profile/2026-12-07-quiet/).
-        metrics=GRID.metrics,
         **SPEED_TIMING,
+        metrics=GRID.metrics,
     output:
         table=report(
             GRID.inference_table,
