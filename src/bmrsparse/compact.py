@@ -220,10 +220,12 @@ def widths(spec: Mapping) -> list[int]:
 
 
 def band_matrices(spec: Mapping, arrays: Mapping) -> dict:
-    """``arrays`` with a banded matrix ``<layer>/band`` ``[kh * W * C_in, W' * C_out]`` for every convolution:
-    the kernel's taps laid on diagonals, so that the convolution of an image's rows is one matrix product
+    """``arrays`` with a banded matrix ``<layer>/band`` for every convolution (:func:`bmrsparse.nets._common.row_band`:
+    the kernel's taps laid on diagonals), so that the convolution of an image's rows is one matrix product
     (:func:`apply`, the ``"rows"`` lowering of :func:`bmrsparse.nets._common.conv_valid`). Built once, with numpy,
-    from the kernel and the width of the layer's input map (followed from ``spec["input"]``)."""
+    from the kernel and the width of the layer's output map (followed from ``spec["input"]``)."""
+    from .nets._common import row_band
+
     out = dict(arrays)
     shape, pad = spec["input"]["shape"], int(spec["input"]["pad"])
     h, w = int(shape[0]) + 2 * pad, int(shape[1]) + 2 * pad
@@ -231,13 +233,9 @@ def band_matrices(spec: Mapping, arrays: Mapping) -> dict:
         if layer["type"] != "conv":
             continue
         kernel = np.asarray(arrays[layer["kernel"]], np.float32)
-        kh, kw, c_in, c_out = kernel.shape
+        kh, kw = kernel.shape[:2]
         w_out = w - kw + 1
-        band = np.zeros((kh, w, c_in, w_out, c_out), np.float32)
-        for j in range(kw):
-            for col in range(w_out):
-                band[:, col + j, :, col, :] = kernel[:, j]
-        out[f"{layer['name']}/band"] = band.reshape(kh * w * c_in, w_out * c_out)
+        out[f"{layer['name']}/band"] = row_band(kernel, w_out, xp=np)
         h, w = h - kh + 1, w_out
         if layer["pool"]:
             h, w = h // int(layer["pool"]), w // int(layer["pool"])
@@ -256,7 +254,7 @@ def apply(spec: Mapping, arrays: Mapping, x, *, chunk: int | None = None):
     import jax
     import jax.numpy as jnp
 
-    from .nets._common import conv_valid
+    from .nets._common import conv_valid, rows_product
 
     if chunk is not None and x.shape[0] > chunk:
         n = x.shape[0]
@@ -274,12 +272,7 @@ def apply(spec: Mapping, arrays: Mapping, x, *, chunk: int | None = None):
         if layer["type"] == "dense":
             x = x @ kernel + bias
         elif band is not None:
-            kh, kw, _, c_out = kernel.shape
-            b, h_in, w_in, c_in = x.shape
-            rows = x.reshape(b, h_in, w_in * c_in)
-            h = h_in - kh + 1
-            stacked = jnp.concatenate([rows[:, r:r + h] for r in range(kh)], axis=-1)
-            x = (stacked @ band).reshape(b, h, w_in - kw + 1, c_out) + bias
+            x = rows_product(x, band, *kernel.shape[:2]) + bias
         else:
             x = conv_valid(x, kernel) + bias
         if layer["activation"] == "tanh":

@@ -275,11 +275,17 @@ def test_registry_declares_the_papers_networks():
 
 
 @pytest.mark.parametrize("shape,features", [((3, 32, 32, 1), 6), ((3, 14, 14, 6), 16), ((3, 5, 5, 16), 120),
-                                            ((2, 32, 32, 3), 18), ((2, 9, 7, 4), 5)])
+                                            ((2, 32, 32, 3), 18), ((2, 9, 7, 4), 5), ((2, 15, 15, 1), 3),
+                                            ((2, 10, 6, 2), 4)])
 def test_conv_valid_patches_equals_xla_convolution(shape, features):
-    """The CPU lowering of LeNet-5's convolutions (shifted views, one matrix product) computes XLA's convolution, its
-    value and its gradients with respect to the kernel and the input, to float rounding."""
-    from bmrsparse.nets._common import conv_valid
+    """The CPU lowerings of LeNet-5's convolutions (shifted views, or image rows, one matrix product) compute XLA's
+    convolution, its value and its gradients with respect to the kernel and the input, to float rounding; the rows
+    lowering in tiles of 4 output columns for an image's 1-3 channels, the last tile cut (11 columns), and in whole
+    rows for feature maps or a row narrower than a tile."""
+    from bmrsparse.nets._common import ROW_TILE, conv_valid, row_tile
+
+    w_out = shape[2] - 4
+    assert row_tile(w_out, shape[-1]) == (ROW_TILE if shape[-1] <= 3 and w_out > ROW_TILE else w_out)
 
     x = jax.random.normal(jax.random.PRNGKey(0), shape)
     k = 0.2 * jax.random.normal(jax.random.PRNGKey(1), (5, 5, shape[-1], features))
