@@ -96,3 +96,29 @@ def test_bench_one_times_a_training_jobs_own_settings():
         bench.bench_one("fashion_mnist", "mlp", "bmr_ss", steps=2, epoch_steps=10, batch_size=16, settings=job)
     with pytest.raises(ValueError, match="unknown training setting 'batch'"):
         bench.bench_one("fashion_mnist", "mlp", "bmr_ss", steps=2, epoch_steps=10, settings={"batch": 16})
+
+
+def test_bench_one_reuse_compiles_once_and_starts_each_round_afresh(monkeypatch):
+    """reuse=True (rule time_steps' rounds): the second round of the same timing compiles nothing, starts from the
+    same initial state as the first (the same first-step loss), and gives the first compile's compile_s."""
+    from bmrsparse.train import Trainer
+
+    compiles, losses = [], []
+    real_compile, real_train = Trainer._compile, Trainer.train
+    monkeypatch.setattr(Trainer, "_compile", lambda self, state: (compiles.append(1), real_compile(self, state))[1])
+
+    def train(self, state, num_steps, **kw):
+        if num_steps == 1:  # the first (compiling) step: its loss
+            kw["on_loss"] = lambda n, dt, mean_losses: losses.append(mean_losses.tolist())
+        return real_train(self, state, num_steps, **kw)
+
+    monkeypatch.setattr(Trainer, "train", train)
+    monkeypatch.setattr(bench, "_TRAINERS", {})
+    job = {"batch_size": 16, "net": {"mlp": {"width": 8, "depth": 1}}}
+    rows = [bench.bench_one("fashion_mnist", "mlp", "flat_ff", steps=2, epoch_steps=10, settings=job, reuse=True)
+            for _ in range(2)]
+    assert len(compiles) == 1 and len(bench._TRAINERS) == 1
+    assert rows[0]["compile_s"] == rows[1]["compile_s"] and all(r["ms_per_step"] > 0 for r in rows)
+    assert losses[0] == losses[1]
+    bench.bench_one("fashion_mnist", "mlp", "flat_ff", steps=2, epoch_steps=10, settings=job)  # reuse=False
+    assert len(compiles) == 2 and len(bench._TRAINERS) == 1

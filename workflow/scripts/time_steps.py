@@ -4,7 +4,8 @@ The rule runs after every training job (it needs the collected metrics) as a job
 resources (its `threads`, GPU and memory; under the SLURM profile an sbatch job on a node like theirs). Each
 (dataset, arch) is timed with ``bmrsparse.bench.bench_one`` on synthetic images of the data set's shape, with the
 training jobs' own settings of that method, in the order Tiered-FF, BMR-S&S, BMR-S&S, Tiered-FF, ... (``repeats``
-runs of each, interleaved so that a drift of the machine's speed affects both alike).
+runs of each, interleaved so that a drift of the machine's speed affects both alike; each method compiled once,
+its later runs start from a fresh initial state with the compiled step kept).
 """
 
 import os
@@ -41,7 +42,7 @@ for dataset in params.datasets:
             order += list(params.methods) if r % 2 == 0 else list(reversed(params.methods))
         for run, method in enumerate(order):
             row = bench_one(dataset, arch, method, steps=params.steps, epoch_steps=params.epoch_steps,
-                            settings=params.settings[arch][method])
+                            settings=params.settings[arch][method], reuse=True)
             row.update(run=run, threads=snakemake.threads, xla_threads=xla_threads())
             rows.append(row)
             print(f"{dataset} {arch} {method}: {row['steps_per_s']:.1f} steps/s ({row['device']})", flush=True)
