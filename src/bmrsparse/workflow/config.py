@@ -82,7 +82,7 @@ class Evaluation:
     test_subset: int | None  #: the first this many test images (None: all)
     final_num_samples: int  #: samples of the evaluation of the last epoch (schedule.num_epochs)
     final_test_subset: int | None  #: test images of that evaluation (None: all)
-    eval_batch_size: int  #: test images per forward pass (memory only)
+    eval_batch_size: int  #: test images per forward pass (memory and speed only, not the numbers)
 
 
 @dataclass(frozen=True)
