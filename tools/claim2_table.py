@@ -7,7 +7,8 @@ authors' code (``../shared/tools/ref_bench.py fmnist``, one JSON line per run) a
 
 ``DIR`` holds ``[prefix_]{arch}_seed{S}_{method}.jsonl`` with method one of bmrss, tieredff, flatff, flatmap (the files
 ``ref_bench.py`` writes to stdout, one per method: SEED=S METHODS='BMR-S&S' ...). A seed counts only when all four
-methods are present for it.
+methods are present for it, and is not judged when one of them collapsed to chance-level predictions (its ECE and
+NLL then say nothing; :func:`bmrsparse.workflow.claims.claim_calibration`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bmrsparse.workflow.claims import HOLDS, claim_calibration
+from bmrsparse.data import NUM_CLASSES
+from bmrsparse.workflow.claims import HOLDS, NA, claim_calibration
 
 #: ref_bench's file tags -> our method names
 AUTHORS_METHODS = {"bmrss": "bmr_ss", "tieredff": "tiered_ff", "flatff": "flat_ff", "flatmap": "flat_map"}
@@ -51,28 +53,33 @@ def our_finals(metrics_csv: Path, dataset: str, arch: str) -> pd.DataFrame:
     return last[["seed", "method", "acc", "ece", "nll", "epoch"]].rename(columns={"epoch": "epochs"})
 
 
-def verdicts(finals: pd.DataFrame) -> list[tuple[int, str, str, pd.DataFrame]]:
+def verdicts(finals: pd.DataFrame, num_classes: int) -> list[tuple[int, str, str, pd.DataFrame]]:
     """(seed, verdict, evidence, the seed's rows) for every seed that has all four methods."""
     out = []
     for seed, rows in finals.groupby("seed", sort=True):
         if set(rows["method"]) >= set(FOUR):
-            verdict, evidence = claim_calibration(rows)
+            verdict, evidence = claim_calibration(rows, num_classes)
             out.append((int(seed), verdict, evidence, rows))
     return out
 
 
-def table(sides: dict[str, pd.DataFrame]) -> str:
+def table(sides: dict[str, pd.DataFrame], num_classes: int = 10) -> str:
     head = ["code", "seed"] + [f"{q} {m}" for q in ("ECE", "NLL") for m in FOUR] + ["claim 2"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     counts = {}
     for side, finals in sides.items():
-        judged = verdicts(finals)
-        counts[side] = (sum(v == HOLDS for _, v, _, _ in judged), len(judged))
-        for seed, verdict, _, rows in judged:
+        judged = verdicts(finals, num_classes)
+        left_out = [seed for seed, v, _, _ in judged if v == NA]
+        counts[side] = (sum(v == HOLDS for _, v, _, _ in judged), len(judged) - len(left_out), left_out)
+        for seed, verdict, evidence, rows in judged:
             by = rows.set_index("method")
             cells = [f"{by.loc[m, q]:.4f}" for q in ("ece", "nll") for m in FOUR]
-            lines.append("| " + " | ".join([side, str(seed), *cells, verdict]) + " |")
-    summary = " and ".join(f"in {k} of {n} seeds for {side}" for side, (k, n) in counts.items())
+            shown = f"{verdict} ({evidence})" if verdict == NA else verdict
+            lines.append("| " + " | ".join([side, str(seed), *cells, shown]) + " |")
+    summary = " and ".join(
+        f"in {k} of {n} seeds for {side}" + (f" (seed {', '.join(map(str, out))} not judged: a method collapsed)"
+                                             if out else "")
+        for side, (k, n, out) in counts.items())
     return "\n".join(lines) + f"\n\nOn this schedule claim 2 holds {summary}.\n"
 
 
@@ -91,7 +98,7 @@ def main(argv=None) -> int:
         sides["bmrsparse"] = pd.concat([our_finals(f, args.dataset, args.arch) for f in args.ours])
     if not sides:
         p.error("give --authors, --ours or both")
-    sys.stdout.write(table(sides))
+    sys.stdout.write(table(sides, NUM_CLASSES[args.dataset]))
     return 0
 
 

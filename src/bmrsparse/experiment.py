@@ -24,7 +24,7 @@ import pandas as pd
 from . import data as bdata
 from .io import atomic_write_verified
 from .methods import METHODS, get_method
-from .metrics import METRIC_COLUMNS
+from .metrics import METRIC_COLUMNS, at_chance
 from .nets import NETWORKS
 from .provenance import provenance
 from .settings import TrainingSettings
@@ -186,6 +186,11 @@ class _Stage:
         for i, (sd, m) in enumerate(zip(self.seeds, trainer.evaluate(state, epoch, samples, x, y))):
             print(f"epoch {epoch} seed {sd}: step {state.step} acc {m['acc']:.4f} ece {m['ece']:.4f} "
                   f"nll {m['nll']:.4f} pruned {m['pruned_fraction']:.4f}", flush=True)
+            if at_chance(m["acc"], trainer.num_classes):
+                print(f"warning: seed {sd} predicts at chance level after epoch {epoch} (acc {m['acc']:.4f}, nll "
+                      f"{m['nll']:.4f}; ln {trainer.num_classes} = {math.log(trainer.num_classes):.4f}): its "
+                      "posterior collapsed; the claims table leaves this seed out of claim 2 "
+                      "(docs/tiered-collapse.md)", flush=True)
             self.rows.append(
                 dict(dataset=self.dataset, arch=trainer.arch, method=trainer.method.name, seed=sd, epoch=epoch,
                      step=int(state.step), **m, seconds=seconds,

@@ -21,6 +21,8 @@ __all__ = [
     "METRIC_COLUMNS",
     "accuracy",
     "nll",
+    "CHANCE_MULTIPLE",
+    "at_chance",
     "ece_equal_mass",
     "ece_equal_width",
     "pruned_fraction",
@@ -60,6 +62,24 @@ def accuracy(probs, y) -> float:
     """Top-1 accuracy of the posterior-predictive mean."""
     probs, y = np.asarray(probs), np.asarray(y)
     return float(np.mean(np.argmax(probs, axis=-1) == y))
+
+
+#: A run whose top-1 accuracy is below this multiple of chance (``1 / num_classes``) is judged collapsed.
+CHANCE_MULTIPLE = 2.0
+
+
+def at_chance(acc: float, num_classes: int) -> bool:
+    r"""Whether a run with top-1 accuracy ``acc`` on ``num_classes`` labels predicts at about chance level: its
+    posterior collapsed (e.g. Tiered-FF when a seed's initial global scales :math:`v_l` are small enough that the
+    horseshoe prior switches every unit off before the likelihood's gradient arrives; docs/tiered-collapse.md).
+
+    Such a network predicts (nearly) the uniform distribution, so its ECE is near 0 and its NLL near
+    :math:`\ln K` by construction: neither says anything about calibration. The rule: ``acc < CHANCE_MULTIPLE /
+    num_classes`` (FashionMNIST and CIFAR-10: below 0.2; CIFAR-100: below 0.02). A NaN accuracy is not at chance.
+    """
+    if not (isinstance(num_classes, (int, np.integer)) and num_classes >= 2):
+        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+    return bool(acc < CHANCE_MULTIPLE / num_classes)
 
 
 def nll(probs, y) -> float:

@@ -89,7 +89,7 @@ class Trainer:
             learning_rate=float(model.settings.learning_rate or self.method.learning_rate))
         self.net, self.layers, self.head, self.built = model.net, model.layers, model.head, model.built
         self.preprocess, self.input_shape, self.image_shape = model.preprocess, model.input_shape, model.image_shape
-        self.n_data = model.n_data
+        self.n_data, self.num_classes = model.n_data, model.num_classes
         self.batch_size = int(settings.batch_size)
         # training.elbo: the mean-field guides' estimator; a point estimate (MAP) always uses TraceMeanField_ELBO
         elbo = TraceGraph_ELBO if settings.elbo == "trace_graph" and not self.method.point_estimate else None

@@ -7,6 +7,7 @@ import pytest
 
 from bmrsparse.metrics import (
     accuracy,
+    at_chance,
     ece_equal_mass,
     ece_equal_width,
     evaluate_probs,
@@ -34,6 +35,14 @@ HIT6 = [False, True, True, True, False, True]
 # ---------------------------------------------------------------------------------------------------------------------
 # accuracy and NLL
 # ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_at_chance_is_below_twice_one_over_the_classes():
+    assert at_chance(0.10, 10) and at_chance(0.199, 10) and not at_chance(0.2, 10) and not at_chance(0.86, 10)
+    assert at_chance(0.015, 100) and not at_chance(0.10, 100)
+    assert not at_chance(float("nan"), 10)
+    with pytest.raises(ValueError, match="num_classes must be an int >= 2"):
+        at_chance(0.1, 1)
 
 
 def test_accuracy():

@@ -263,6 +263,24 @@ def test_stage_logs_progress_and_the_elbo_of_each_epoch(fmnist_small, tmp_path, 
     assert df["elbo"].notna().all() and (df["elbo"] < 0).all()  # minus the training loss of the last steps
 
 
+def test_stage_warns_when_a_seed_predicts_at_chance(fmnist_small, tmp_path, capsys, monkeypatch):
+    """A collapsed posterior (Tiered-FF from a seed with small initial global scales) is named in the job's log."""
+    from bmrsparse.train import Trainer
+
+    evaluate = Trainer.evaluate
+
+    def reported(acc):
+        return lambda self, *args, **kw: [dict(m, acc=acc, nll=2.3026) for m in evaluate(self, *args, **kw)]
+
+    monkeypatch.setattr(Trainer, "evaluate", reported(0.1))
+    _stage(fmnist_small, tmp_path, "flat_ff", [5], chunk_size=5)
+    out = capsys.readouterr().out
+    assert "warning: seed 0 predicts at chance level after epoch 0 (acc 0.1000, nll 2.3026; ln 10 = 2.3026)" in out
+    monkeypatch.setattr(Trainer, "evaluate", reported(0.2))  # twice chance: a poor network, not a collapse
+    _stage(fmnist_small, tmp_path, "flat_ff", [5], chunk_size=5, tag="healthy")
+    assert "predicts at chance" not in capsys.readouterr().out
+
+
 def test_state_layers_reads_masks_and_posteriors_per_layer(tmp_path):
     """bmrsparse.state.state_layers gives each layer's keep-masks and q(w_hat) of one seed, without the file's layout."""
     import jax

@@ -56,3 +56,19 @@ def test_each_seed_is_judged_at_its_last_epoch_and_incomplete_seeds_are_left_out
 def test_without_inputs_it_says_what_to_give():
     done = subprocess.run([sys.executable, str(TOOL)], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 2 and "give --authors, --ours or both" in done.stderr
+
+
+def test_a_seed_whose_tiered_ff_collapsed_is_not_judged(tmp_path):
+    # our seed 1's Tiered-FF at chance (acc .10, NLL ln 10): its ECE .0144 would rank first, vacuously
+    _ours(tmp_path / "metrics.csv")
+    df = pd.read_csv(tmp_path / "metrics.csv")
+    down = (df.seed == 1) & (df.method == "tiered_ff") & (df.epoch == 5)
+    df.loc[down, ["acc", "ece", "nll"]] = [.10, .0144, 2.3026]
+    df.to_csv(tmp_path / "metrics.csv", index=False)
+    done = subprocess.run([sys.executable, str(TOOL), "--ours", str(tmp_path / "metrics.csv")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    seed1 = [line for line in done.stdout.splitlines() if line.startswith("| bmrsparse | 1 |")][0]
+    assert "not applicable (not judged: tiered_ff collapsed to chance-level predictions (acc tiered_ff 0.1)" in seed1
+    assert done.stdout.rstrip().endswith(
+        "claim 2 holds in 1 of 1 seeds for bmrsparse (seed 1 not judged: a method collapsed).")

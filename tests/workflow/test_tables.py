@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 from conftest import FINAL, METHODS, make_metrics
 
 from bmrsparse.io import atomic_write_verified
 from bmrsparse.workflow import tables
-from bmrsparse.workflow.claims import paper_claims
+from bmrsparse.workflow.claims import collapsed, paper_claims
 from bmrsparse.workflow.tables import (collect_metrics, describe_settings, final_metrics, read_metrics, to_markdown,
                                        write_table)
 
@@ -103,6 +105,23 @@ def test_paper_claims_judged_per_seed():
     assert everywhere["seeds"] == "2 of 3" and everywhere["verdict"] == "does not hold"
     row = claims[(claims.claim_id == 1) & (claims.scope == "all")].iloc[0]
     assert row["seeds"] == "3 of 3" and row["verdict"] == "holds"
+
+
+def test_a_seed_where_a_method_collapsed_is_not_judged_on_claim_2():
+    metrics = make_metrics(archs=("mlp",), seeds=(0, 1, 2))
+    # seed 1's Tiered-FF predicts at chance (the posterior collapsed): ECE ~0 would rank it first by construction
+    last = (metrics.seed == 1) & (metrics.method == "tiered_ff") & (metrics.epoch == metrics.epoch.max())
+    metrics.loc[last, ["acc", "ece", "nll"]] = [0.1, 0.001, math.log(10)]
+    claims = paper_claims(metrics)
+    row = claims[(claims.claim_id == 2) & (claims.scope == "fashion_mnist / mlp")].iloc[0]
+    assert row["seeds"] == "2 of 2" and row["verdict"] == "holds"
+    assert "seed 1 not judged: tiered_ff collapsed to chance-level predictions (acc tiered_ff 0.1)" in row["evidence"]
+    # claim 1 is about the accuracies themselves: the collapsed seed counts, and fails
+    row = claims[(claims.claim_id == 1) & (claims.scope == "fashion_mnist / mlp")].iloc[0]
+    assert row["seeds"] == "2 of 3" and row["evidence"].endswith("fails in seed(s) 1")
+    # CIFAR-100's chance is .01: .1 there is a (poor) network, not a collapse
+    assert collapsed(metrics[last].assign(dataset="cifar100")) == []
+    assert collapsed(metrics[last]) == ["tiered_ff"]
 
 
 def test_speed_claim_from_a_timing_taken_alone():

@@ -22,7 +22,9 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..data import NUM_CLASSES
 from ..methods import METHODS
+from ..metrics import at_chance
 from ..nets import NETWORKS
 from .tables import final_metrics, last_epochs as _last_epochs
 
@@ -65,11 +67,30 @@ def _claim_accuracy(scope: pd.DataFrame, tolerance: float) -> tuple[str, str]:
     return verdict, f"max - min = {100 * spread:.2f} points (tolerance {100 * tolerance:g}); acc: {accs}"
 
 
-def claim_calibration(scope: pd.DataFrame) -> tuple[str, str]:
+def collapsed(scope: pd.DataFrame, num_classes: int | None = None) -> list[str]:
+    """The methods in ``scope`` (rows with ``method`` and ``acc``) that predict at chance level
+    (:func:`bmrsparse.metrics.at_chance`); ``num_classes`` defaults to the scope's ``dataset``'s."""
+    if num_classes is None:
+        datasets = set(scope["dataset"]) if "dataset" in scope else set()
+        if len(datasets) != 1:
+            raise ValueError(f"give num_classes: the scope has datasets {sorted(datasets)}")
+        num_classes = NUM_CLASSES[datasets.pop()]
+    return [m for m, a in zip(scope["method"], scope["acc"]) if at_chance(float(a), int(num_classes))]
+
+
+def claim_calibration(scope: pd.DataFrame, num_classes: int | None = None) -> tuple[str, str]:
+    """Claim 2 on one scope (one seed's, or the mean over seeds): "not applicable" when bmr_ss or tiered_ff is
+    missing, or when one of the paper's four methods collapsed to chance-level predictions (its ECE is then
+    near 0 and its NLL near ln K by construction, so a ranking by ECE would crown it)."""
     methods = set(scope["method"])
     if not {"bmr_ss", "tiered_ff"} <= methods:
         return NA, f"needs bmr_ss and tiered_ff; the grid has {sorted(methods)}"
     scope = scope[scope["method"].isin(PAPER_METHODS)]  # the paper's comparison: its four methods
+    down = collapsed(scope, num_classes)
+    if down:
+        accs = ", ".join(f"{m} {_fmt(a)}" for m, a in zip(scope["method"], scope["acc"]) if m in down)
+        return NA, (f"not judged: {', '.join(down)} collapsed to chance-level predictions (acc {accs}), so its ECE "
+                    "and NLL say nothing about calibration")
     verdicts, parts = [], []
     for column in ("ece", "nll"):
         ranked = scope.sort_values(column, kind="stable")
@@ -201,16 +222,19 @@ def _judge(claim_id: int, scope: pd.DataFrame, dataset: str, arch: str, acc_tole
 
 
 def _per_seed(claim_id: int, here: pd.DataFrame, dataset: str, arch: str, tolerance: float, threshold: float,
-              seed_ok: dict) -> dict[int, bool]:
-    """Whether the claim holds in each seed of one scope (seeds where it does not apply are left out); ``seed_ok``
+              seed_ok: dict) -> tuple[dict[int, bool], list[str]]:
+    """Whether the claim holds in each seed of one scope (seeds where it does not apply are left out), and why each
+    seed where it applies but cannot be decided was left out (claim 2: a method collapsed); ``seed_ok``
     accumulates, per seed, whether it holds in every scope so far."""
-    per_seed = {}
+    per_seed, not_judged = {}, []
     for seed, seed_scope in here.groupby("seed", sort=True):
-        verdict, _ = _judge(claim_id, seed_scope, dataset, arch, tolerance, threshold)
+        verdict, evidence = _judge(claim_id, seed_scope, dataset, arch, tolerance, threshold)
         if verdict != NA:
             per_seed[int(seed)] = verdict == HOLDS
             seed_ok[int(seed)] = seed_ok.get(int(seed), True) and verdict == HOLDS
-    return per_seed
+        elif evidence.startswith("not judged"):  # the claim applies, but this seed's numbers cannot decide it
+            not_judged.append(f"seed {int(seed)} {evidence}")
+    return per_seed, not_judged
 
 
 def _scope_verdict(claim_id: int, scope: pd.DataFrame, last: pd.DataFrame, dataset: str, arch: str, *,
@@ -224,7 +248,9 @@ def _scope_verdict(claim_id: int, scope: pd.DataFrame, last: pd.DataFrame, datas
     verdict, evidence = _judge(claim_id, scope, dataset, arch, tolerance, threshold)
     gain = _claim_speed(scope)[2] if claim_id == 4 else float("nan")
     here = last[(last["dataset"] == dataset) & (last["arch"] == arch)]
-    per_seed = _per_seed(claim_id, here, dataset, arch, tolerance, threshold, seed_ok)
+    per_seed, not_judged = _per_seed(claim_id, here, dataset, arch, tolerance, threshold, seed_ok)
+    if not_judged:
+        evidence = f"{evidence}; {'; '.join(not_judged)}"
     if not per_seed:
         return NA, evidence, "", gain
     n_hold = sum(per_seed.values())

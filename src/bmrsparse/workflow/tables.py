@@ -140,6 +140,7 @@ def final_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def last_epochs(metrics: pd.DataFrame) -> pd.DataFrame:
     """Each (dataset, arch, method, seed)'s row of its last epoch, with the method's mean training speed."""
+    metrics = metrics.reset_index(drop=True)  # idxmax's labels must name one row each (concatenated tables repeat)
     last = metrics.loc[metrics.groupby(["dataset", "arch", "method", "seed"])["epoch"].idxmax()].copy()
     speed = _speed_rows(metrics).groupby(["dataset", "arch", "method", "seed"])["steps_per_s"].mean()
     last["steps_per_s"] = [speed.get(k, np.nan) for k in zip(last["dataset"], last["arch"], last["method"],
