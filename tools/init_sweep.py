@@ -2,7 +2,7 @@
 and print, per seed, the initial per-layer global scales and the accuracy after each stretch of steps.
 
     python tools/init_sweep.py DATA.npz [--method tiered_ff] [--arch mlp] [--seeds 0-11] [--steps 250,250,500]
-                               [--configfile config/config.yaml] [--swap A:B ...]
+                               [--configfile config/config.yaml] [--swap A:B ...] [--init-only]
 
 ``DATA.npz`` is a prepared data set (``results/data/fashion_mnist.npz``); the training settings are the config's for
 ``--method`` on ``--arch`` (the settings a workflow job of that method gets). For the tiered model the printed scale
@@ -51,6 +51,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", default="250,250,500", type=lambda t: [int(s) for s in t.split(",")])
     p.add_argument("--configfile", default="config/config.yaml")
     p.add_argument("--test-images", type=int, default=1000, help="test images per evaluation (10 samples)")
+    p.add_argument("--init-only", action="store_true", help="print the initial scales and stop (no training)")
     p.add_argument("--swap", action="append", default=[], metavar="A:B",
                    help="seed B starts from seed A's initial global scales (tiered model)")
     args = p.parse_args(argv)
@@ -85,6 +86,8 @@ def main(argv=None) -> int:
         for seed, row in zip(args.seeds, scales):
             print(f"seed {seed}: initial ln(v/tau0) per layer [{', '.join(f'{x:+.2f}' for x in row)}], "
                   f"sum {row.sum():+.2f}")
+    if args.init_only:
+        return 0
     done = 0
     for n in args.steps:
         state, _ = trainer.train(state, n, chunk_size=min(n, 50), progress=False)
