@@ -118,6 +118,20 @@ def test_speedup_figure_draws_every_panel_with_readable_speedup_ticks():
         assert ax.get_xlim()[0] <= 0.4 and ax.get_xlim()[1] >= 1.1
     annotations = [c.get_text() for ax in fig.axes for c in ax.texts]
     assert any(text.startswith("MACs /") for text in annotations)
+    assert "MACs /31" in annotations and "MACs /1" not in annotations  # a compact network that removed nothing
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    for ax in fig.axes:  # tick labels apart from each other; every label inside its panel
+        ticks = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+        assert all(a.x1 < b.x0 for a, b in zip(ticks, ticks[1:])), [t.get_text() for t in ax.get_xticklabels()]
+        box = ax.get_window_extent(renderer)
+        for text in ax.texts:
+            extent = text.get_window_extent(renderer)
+            assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0 and extent.y1 <= box.y1, (
+                text.get_text(), extent, box)
     with pytest.raises(ValueError, match="column"):
         plot_speedup_accuracy(pd.DataFrame(rows).drop(columns="speedup"))
 
