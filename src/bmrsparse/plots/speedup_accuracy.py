@@ -22,8 +22,9 @@ _MARKERS = {"dense": "o", "masked": "s", "bcoo": "^", "compact": "*"}
 
 def _speedup_axis(ax, values) -> None:
     """A log x-axis of speed-ups labelled ``0.5x``, ``1x``, ``2x``, ``5x`` ... at 1-2-5 steps only (no minor labels,
-    which overlap when the range is narrow; 1-5 or 1 steps over more than 1.6 or 2.6 decades), spanning at least a factor of 4 around 1 and the data, with the
-    rightmost point at most about three quarters of the way across (room for its label)."""
+    which overlap when the range is narrow; 1-5 or 1 steps over more than 1.6 or 2.6 decades), spanning at least a
+    factor of 4 around 1 and the data, with the rightmost point at most about three quarters of the way across (room
+    for its label)."""
     lo = min(0.5, 0.8 * min(values))
     top = max(values)
     hi = max(2.0, top * max(1.25, (top / lo) ** 0.3))
