@@ -42,15 +42,11 @@ def main(argv=None):
     import numpy as np
     import ref_bench as rb  # noqa: PLC0415 (the authors' code, found through BMR4PML_DIR)
     from jax import random as jr
-    from numpyro import handlers
-    from numpyro.infer import SVI
 
     train, _ = rb.load_fmnist(a.data)
     if a.tiered_scales:
         return tiered_scales(rb, train, *map(int, a.tiered_scales.split("-")))
-    reg, _ = rb.regression("BMR-S&S", rb.make_net("mlp", (1, 28, 28), 10, jr.PRNGKey(137)))
-    n = train["image"].shape[0]
-    svi = SVI(handlers.scale(reg.model, 1 / n), handlers.scale(reg.guide, 1 / n), reg.optim, reg.loss)
+    _, svi, _ = _mlp_svi(rb, "BMR-S&S", train)
     _, key = jr.split(jr.PRNGKey(a.seed))  # fit_and_test: key, _key = split(key); svi.init(_key, ...)
     state = svi.init(key, train["image"], y=train["label"], batch_size=128, with_hyperprior=False)
     params = jax.device_get(svi.get_params(state))
@@ -59,16 +55,24 @@ def main(argv=None):
           [round(float(params[f"layer{i}.weight.c_inv_sqr.loc"]), 4) for i in range(6)])
 
 
-def tiered_scales(rb, train, first: int, last: int) -> None:
-    """The authors' Tiered-FF MLP: each seed's initial ln(v_l / tau0) per layer and their sum (one line per seed)."""
-    import jax
+def _mlp_svi(rb, method: str, train):
+    """``(regression, SVI, with_hyperprior)`` of the authors' ``method`` on the MLP 5 x 400, scaled per datum as
+    ``ref_bench.py`` fits it."""
     from jax import random as jr
     from numpyro import handlers
     from numpyro.infer import SVI
 
-    reg, hyper = rb.regression("Tiered-FF", rb.make_net("mlp", (1, 28, 28), 10, jr.PRNGKey(137)))
+    reg, hyper = rb.regression(method, rb.make_net("mlp", (1, 28, 28), 10, jr.PRNGKey(137)))
     n = train["image"].shape[0]
-    svi = SVI(handlers.scale(reg.model, 1 / n), handlers.scale(reg.guide, 1 / n), reg.optim, reg.loss)
+    return reg, SVI(handlers.scale(reg.model, 1 / n), handlers.scale(reg.guide, 1 / n), reg.optim, reg.loss), hyper
+
+
+def tiered_scales(rb, train, first: int, last: int) -> None:
+    """The authors' Tiered-FF MLP: each seed's initial ln(v_l / tau0) per layer and their sum (one line per seed)."""
+    import jax
+    from jax import random as jr
+
+    _, svi, hyper = _mlp_svi(rb, "Tiered-FF", train)
     x, y = train["image"][:128], train["label"][:128]  # the data do not change the parameters' initial values
     init = jax.jit(lambda key: svi.get_params(svi.init(key, x, y=y, batch_size=128, with_hyperprior=hyper)))
     for seed in range(first, last + 1):

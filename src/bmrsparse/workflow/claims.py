@@ -51,6 +51,8 @@ BASELINE_METHODS = ("magnitude_ss", "snr_ss")
 #: Claim 3's exception, as the paper states it: LeNet-5 on FashionMNIST (dataset, network).
 PRUNING_EXCEPTION = ("fashion_mnist", "lenet")
 HOLDS, FAILS, NA = "holds", "does not hold", "not applicable"
+#: How the evidence of a "not applicable" seed starts when the claim applies but its numbers cannot decide it.
+NOT_JUDGED = "not judged"
 
 
 def _fmt(x: float, digits: int = 4) -> str:
@@ -89,7 +91,7 @@ def claim_calibration(scope: pd.DataFrame, num_classes: int | None = None) -> tu
     down = collapsed(scope, num_classes)
     if down:
         accs = ", ".join(f"{m} {_fmt(a)}" for m, a in zip(scope["method"], scope["acc"]) if m in down)
-        return NA, (f"not judged: {', '.join(down)} collapsed to chance-level predictions (acc {accs}), so its ECE "
+        return NA, (f"{NOT_JUDGED}: {', '.join(down)} collapsed to chance-level predictions (acc {accs}), so its ECE "
                     "and NLL say nothing about calibration")
     verdicts, parts = [], []
     for column in ("ece", "nll"):
@@ -232,7 +234,7 @@ def _per_seed(claim_id: int, here: pd.DataFrame, dataset: str, arch: str, tolera
         if verdict != NA:
             per_seed[int(seed)] = verdict == HOLDS
             seed_ok[int(seed)] = seed_ok.get(int(seed), True) and verdict == HOLDS
-        elif evidence.startswith("not judged"):  # the claim applies, but this seed's numbers cannot decide it
+        elif evidence.startswith(NOT_JUDGED):  # the claim applies, but this seed's numbers cannot decide it
             not_judged.append(f"seed {int(seed)} {evidence}")
     return per_seed, not_judged
 
